@@ -1,0 +1,68 @@
+"""The typed interface between the monitor and the inference engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["AAMI_SYMBOLS", "Beat", "BeatClassifier", "LabeledBeat", "UnclassifiedClassifier"]
+
+#: AAMI EC57 class -> the MIT-BIH symbol written for it in annotation files.
+AAMI_SYMBOLS = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
+
+
+@dataclass(frozen=True, eq=False)
+class Beat:
+    """One detected beat, as the engine receives it.
+
+    Sample indices are in the source stream's own indexing and rate; RR
+    intervals are in seconds (``None`` where not known: first beat, or no next
+    beat within the wait limit). ``window`` holds the detection lead in mV,
+    ``window[0]`` being sample ``window_start``.
+    """
+
+    stream: str
+    sample: int
+    fs: float
+    rr_prev: float | None
+    rr_next: float | None
+    rr_local: float | None  # mean of the last 8 RR intervals
+    rr_mean: float | None  # long-running mean RR of this stream
+    window: NDArray[np.float32]
+    window_start: int
+    ready_at: float  # monotonic time the beat became ready for the engine
+
+
+@dataclass(frozen=True)
+class LabeledBeat:
+    """A beat with its AAMI class (``N``, ``S``, ``V``, ``F`` or ``Q``)."""
+
+    beat: Beat
+    label: str
+
+    @property
+    def symbol(self) -> str:
+        """MIT-BIH annotation symbol for the label."""
+        return AAMI_SYMBOLS[self.label]
+
+
+@runtime_checkable
+class BeatClassifier(Protocol):
+    """Anything that turns a batch of beats into one AAMI class per beat."""
+
+    name: str
+
+    def classify(self, beats: Sequence[Beat]) -> list[str]: ...
+
+
+class UnclassifiedClassifier:
+    """Labels every beat ``Q`` (unclassified): used when no trained model is loaded."""
+
+    name = "unclassified"
+
+    def classify(self, beats: Sequence[Beat]) -> list[str]:
+        return ["Q"] * len(beats)

@@ -1,0 +1,68 @@
+"""Real-time ECG arrhythmia monitor: ingest, detection, alarms, outputs."""
+
+from typing import TYPE_CHECKING, Any
+
+from monitor._annotations import ANNOTATION_EXT, AnnotationWriter
+from monitor._detector import DetectorConfig, StreamingDetector
+from monitor._errors import (
+    ConfigError,
+    EcgMonitorError,
+    FrameError,
+    RecordError,
+    RecordNotFoundError,
+    SourceError,
+)
+from monitor._ring import RingBuffer, SequenceTracker
+from monitor._scoring import BEAT_SYMBOLS, MatchResult, match_beats, reference_beats
+from monitor._stream import Ingest, StreamConfig, StreamProcessor, StreamStats
+from monitor._view import LiveView
+from monitor._wire import DataFrame, EndOfStream, decode_frame, encode_data, encode_eos
+
+__all__ = [
+    "ANNOTATION_EXT",
+    "BEAT_SYMBOLS",
+    "AnnotationWriter",
+    "ConfigError",
+    "DataFrame",
+    "DetectorConfig",
+    "EcgMonitorError",
+    "EndOfStream",
+    "FrameError",
+    "Ingest",
+    "LiveView",
+    "MatchResult",
+    "Monitor",
+    "MonitorConfig",
+    "RecordError",
+    "RecordNotFoundError",
+    "RecordSummary",
+    "RingBuffer",
+    "SequenceTracker",
+    "Source",
+    "SourceError",
+    "StreamConfig",
+    "StreamProcessor",
+    "StreamStats",
+    "StreamingDetector",
+    "decode_frame",
+    "encode_data",
+    "encode_eos",
+    "match_beats",
+    "parse_source",
+    "reference_beats",
+]
+
+# The application layer needs `replay`, which itself needs this package's wire
+# format and errors: load it on first use to keep the import graph acyclic.
+_LAZY = {"Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"}
+
+if TYPE_CHECKING:
+    from monitor._app import Monitor, MonitorConfig, RecordSummary, Source, parse_source
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from monitor import _app
+
+        return getattr(_app, name)
+    raise AttributeError(f"module 'monitor' has no attribute {name!r}")

@@ -1,0 +1,79 @@
+"""WFDB annotation output: one ``<stream>.mon`` file per stream."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import wfdb
+
+from engine import LabeledBeat
+from monitor._errors import ConfigError
+
+__all__ = ["ANNOTATION_EXT", "AnnotationWriter"]
+
+log = logging.getLogger(__name__)
+
+ANNOTATION_EXT = "mon"
+
+
+@dataclass
+class _Track:
+    fs: float
+    samples: list[int] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    written: bool = False
+
+
+class AnnotationWriter:
+    """Collects labelled beats per stream and writes ``DIR/<stream>.mon`` with wfdb.
+
+    Samples are in the stream's own indexing and the file carries the stream's
+    sampling rate, so ``wfdb.rdann(DIR/<stream>, 'mon')`` lines up with the
+    source record. A file is written when its stream ends and again on shutdown;
+    a stream without beats gets a file holding one comment annotation.
+    """
+
+    def __init__(self, directory: str | Path) -> None:
+        self.dir = Path(directory)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(f"--annotations {directory!s}: cannot create the folder ({exc})") from None
+        self._tracks: dict[str, _Track] = {}
+
+    def add(self, beats: list[LabeledBeat]) -> None:
+        for lb in beats:
+            track = self._tracks.get(lb.beat.stream)
+            if track is None:
+                track = self._tracks[lb.beat.stream] = _Track(lb.beat.fs)
+            track.samples.append(lb.beat.sample)
+            track.symbols.append(lb.symbol)
+            track.written = False
+
+    def register(self, stream: str, fs: float) -> None:
+        """Make sure a stream gets a file even if it never has a beat."""
+        self._tracks.setdefault(stream, _Track(fs))
+
+    def path(self, stream: str) -> Path:
+        return self.dir / f"{stream}.{ANNOTATION_EXT}"
+
+    def write(self, stream: str) -> Path:
+        track = self._tracks[stream]
+        if track.samples:
+            order = np.argsort(np.asarray(track.samples, dtype=np.int64), kind="stable")
+            samples = np.asarray(track.samples, dtype=np.int64)[order]
+            symbols = [track.symbols[i] for i in order]
+            aux = None
+        else:
+            samples = np.zeros(1, dtype=np.int64)
+            symbols = ['"']
+            aux = ["no beats detected"]
+        wfdb.wrann(stream, ANNOTATION_EXT, samples, symbols, aux_note=aux, fs=track.fs, write_dir=str(self.dir))
+        track.written = True
+        return self.path(stream)
+
+    def write_all(self) -> list[Path]:
+        return [self.write(s) for s, t in self._tracks.items() if not t.written]

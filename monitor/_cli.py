@@ -1,0 +1,116 @@
+"""``ecg-monitor``: run the monitor on a replay or on live devices."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from monitor._app import Monitor, MonitorConfig, parse_source
+from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging
+from monitor._errors import EcgMonitorError
+from monitor._scoring import MatchResult
+from monitor._stream import StreamConfig
+from monitor._view import LiveView
+from replay._publisher import ReplayConfig, parse_speed
+
+__all__ = ["main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ecg-monitor",
+        description="Real-time ECG monitor. Every flag falls back to an ECG_MONITOR_<FLAG> environment variable.",
+        formatter_class=EnvHelpFormatter,
+    )
+    p.add_argument(
+        "--source",
+        default=env_default("SOURCE"),
+        help="replay:100 | replay:100,101 | replay:mitdb | replay:PATH/TO/RECORD | tcp://*:5555 | ipc://PATH",
+    )
+    p.add_argument("--data-dir", default=env_default("DATA"), help="folder of WFDB records (ECG_MONITOR_DATA)")
+    p.add_argument("--speed", default=env_default("SPEED", "1"), help="replay speed: multiple of real time, or 'max'")
+    p.add_argument("--chunk-ms", type=float, default=float(env_default("CHUNK_MS", 100)), help="replay chunk length")
+    p.add_argument("--loop", action="store_true", default=env_flag("LOOP"), help="replay records in a loop")
+    p.add_argument("--lead", type=int, default=int(env_default("LEAD", 0)), help="channel used for detection")
+    p.add_argument("--annotations", default=env_default("ANNOTATIONS"), help="write DIR/<stream>.mon WFDB files")
+    p.add_argument(
+        "--view",
+        choices=("auto", "live", "plain", "off"),
+        default=env_default("VIEW", "auto"),
+        help="live: redraw in place; plain: lines; auto: live on a terminal",
+    )
+    p.add_argument("--beats", action="store_true", default=env_flag("BEATS"), help="print a line per beat")
+    p.add_argument("--offline", action="store_true", default=env_flag("OFFLINE"), help="never download records")
+    p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
+    return p
+
+
+def _summary(monitor: Monitor, wall: float) -> str:
+    lines = [s.line() for s in monitor.summaries]
+    matches = [s.match for s in monitor.summaries if s.match is not None]
+    duration = sum(s.duration_s for s in monitor.summaries)
+    total = f"total: {len(monitor.summaries)} streams, {monitor.labeled} beats, "
+    total += f"{duration / 3600:.2f} h of ECG in {wall:.1f} s"
+    if wall > 0:
+        total += f" ({duration / wall:.0f}x real time)"
+    if matches:
+        m = sum(matches, MatchResult(0, 0, 0))
+        total += f"; TP {m.tp} FP {m.fp} FN {m.fn}, Se {m.se:.2f} +P {m.ppv:.2f} F1 {m.f1:.2f}"
+    lines.append(total)
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    if not args.source:
+        parser.error("--source is required (or set ECG_MONITOR_SOURCE), e.g. --source replay:100")
+    try:
+        speed = parse_speed(args.speed)
+        source = parse_source(args.source, args.data_dir, offline=args.offline or None)
+        config = MonitorConfig(
+            stream=StreamConfig(lead=args.lead),
+            replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=speed, loop=args.loop),
+            annotations=Path(args.annotations) if args.annotations else None,
+        )
+    except EcgMonitorError as exc:
+        print(f"ecg-monitor: error: {exc}", file=sys.stderr)
+        return 2
+    view = None
+    if args.view != "off":
+        interactive = {"auto": None, "live": True, "plain": False}[args.view]
+        view = LiveView(interactive=interactive, beats=args.beats, interval=1.0 if interactive is not False else 10.0)
+    monitor = Monitor(source, config, view=view)
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        monitor.stop()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    if source.endpoint:
+        print(f"ecg-monitor: listening on {source.endpoint}", file=sys.stderr)
+    t0 = time.monotonic()
+    try:
+        code = monitor.run()
+    except EcgMonitorError as exc:
+        print(f"ecg-monitor: error: {exc}", file=sys.stderr)
+        return 2
+    wall = time.monotonic() - t0
+    if source.is_replay:
+        print(_summary(monitor, wall), flush=True)
+    if monitor.replayer is not None and monitor.replayer.error is not None:
+        err = monitor.replayer.error
+        print(f"ecg-monitor: error: replay failed: {err}", file=sys.stderr)
+    if config.annotations:
+        print(f"annotations written to {config.annotations}/", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

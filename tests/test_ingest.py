@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from monitor import Ingest, StreamConfig, encode_data, encode_eos
+from tests.conftest import lead_mv
+
+KW = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])
+
+
+def frames_of(x: np.ndarray, stream: str, fs: float, chunk: int) -> list[list[bytes]]:
+    out = []
+    for k, i in enumerate(range(0, x.size, chunk)):
+        out.append(encode_data(stream, k, i, fs, x[i : i + chunk, None].astype("<f4"), **KW))  # type: ignore[arg-type]
+    out.append(encode_eos(stream, len(out), x.size))
+    return out
+
+
+def test_beats_carry_window_and_rr_context(mitdb: Path) -> None:
+    x, fs = lead_mv(mitdb, "100", seconds=60)
+    ingest = Ingest()
+    beats = [b for parts in frames_of(x, "a", fs, 36) for b in ingest.on_message(parts)]
+    assert 60 < len(beats) < 90
+    b = beats[10]
+    cfg = StreamConfig()
+    assert b.stream == "a" and b.fs == fs
+    assert b.window.shape == (round(cfg.window_pre_s * fs) + round(cfg.window_post_s * fs),)
+    assert b.window_start == b.sample - round(cfg.window_pre_s * fs)
+    np.testing.assert_allclose(b.window, x[b.window_start : b.window_start + b.window.size], atol=1e-6)
+    assert b.rr_prev == (b.sample - beats[9].sample) / fs
+    assert b.rr_next == (beats[11].sample - b.sample) / fs
+    assert beats[0].rr_prev is None
+    assert ingest.streams["a"].stats.ended
+
+
+def test_a_bad_stream_never_disturbs_another(mitdb: Path) -> None:
+    x, fs = lead_mv(mitdb, "100", seconds=60)
+    clean = Ingest()
+    expected = [b.sample for p in frames_of(x, "good", fs, 36) for b in clean.on_message(p)]
+
+    ingest = Ingest()
+    got = []
+    garbage = [[b"not json", b"123"], [b"{}"], [], [b"x" * 10000]]
+    bad = frames_of(np.full(x.size, np.nan), "bad", fs, 36)
+    for k, parts in enumerate(frames_of(x, "good", fs, 36)):
+        got.extend(b.sample for b in ingest.on_message(parts) if b.stream == "good")
+        ingest.on_message(garbage[k % len(garbage)])
+        if k < len(bad):
+            ingest.on_message(bad[k])
+    assert got == expected
+    assert sum(ingest.rejected.values()) == len(frames_of(x, "good", fs, 36))
+    assert ingest.streams["bad"].stats.beats == 0
+    assert ingest.streams["bad"].stats.nan_samples == x.size
+
+
+def test_gaps_are_counted_and_filled(mitdb: Path) -> None:
+    x, fs = lead_mv(mitdb, "100", seconds=60)
+    frames = frames_of(x, "s", fs, 360)
+    ingest = Ingest()
+    for k, parts in enumerate(frames[:-1]):
+        if k in (10, 11):
+            continue  # two frames lost on the network
+        ingest.on_message(parts)
+    ingest.on_message(frames[10])  # one shows up late
+    ingest.on_message(frames[20])  # and a duplicate
+    ingest.on_message(frames[-1])
+    ingest.on_message(frames[5])  # data after the end of the stream
+    proc = ingest.streams["s"]
+    assert proc.tracker.frames_missing == 2 and proc.tracker.samples_missing == 720
+    assert proc.stats.rejected["reordered"] == 1 and proc.stats.rejected["duplicate"] == 1
+    assert proc.samples_end == x.size
+    assert proc.stats.ended and proc.stats.rejected["after_eos"] == 1
+
+
+def test_format_change_mid_stream_is_rejected_and_counted() -> None:
+    ingest = Ingest()
+    x = np.zeros((360, 1), dtype="<f4")
+    ingest.on_message(encode_data("s", 0, 0, 360.0, x, **KW))  # type: ignore[arg-type]
+    ingest.on_message(encode_data("s", 1, 360, 250.0, x, **KW))  # type: ignore[arg-type]
+    assert ingest.streams["s"].stats.rejected["format_changed"] == 1
+
+
+def test_stream_count_is_bounded_and_unsupported_rates_rejected() -> None:
+    ingest = Ingest(StreamConfig(max_streams=2))
+    x = np.zeros((10, 1), dtype="<f4")
+    for name in ("a", "b", "c"):
+        ingest.on_message(encode_data(name, 0, 0, 360.0, x, **KW))  # type: ignore[arg-type]
+    assert set(ingest.streams) == {"a", "b"} and ingest.rejected["too_many_streams"] == 1
+    ingest2 = Ingest()
+    ingest2.on_message(encode_data("slow", 0, 0, 5.0, x, **KW))  # type: ignore[arg-type]
+    assert ingest2.rejected["unsupported"] == 1 and not ingest2.streams
+
+
+def test_lead_beyond_channels_is_rejected() -> None:
+    ingest = Ingest(StreamConfig(lead=3))
+    ingest.on_message(encode_data("s", 0, 0, 360.0, np.zeros((10, 1), dtype="<f4"), **KW))  # type: ignore[arg-type]
+    assert ingest.rejected["lead"] == 1
+
+
+def test_an_internal_failure_is_confined_to_its_stream(mitdb: Path, monkeypatch: object) -> None:
+    x, fs = lead_mv(mitdb, "100", seconds=30)
+    ingest = Ingest()
+    frames_a = frames_of(x, "a", fs, 360)
+    frames_b = frames_of(x, "b", fs, 360)
+    ingest.on_message(frames_a[0])
+    ingest.on_message(frames_b[0])
+
+    def boom(chunk: np.ndarray) -> np.ndarray:
+        raise RuntimeError("detector exploded")
+
+    ingest.streams["a"].detector.process = boom  # type: ignore[method-assign]
+    for pa, pb in zip(frames_a[1:], frames_b[1:], strict=True):
+        ingest.on_message(pa)
+        ingest.on_message(pb)
+    assert ingest.streams["a"].stats.error == "RuntimeError: detector exploded"
+    assert ingest.streams["a"].stats.rejected["stream_failed"] > 0
+    assert ingest.streams["b"].stats.beats > 25 and ingest.streams["b"].stats.ended

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from monitor import RecordError, RecordNotFoundError
+from replay import database_records, load_record, resolve_record
+
+
+def test_resolve_by_name_in_data_dir_and_env(mitdb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ref = resolve_record("100", mitdb)
+    assert ref.name == "100" and ref.path == mitdb / "100" and ref.has_annotations()
+    monkeypatch.setenv("ECG_MONITOR_DATA", str(mitdb))
+    assert resolve_record("101").path == mitdb / "101"
+
+
+def test_resolve_by_path_with_or_without_extension(mitdb: Path) -> None:
+    assert resolve_record(str(mitdb / "102")).name == "102"
+    assert resolve_record(str(mitdb / "102.hea")).path == mitdb / "102"
+
+
+def test_missing_record_names_every_place_searched(tmp_path: Path) -> None:
+    with pytest.raises(RecordNotFoundError) as info:
+        resolve_record("999", tmp_path)
+    text = str(info.value)
+    assert str(tmp_path / "999.hea") in text and "ecg-monitor" in text and "--data-dir" in text
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    with pytest.raises(RecordNotFoundError, match="no header"):
+        resolve_record(str(tmp_path / "nope"))
+
+
+def test_cache_is_searched_after_the_data_dir(mitdb: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache" / "ecg-monitor" / "mitdb"
+    cache.mkdir(parents=True)
+    for ext in ("hea", "dat", "atr"):
+        shutil.copy(mitdb / f"100.{ext}", cache / f"100.{ext}")
+    assert resolve_record("100").path == cache / "100"
+
+
+def test_corrupt_header_gives_a_record_error(tmp_path: Path) -> None:
+    (tmp_path / "bad.hea").write_text("this is not a header\n")
+    ref = resolve_record(str(tmp_path / "bad"))
+    with pytest.raises(RecordError, match="cannot read record"):
+        load_record(ref)
+
+
+def test_load_record_returns_digital_samples_with_gain(mitdb: Path) -> None:
+    rec = load_record(resolve_record("100", mitdb))
+    assert rec.fs == 360.0 and rec.channels == ("MLII", "V5") and rec.samples.shape == (650000, 2)
+    assert rec.samples.dtype == np.int16 and rec.gain == (200.0, 200.0) and rec.invalid == -2048
+
+
+def test_database_listing(mitdb: Path) -> None:
+    refs = database_records(mitdb)
+    assert len(refs) == 48 and refs[0].name == "100"
+    with pytest.raises(RecordNotFoundError, match="RECORDS"):
+        database_records(mitdb.parent / "definitely-missing")
