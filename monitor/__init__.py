@@ -3,7 +3,7 @@
 from typing import TYPE_CHECKING, Any
 
 from monitor._annotations import ANNOTATION_EXT, AnnotationWriter
-from monitor._detector import DetectorConfig, StreamingDetector
+from monitor._detector import DetectorBank, DetectorConfig, StreamingDetector
 from monitor._errors import (
     ConfigError,
     EcgMonitorError,
@@ -24,6 +24,7 @@ __all__ = [
     "AnnotationWriter",
     "ConfigError",
     "DataFrame",
+    "DetectorBank",
     "DetectorConfig",
     "EcgMonitorError",
     "EndOfStream",

@@ -207,17 +207,15 @@ class Monitor:
                     return
 
     def _receive_burst(self, sock: zmq.Socket[bytes], limit: int = 2000) -> None:
-        beats: list[Beat] = []
         for _ in range(limit):
             try:
                 parts = sock.recv_multipart(flags=zmq.NOBLOCK)
             except zmq.Again:
                 break
-            beats.extend(self.ingest.on_message(parts))
-            if len(beats) >= self.config.max_batch:
-                self._classify(beats)
-                beats = []
-        self._classify(beats)
+            self.ingest.on_message(parts)
+        beats = self.ingest.step()
+        for i in range(0, len(beats), self.config.max_batch):
+            self._classify(beats[i : i + self.config.max_batch])
 
     def _drain(self, sock: zmq.Socket[bytes]) -> None:
         """Take what is already queued (shutdown) without waiting for more."""

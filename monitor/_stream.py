@@ -9,12 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import NDArray
 
 from engine import Beat
-from monitor._detector import DetectorConfig, StreamingDetector
+from monitor._detector import DetectorBank, DetectorConfig
 from monitor._errors import ConfigError, FrameError
 from monitor._ring import RingBuffer, SequenceTracker
-from monitor._wire import DataFrame, EndOfStream, decode_frame
+from monitor._wire import MAX_FRAME_SECONDS, DataFrame, EndOfStream, decode_frame
 
 __all__ = ["Ingest", "StreamConfig", "StreamProcessor", "StreamStats"]
 
@@ -27,7 +28,8 @@ class StreamConfig:
     window_pre_s: float = 0.35
     window_post_s: float = 0.45
     rr_wait_s: float = 2.0  # longest wait for the next beat before sending without rr_next
-    buffer_s: float = 20.0
+    buffer_s: float = 30.0
+    max_queued_s: float = 5.0  # detection runs at once when a stream has this much queued
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     max_streams: int = 4096
 
@@ -38,8 +40,9 @@ class StreamConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
-        if self.buffer_s < self.window_pre_s + self.window_post_s + self.rr_wait_s + 2:
-            raise ConfigError(f"buffer_s={self.buffer_s} is too short for the beat window and RR wait")
+        needed = self.window_pre_s + self.window_post_s + self.rr_wait_s + self.max_queued_s + MAX_FRAME_SECONDS + 2
+        if self.buffer_s < needed:
+            raise ConfigError(f"buffer_s={self.buffer_s} is too short: windows, RR wait and queued input need {needed}")
         if self.max_streams < 1:
             raise ConfigError(f"max_streams must be >= 1, got {self.max_streams!r}")
 
@@ -60,7 +63,13 @@ class StreamStats:
 
 
 class StreamProcessor:
-    """Everything the monitor keeps for one stream."""
+    """Everything the monitor keeps for one stream.
+
+    Frames are checked, stored in the ring buffer and queued for detection;
+    the owner runs detection for many streams at once (a :class:`DetectorBank`
+    per sampling rate), hands the peaks back with :meth:`add_peaks`, and collects
+    finished beats with :meth:`ready`.
+    """
 
     def __init__(self, first: DataFrame, config: StreamConfig) -> None:
         if config.lead >= len(first.channels):
@@ -77,7 +86,10 @@ class StreamProcessor:
         self.origin = first.start  # first sample index seen
         self.ring = RingBuffer(round(config.buffer_s * self.fs), channels=1)
         self.ring.end = first.start
-        self.detector = StreamingDetector(self.fs, config.detector)
+        self.queued: list[NDArray[np.float64]] = []  # samples waiting for detection
+        self.queued_samples = 0
+        self.max_queued = round(config.max_queued_s * self.fs)
+        self.eos = False  # end-of-stream received, detector not yet flushed
         self.stats = StreamStats()
         self._pre = round(config.window_pre_s * self.fs)
         self._post = round(config.window_post_s * self.fs)
@@ -101,19 +113,19 @@ class StreamProcessor:
         return self.tracker.next_sample
 
     # ---------------------------------------------------------------- input
-    def on_frame(self, frame: DataFrame, now: float) -> list[Beat]:
+    def on_frame(self, frame: DataFrame, now: float) -> None:
         if frame.fs != self.fs or frame.channels != self.channels:
             raise FrameError(
                 "format_changed",
                 f"stream {self.stream!r} changed fs/channels mid-stream "
                 f"({self.fs} Hz {list(self.channels)} -> {frame.fs} Hz {list(frame.channels)})",
             )
-        if self.stats.ended:
+        if self.eos:
             raise FrameError("after_eos", f"stream {self.stream!r} sent data after its end-of-stream")
         verdict = self.tracker.check(frame.seq, frame.start)
         if not verdict.accept:
             self.stats.rejected[verdict.reason] += 1
-            return []
+            return
         x = frame.millivolts(self.lead)
         if verdict.gap:
             # Missing samples are filled with NaN so indices stay aligned; the
@@ -128,22 +140,30 @@ class StreamProcessor:
         self.stats.last_arrival = now
         self.tracker.advance(x.size)
         self.ring.append(x.astype(np.float32))
-        peaks = self.detector.process(x)
-        self._pending.extend((peaks + self.origin).tolist())
-        return self._ready(now, final=False)
+        self.queued.append(x)
+        self.queued_samples += x.size
 
-    def on_eos(self, eos: EndOfStream, now: float) -> list[Beat]:
-        if self.stats.ended:
+    def on_eos(self, eos: EndOfStream) -> None:
+        if self.eos:
             raise FrameError("after_eos", f"stream {self.stream!r} sent a second end-of-stream")
-        if eos.start < self.samples_end or eos.seq < self.tracker.next_seq:
+        if eos.start > self.samples_end or eos.seq > self.tracker.next_seq:
             # Frames before the eos went missing: count it, end anyway.
             self.stats.rejected["eos_early"] += 1
-        self.stats.ended = True
-        self._pending.extend((self.detector.flush() + self.origin).tolist())
-        return self._ready(now, final=True)
+        self.eos = True
+
+    def take_queued(self) -> NDArray[np.float64]:
+        x = self.queued[0] if len(self.queued) == 1 else np.concatenate(self.queued)
+        self.queued = []
+        self.queued_samples = 0
+        return x
+
+    def add_peaks(self, peaks: NDArray[np.int64]) -> None:
+        """R peaks from the detector, in detector indexing (0 = first sample)."""
+        self._pending.extend((peaks + self.origin).tolist())
 
     # --------------------------------------------------------------- output
-    def _ready(self, now: float, final: bool) -> list[Beat]:
+    def ready(self, now: float, final: bool = False) -> list[Beat]:
+        """Beats whose window and next R peak have arrived (all of them if ``final``)."""
         out: list[Beat] = []
         end = self.ring.end
         pending = self._pending
@@ -194,12 +214,18 @@ class StreamProcessor:
 
 
 class Ingest:
-    """Routes raw messages to their stream; bad input is counted, never raised.
+    """Routes raw messages to their stream and runs detection for all streams at once.
 
-    ``rejected`` counts frames that could not be attributed to a stream or were
-    malformed, by reason; per-stream rejections live in each stream's stats.
-    A stream whose processing fails is marked with ``stats.error`` and stops
-    accepting frames; every other stream carries on.
+    ``on_message(parts)`` checks and queues a message; ``step()`` runs the
+    detector over everything queued since the last step (one
+    :class:`DetectorBank` per sampling rate, streams with equal-length input
+    filtered together) and returns the beats that became ready. ``feed(parts)``
+    does both for one message.
+
+    Bad input is counted, never raised: ``rejected`` counts messages that could
+    not be attributed to a stream, by reason; per-stream rejections live in each
+    stream's stats. A stream whose processing fails is marked with
+    ``stats.error`` and stops accepting frames; every other stream carries on.
     """
 
     def __init__(
@@ -213,59 +239,112 @@ class Ingest:
         self.streams: dict[str, StreamProcessor] = {}
         self.rejected: Counter[str] = Counter()
         self.messages = 0
+        self.banks: dict[float, DetectorBank[str]] = {}
+        self._dirty: dict[str, StreamProcessor] = {}  # streams with queued input or an eos
+        self._ready: list[Beat] = []  # beats found by a step that on_message forced
         self._on_new_stream = on_new_stream
 
-    def on_message(self, parts: Sequence[bytes]) -> list[Beat]:
+    def feed(self, parts: Sequence[bytes]) -> list[Beat]:
+        self.on_message(parts)
+        return self.step()
+
+    def on_message(self, parts: Sequence[bytes]) -> None:
         self.messages += 1
         now = self.clock()
         try:
             frame = decode_frame(parts)
         except FrameError as exc:
             self.rejected[exc.reason] += 1
-            return []
-        proc = self.streams.get(frame.stream)
+            return
+        proc = self.streams.get(frame.stream) or self._new_stream(frame)
+        if proc is None:
+            return
         try:
-            if proc is None:
-                if isinstance(frame, EndOfStream):
-                    self.rejected["eos_unknown_stream"] += 1
-                    return []
-                if len(self.streams) >= self.config.max_streams:
-                    self.rejected["too_many_streams"] += 1
-                    return []
-                try:
-                    proc = StreamProcessor(frame, self.config)
-                except ConfigError as exc:  # e.g. a sampling rate too low to detect QRS
-                    raise FrameError("unsupported", str(exc)) from None
-                self.streams[frame.stream] = proc
-                if self._on_new_stream is not None:
-                    self._on_new_stream(proc)
             if proc.stats.error is not None:
                 proc.stats.rejected["stream_failed"] += 1
-                return []
+                return
             if isinstance(frame, EndOfStream):
-                return proc.on_eos(frame, now)
-            return proc.on_frame(frame, now)
-        except FrameError as exc:
-            if proc is None:
-                self.rejected[exc.reason] += 1
+                proc.on_eos(frame)
             else:
-                proc.stats.rejected[exc.reason] += 1
-            return []
-        except Exception as exc:  # a bug in one stream must not stop the others
-            if proc is None:
-                self.rejected["internal_error"] += 1
-                raise
+                proc.on_frame(frame, now)
+            self._dirty[proc.stream] = proc
+            if proc.queued_samples >= proc.max_queued:
+                # Keep queued input well inside the ring buffer.
+                beats = self.step()  # takes self._ready with it
+                self._ready = beats
+        except FrameError as exc:
+            proc.stats.rejected[exc.reason] += 1
+
+    def _new_stream(self, frame: DataFrame | EndOfStream) -> StreamProcessor | None:
+        if isinstance(frame, EndOfStream):
+            self.rejected["eos_unknown_stream"] += 1
+            return None
+        if len(self.streams) >= self.config.max_streams:
+            self.rejected["too_many_streams"] += 1
+            return None
+        try:
+            bank = self.banks.get(frame.fs)
+            if bank is None:
+                bank = DetectorBank[str](frame.fs, self.config.detector, capacity=64)
+            proc = StreamProcessor(frame, self.config)
+        except (ConfigError, FrameError) as exc:  # e.g. a rate too low to find QRS complexes
+            self.rejected[exc.reason if isinstance(exc, FrameError) else "unsupported"] += 1
+            return None
+        self.banks[frame.fs] = bank
+        bank.add(proc.stream)
+        self.streams[frame.stream] = proc
+        if self._on_new_stream is not None:
+            self._on_new_stream(proc)
+        return proc
+
+    def step(self) -> list[Beat]:
+        """Detect on everything queued; return the beats now ready, stream by stream."""
+        out, self._ready = self._ready, []
+        if not self._dirty:
+            return out
+        dirty = self._dirty
+        self._dirty = {}
+        now = self.clock()
+        by_bank: dict[float, dict[str, NDArray[np.float64]]] = {}
+        for sid, proc in dirty.items():
+            if proc.queued and proc.stats.error is None:
+                by_bank.setdefault(proc.fs, {})[sid] = proc.take_queued()
+        for fs, chunks in by_bank.items():
+            bank = self.banks[fs]
+            peaks = bank.process(chunks)
+            for sid in chunks:
+                if sid in peaks:
+                    dirty[sid].add_peaks(peaks[sid])
+            self._collect_failures(bank)
+        for sid, proc in dirty.items():
+            if proc.stats.error is not None:
+                continue
+            final = False
+            if proc.eos and not proc.stats.ended:
+                bank = self.banks[proc.fs]
+                proc.add_peaks(bank.flush(sid))
+                self._collect_failures(bank)
+                if proc.stats.error is not None:
+                    continue
+                bank.remove(sid)
+                proc.stats.ended = final = True
+            out.extend(proc.ready(now, final=final))
+        return out
+
+    def _collect_failures(self, bank: DetectorBank[str]) -> None:
+        for sid, exc in bank.failed.items():
+            proc = self.streams[sid]
             proc.stats.error = f"{type(exc).__name__}: {exc}"
             proc.stats.rejected["internal_error"] += 1
-            return []
+        bank.failed.clear()
 
     def flush_all(self) -> list[Beat]:
         """Shutdown: end every stream still open, returning its last beats."""
-        out: list[Beat] = []
         for proc in self.streams.values():
-            if not proc.stats.ended and proc.stats.error is None:
-                out.extend(proc.on_eos(EndOfStream(proc.stream, proc.tracker.next_seq, proc.samples_end), self.clock()))
-        return out
+            if not proc.eos and proc.stats.error is None:
+                proc.eos = True
+                self._dirty[proc.stream] = proc
+        return self.step()
 
     def all_ended(self, expected: set[str]) -> bool:
         return all(s in self.streams and self.streams[s].stats.ended for s in expected)

@@ -31,6 +31,7 @@ __all__ = [
     "DTYPES",
     "FORMAT_VERSION",
     "MAX_CHANNELS",
+    "MAX_FRAME_SECONDS",
     "MAX_HEADER_BYTES",
     "MAX_SAMPLES_PER_FRAME",
     "DataFrame",
@@ -44,6 +45,7 @@ __all__ = [
 FORMAT_VERSION = 1
 MAX_HEADER_BYTES = 4096
 MAX_SAMPLES_PER_FRAME = 65536
+MAX_FRAME_SECONDS = 10.0
 MAX_CHANNELS = 32
 MAX_FS = 100_000.0
 DTYPES = ("<i2", "<i4", "<f4", "<f8")
@@ -224,7 +226,7 @@ def decode_frame(parts: Sequence[bytes]) -> Frame:
     fs = _number(header.get("fs"), "fs")
     if not 0 < fs <= MAX_FS:
         raise FrameError("range", f"'fs'={fs} is outside (0, {MAX_FS:g}]")
-    n = _int(header, "n", 1, MAX_SAMPLES_PER_FRAME)
+    n = _int(header, "n", 1, min(MAX_SAMPLES_PER_FRAME, max(1, math.ceil(MAX_FRAME_SECONDS * fs))))
     channels = header.get("channels")
     if not isinstance(channels, list) or not 1 <= len(channels) <= MAX_CHANNELS:
         raise FrameError("header", f"'channels' must be a list of 1 to {MAX_CHANNELS} names")

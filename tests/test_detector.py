@@ -114,3 +114,34 @@ def test_bad_configuration_is_refused() -> None:
 def test_states_its_delay() -> None:
     det = StreamingDetector(360.0)
     assert 0.2 * 360 < det.delay_samples < 0.5 * 360
+
+
+def test_bank_of_streams_matches_each_stream_alone(mitdb: Path) -> None:
+    from monitor import DetectorBank
+
+    records = ["100", "105", "203", "208", "232"]
+    signals = {r: lead_mv(mitdb, r, seconds=90)[0] for r in records}
+    alone = {r: detect(x, 360.0) for r, x in signals.items()}
+    bank = DetectorBank(360.0, capacity=2)  # grows as streams are added
+    got: dict[str, list[np.ndarray]] = {r: [] for r in records}
+    rng = np.random.default_rng(7)
+    pos = dict.fromkeys(records, 0)
+    for r in records[:3]:
+        bank.add(r)
+    late = records[3:]
+    while any(pos[r] < signals[r].size for r in records):
+        if late and pos["100"] > 5000:  # streams join mid-way
+            for r in late:
+                bank.add(r)
+            late = []
+        chunks = {}
+        for r in records:
+            if r in bank and pos[r] < signals[r].size:
+                n = 36 if rng.random() < 0.7 else int(rng.integers(1, 200))  # mostly equal lengths
+                chunks[r] = signals[r][pos[r] : pos[r] + n]
+                pos[r] += n
+        for r, peaks in bank.process(chunks).items():
+            got[r].append(peaks)
+    for r in records:
+        got[r].append(bank.flush(r))
+        np.testing.assert_array_equal(np.concatenate(got[r]), alone[r], err_msg=r)

@@ -21,7 +21,7 @@ def frames_of(x: np.ndarray, stream: str, fs: float, chunk: int) -> list[list[by
 def test_beats_carry_window_and_rr_context(mitdb: Path) -> None:
     x, fs = lead_mv(mitdb, "100", seconds=60)
     ingest = Ingest()
-    beats = [b for parts in frames_of(x, "a", fs, 36) for b in ingest.on_message(parts)]
+    beats = [b for parts in frames_of(x, "a", fs, 36) for b in ingest.feed(parts)]
     assert 60 < len(beats) < 90
     b = beats[10]
     cfg = StreamConfig()
@@ -38,17 +38,17 @@ def test_beats_carry_window_and_rr_context(mitdb: Path) -> None:
 def test_a_bad_stream_never_disturbs_another(mitdb: Path) -> None:
     x, fs = lead_mv(mitdb, "100", seconds=60)
     clean = Ingest()
-    expected = [b.sample for p in frames_of(x, "good", fs, 36) for b in clean.on_message(p)]
+    expected = [b.sample for p in frames_of(x, "good", fs, 36) for b in clean.feed(p)]
 
     ingest = Ingest()
     got = []
     garbage = [[b"not json", b"123"], [b"{}"], [], [b"x" * 10000]]
     bad = frames_of(np.full(x.size, np.nan), "bad", fs, 36)
     for k, parts in enumerate(frames_of(x, "good", fs, 36)):
-        got.extend(b.sample for b in ingest.on_message(parts) if b.stream == "good")
-        ingest.on_message(garbage[k % len(garbage)])
+        got.extend(b.sample for b in ingest.feed(parts) if b.stream == "good")
+        ingest.feed(garbage[k % len(garbage)])
         if k < len(bad):
-            ingest.on_message(bad[k])
+            ingest.feed(bad[k])
     assert got == expected
     assert sum(ingest.rejected.values()) == len(frames_of(x, "good", fs, 36))
     assert ingest.streams["bad"].stats.beats == 0
@@ -62,11 +62,11 @@ def test_gaps_are_counted_and_filled(mitdb: Path) -> None:
     for k, parts in enumerate(frames[:-1]):
         if k in (10, 11):
             continue  # two frames lost on the network
-        ingest.on_message(parts)
-    ingest.on_message(frames[10])  # one shows up late
-    ingest.on_message(frames[20])  # and a duplicate
-    ingest.on_message(frames[-1])
-    ingest.on_message(frames[5])  # data after the end of the stream
+        ingest.feed(parts)
+    ingest.feed(frames[10])  # one shows up late
+    ingest.feed(frames[20])  # and a duplicate
+    ingest.feed(frames[-1])
+    ingest.feed(frames[5])  # data after the end of the stream
     proc = ingest.streams["s"]
     assert proc.tracker.frames_missing == 2 and proc.tracker.samples_missing == 720
     assert proc.stats.rejected["reordered"] == 1 and proc.stats.rejected["duplicate"] == 1
@@ -77,8 +77,8 @@ def test_gaps_are_counted_and_filled(mitdb: Path) -> None:
 def test_format_change_mid_stream_is_rejected_and_counted() -> None:
     ingest = Ingest()
     x = np.zeros((360, 1), dtype="<f4")
-    ingest.on_message(encode_data("s", 0, 0, 360.0, x, **KW))  # type: ignore[arg-type]
-    ingest.on_message(encode_data("s", 1, 360, 250.0, x, **KW))  # type: ignore[arg-type]
+    ingest.feed(encode_data("s", 0, 0, 360.0, x, **KW))  # type: ignore[arg-type]
+    ingest.feed(encode_data("s", 1, 360, 250.0, x, **KW))  # type: ignore[arg-type]
     assert ingest.streams["s"].stats.rejected["format_changed"] == 1
 
 
@@ -86,16 +86,16 @@ def test_stream_count_is_bounded_and_unsupported_rates_rejected() -> None:
     ingest = Ingest(StreamConfig(max_streams=2))
     x = np.zeros((10, 1), dtype="<f4")
     for name in ("a", "b", "c"):
-        ingest.on_message(encode_data(name, 0, 0, 360.0, x, **KW))  # type: ignore[arg-type]
+        ingest.feed(encode_data(name, 0, 0, 360.0, x, **KW))  # type: ignore[arg-type]
     assert set(ingest.streams) == {"a", "b"} and ingest.rejected["too_many_streams"] == 1
     ingest2 = Ingest()
-    ingest2.on_message(encode_data("slow", 0, 0, 5.0, x, **KW))  # type: ignore[arg-type]
+    ingest2.feed(encode_data("slow", 0, 0, 5.0, x, **KW))  # type: ignore[arg-type]
     assert ingest2.rejected["unsupported"] == 1 and not ingest2.streams
 
 
 def test_lead_beyond_channels_is_rejected() -> None:
     ingest = Ingest(StreamConfig(lead=3))
-    ingest.on_message(encode_data("s", 0, 0, 360.0, np.zeros((10, 1), dtype="<f4"), **KW))  # type: ignore[arg-type]
+    ingest.feed(encode_data("s", 0, 0, 360.0, np.zeros((10, 1), dtype="<f4"), **KW))  # type: ignore[arg-type]
     assert ingest.rejected["lead"] == 1
 
 
@@ -104,16 +104,17 @@ def test_an_internal_failure_is_confined_to_its_stream(mitdb: Path, monkeypatch:
     ingest = Ingest()
     frames_a = frames_of(x, "a", fs, 360)
     frames_b = frames_of(x, "b", fs, 360)
-    ingest.on_message(frames_a[0])
-    ingest.on_message(frames_b[0])
+    ingest.feed(frames_a[0])
+    ingest.feed(frames_b[0])
 
-    def boom(chunk: np.ndarray) -> np.ndarray:
+    def boom(*args: object) -> None:
         raise RuntimeError("detector exploded")
 
-    ingest.streams["a"].detector.process = boom  # type: ignore[method-assign]
+    bank = ingest.banks[fs]
+    bank._deciders[bank._rows["a"]].on_candidate = boom  # type: ignore[union-attr, method-assign]
     for pa, pb in zip(frames_a[1:], frames_b[1:], strict=True):
-        ingest.on_message(pa)
-        ingest.on_message(pb)
+        ingest.feed(pa)
+        ingest.feed(pb)
     assert ingest.streams["a"].stats.error == "RuntimeError: detector exploded"
     assert ingest.streams["a"].stats.rejected["stream_failed"] > 0
     assert ingest.streams["b"].stats.beats > 25 and ingest.streams["b"].stats.ended
