@@ -12,6 +12,7 @@ from monitor._errors import (
     RecordNotFoundError,
     SourceError,
 )
+from monitor._offline import detect_beats
 from monitor._ring import RingBuffer, SequenceTracker
 from monitor._scoring import BEAT_SYMBOLS, MatchResult, match_beats, reference_beats
 from monitor._stream import Ingest, StreamConfig, StreamProcessor, StreamStats
@@ -46,6 +47,7 @@ __all__ = [
     "StreamStats",
     "StreamingDetector",
     "decode_frame",
+    "detect_beats",
     "encode_data",
     "encode_eos",
     "match_beats",

@@ -11,6 +11,7 @@ import wfdb
 
 from engine import LabeledBeat
 from monitor._errors import ConfigError
+from monitor._quality import TechnicalAlarm
 
 __all__ = ["ANNOTATION_EXT", "AnnotationWriter"]
 
@@ -24,7 +25,14 @@ class _Track:
     fs: float
     samples: list[int] = field(default_factory=list)
     symbols: list[str] = field(default_factory=list)
+    aux: list[str] = field(default_factory=list)
     written: bool = False
+
+    def put(self, sample: int, symbol: str, aux: str = "") -> None:
+        self.samples.append(sample)
+        self.symbols.append(symbol)
+        self.aux.append(aux)
+        self.written = False
 
 
 class AnnotationWriter:
@@ -32,8 +40,11 @@ class AnnotationWriter:
 
     Samples are in the stream's own indexing and the file carries the stream's
     sampling rate, so ``wfdb.rdann(DIR/<stream>, 'mon')`` lines up with the
-    source record. A file is written when its stream ends and again on shutdown;
-    a stream without beats gets a file holding one comment annotation.
+    source record. Technical alarms go in as signal-quality annotations (``~``)
+    with the alarm in the aux note: ``(signal lost``, ``(leads off`` or
+    ``(noisy signal`` at onset and ``(clean`` at the end. A file is written when
+    its stream ends and again on shutdown; a stream without annotations gets a
+    file holding one comment annotation.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -49,9 +60,17 @@ class AnnotationWriter:
             track = self._tracks.get(lb.beat.stream)
             if track is None:
                 track = self._tracks[lb.beat.stream] = _Track(lb.beat.fs)
-            track.samples.append(lb.beat.sample)
-            track.symbols.append(lb.symbol)
-            track.written = False
+            track.put(lb.beat.sample, lb.symbol)
+
+    def add_technical(self, alarm: TechnicalAlarm, fs: float) -> None:
+        """Record a technical alarm's onset, or its end once it has one."""
+        track = self._tracks.setdefault(alarm.stream, _Track(fs))
+        if alarm.end is None:
+            track.put(alarm.onset, "~", f"({alarm.kind}")
+        else:
+            if alarm.onset not in track.samples:  # opened and closed between two writes
+                track.put(alarm.onset, "~", f"({alarm.kind}")
+            track.put(alarm.end, "~", "(clean")
 
     def register(self, stream: str, fs: float) -> None:
         """Make sure a stream gets a file even if it never has a beat."""
@@ -66,7 +85,7 @@ class AnnotationWriter:
             order = np.argsort(np.asarray(track.samples, dtype=np.int64), kind="stable")
             samples = np.asarray(track.samples, dtype=np.int64)[order]
             symbols = [track.symbols[i] for i in order]
-            aux = None
+            aux = [track.aux[i] for i in order] if any(track.aux) else None
         else:
             samples = np.zeros(1, dtype=np.int64)
             symbols = ['"']

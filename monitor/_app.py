@@ -216,6 +216,22 @@ class Monitor:
         beats = self.ingest.step()
         for i in range(0, len(beats), self.config.max_batch):
             self._classify(beats[i : i + self.config.max_batch])
+        self._technical()
+
+    def _technical(self) -> None:
+        events, self.ingest.technical = self.ingest.technical, []
+        for alarm in events:
+            fs = self.ingest.streams[alarm.stream].fs
+            state = "ended" if alarm.end is not None else "raised"
+            log.warning(
+                "stream %s: technical alarm %r %s at %.1f s",
+                alarm.stream,
+                alarm.kind,
+                state,
+                (alarm.end if alarm.end is not None else alarm.onset) / fs,
+            )
+            if self.annotations is not None:
+                self.annotations.add_technical(alarm, fs)
 
     def _drain(self, sock: zmq.Socket[bytes]) -> None:
         """Take what is already queued (shutdown) without waiting for more."""
@@ -247,6 +263,7 @@ class Monitor:
 
     def _finish(self) -> None:
         self._classify(self.ingest.flush_all())
+        self._technical()
         self._after_messages()
         if self.annotations is not None:
             self.annotations.write_all()

@@ -57,6 +57,9 @@ class DetectorConfig:
     searchback_factor: float = 1.66
     learning_s: float = 2.0
     min_qrs_mv: float = 0.03
+    threshold_fraction: float = 0.2  # THR1 = NPK + fraction * (SPK - NPK)
+    searchback_threshold: float = 0.4  # search-back accepts peaks above this * THR1
+    twave_slope_ratio: float = 0.4  # a peak within twave_s slower than this * last QRS slope is a T wave
 
     def __post_init__(self) -> None:
         lo, hi = self.band_hz
@@ -66,6 +69,10 @@ class DetectorConfig:
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        for name in ("threshold_fraction", "searchback_threshold", "twave_slope_ratio"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and 0 < value < 1):
+                raise ConfigError(f"{name} must be in (0, 1), got {value!r}")
         if not self.searchback_factor > 1:
             raise ConfigError(f"searchback_factor must be > 1, got {self.searchback_factor!r}")
 
@@ -162,7 +169,7 @@ class _Decider:
         self.sb_deadline: int | None = None
 
     def thr1(self) -> float:
-        return self.npk + 0.25 * (self.spk - self.npk)
+        return self.npk + self.k.cfg.threshold_fraction * (self.spk - self.npk)
 
     def rr_mean(self) -> float:
         return sum(self.rr) / len(self.rr) if self.rr else self.k.fs  # 60 bpm until known
@@ -205,7 +212,8 @@ class _Decider:
         if c - self.last_qrs < self.k.r:
             return
         if p > self.thr1():
-            if c - self.last_qrs < self.k.twave and slope < 0.5 * self.last_slope:
+            cfg = self.k.cfg
+            if c - self.last_qrs < self.k.twave and slope < cfg.twave_slope_ratio * self.last_slope:
                 self.noise(cand)  # a T wave: too soon and too slow
             else:
                 self.spk = 0.125 * p + 0.875 * self.spk
@@ -230,7 +238,7 @@ class _Decider:
     def searchback(self, out: list[int]) -> None:
         deadline = self.sb_deadline
         assert deadline is not None
-        thr2 = 0.5 * self.thr1()
+        thr2 = self.k.cfg.searchback_threshold * self.thr1()
         best = None
         for cand in self.noise_cands:
             if cand[0] <= deadline and cand[1] > thr2 and (best is None or cand[1] > best[1]):

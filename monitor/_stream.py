@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from engine import Beat
 from monitor._detector import DetectorBank, DetectorConfig
 from monitor._errors import ConfigError, FrameError
+from monitor._quality import QualityConfig, QualityTracker, TechnicalAlarm
 from monitor._ring import RingBuffer, SequenceTracker
 from monitor._wire import MAX_FRAME_SECONDS, DataFrame, EndOfStream, decode_frame
 
@@ -31,6 +32,7 @@ class StreamConfig:
     buffer_s: float = 30.0
     max_queued_s: float = 5.0  # detection runs at once when a stream has this much queued
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
     max_streams: int = 4096
 
     def __post_init__(self) -> None:
@@ -55,6 +57,7 @@ class StreamStats:
     samples: int = 0
     nan_samples: int = 0
     beats: int = 0
+    suppressed: int = 0  # beats found in unusable signal and not emitted
     rejected: Counter[str] = field(default_factory=Counter)
     first_arrival: float | None = None
     last_arrival: float | None = None
@@ -91,6 +94,7 @@ class StreamProcessor:
         self.max_queued = round(config.max_queued_s * self.fs)
         self.eos = False  # end-of-stream received, detector not yet flushed
         self.stats = StreamStats()
+        self.quality = QualityTracker(self.stream, self.fs, origin=first.start, config=config.quality)
         self._pre = round(config.window_pre_s * self.fs)
         self._post = round(config.window_post_s * self.fs)
         self._rr_wait = round(config.rr_wait_s * self.fs)
@@ -140,6 +144,7 @@ class StreamProcessor:
         self.stats.last_arrival = now
         self.tracker.advance(x.size)
         self.ring.append(x.astype(np.float32))
+        self.quality.process(x)
         self.queued.append(x)
         self.queued_samples += x.size
 
@@ -171,11 +176,14 @@ class StreamProcessor:
             peak = pending[0]
             nxt = pending[1] if len(pending) > 1 else None
             if not final:
-                if end < peak + self._post:
+                if end < peak + self._post or self.quality.known_until <= peak:
                     break
                 if nxt is None and end < peak + self._rr_wait:
                     break
             pending.popleft()
+            if not self.quality.usable(peak):
+                self.stats.suppressed += 1
+                continue
             out.append(self._make_beat(peak, nxt, now))
         return out
 
@@ -242,6 +250,7 @@ class Ingest:
         self.banks: dict[float, DetectorBank[str]] = {}
         self._dirty: dict[str, StreamProcessor] = {}  # streams with queued input or an eos
         self._ready: list[Beat] = []  # beats found by a step that on_message forced
+        self.technical: list[TechnicalAlarm] = []  # alarm onsets/ends not yet taken by the owner
         self._on_new_stream = on_new_stream
 
     def feed(self, parts: Sequence[bytes]) -> list[Beat]:
@@ -327,8 +336,12 @@ class Ingest:
                 if proc.stats.error is not None:
                     continue
                 bank.remove(sid)
+                proc.quality.flush()
                 proc.stats.ended = final = True
             out.extend(proc.ready(now, final=final))
+            if proc.quality.events:
+                self.technical.extend(proc.quality.events)
+                proc.quality.events.clear()
         return out
 
     def _collect_failures(self, bank: DetectorBank[str]) -> None:

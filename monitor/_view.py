@@ -23,12 +23,18 @@ def stream_status(proc: StreamProcessor, now_sample_gap_s: float = 10.0) -> str:
         return "ERROR " + st.error
     if st.ended:
         return "ended"
+    alarms = proc.quality.active_alarms
+    if alarms:
+        return "ALARM " + ", ".join(alarms)
     last = proc.peaks[-1] if proc.peaks else proc.origin
     if (proc.samples_end - last) / proc.fs > now_sample_gap_s:
         return f"no beat for {(proc.samples_end - last) / proc.fs:.0f} s"
+    notes = []
+    if proc.quality.current != "clean":
+        notes.append(proc.quality.current)
     if proc.tracker.samples_missing:
-        return f"ok, {proc.tracker.samples_missing} samples missing"
-    return "ok"
+        notes.append(f"{proc.tracker.samples_missing} samples missing")
+    return ", ".join(["ok", *notes])
 
 
 @dataclass

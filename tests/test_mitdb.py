@@ -38,4 +38,5 @@ def test_all_48_records_through_the_monitor(mitdb: Path, tmp_path: Path) -> None
         ann = wfdb.rdann(str(tmp_path / rec), "mon")
         total = total + match_beats(reference(mitdb, rec), ann.sample, 54)
     assert len(records) == 48
-    assert total.se >= 99.5 and total.ppv >= 99.4 and total.f1 >= 99.5, total
+    # the detection goals: Se >= 99.6, +P >= 99.6, F1 >= 99.7
+    assert total.se >= 99.6 and total.ppv >= 99.6 and total.f1 >= 99.7, total
