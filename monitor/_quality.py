@@ -160,8 +160,9 @@ class QualityTracker:
     def _judge(self, block: NDArray[np.float64]) -> None:
         cfg = self.config
         finite = np.isfinite(block)
-        lost = 1.0 - finite.mean()
-        if finite.all():
+        n_finite = int(np.count_nonzero(finite))
+        lost = 1.0 - n_finite / block.size
+        if n_finite == block.size:
             held = block
         else:  # hold the last finite value across missing samples
             idx = np.where(finite, np.arange(block.size), -1)
@@ -178,9 +179,9 @@ class QualityTracker:
         if lost >= cfg.lost_fraction:
             state = LOST
         else:
-            vals = block[finite]
+            vals = block if n_finite == block.size else block[finite]
             lo, hi = float(vals.min()), float(vals.max())
-            at_rail = np.count_nonzero((vals == lo) | (vals == hi)) / vals.size
+            at_rail = (np.count_nonzero(vals == lo) + np.count_nonzero(vals == hi)) / vals.size
             if hi - lo < cfg.flat_mv or at_rail >= cfg.saturation_fraction:
                 state = LEADS_OFF
             elif warm and self._leakage(self._wide) < cfg.vf_leakage:
@@ -199,21 +200,25 @@ class QualityTracker:
     def _leakage(x: NDArray[np.float64]) -> float:
         """VF filter leakage: near 0 for a sinusoid, ~1 for spiky QRS complexes."""
         a = np.abs(x)
-        slope = float(np.abs(np.diff(x)).sum())
+        slope = float(np.abs(x[1:] - x[:-1]).sum())
         if slope <= 0:
             return 1.0
-        period = round(math.pi * float(a.sum()) / slope)
+        total = float(a.sum())
+        period = round(math.pi * total / slope)
         if not 1 <= period < x.size // 2:
             return 1.0
         num = float(np.abs(x[period:] + x[:-period]).sum())
-        den = float((a[period:] + a[:-period]).sum())
+        den = 2.0 * total - float(a[:period].sum()) - float(a[-period:].sum())
         return num / den if den > 0 else 1.0
 
     @staticmethod
     def _noise_ratio(x: NDArray[np.float64]) -> float:
+        """Median over 99th percentile (nearest rank) of the magnitude."""
         a = np.abs(x)
-        p99 = float(np.percentile(a, 99))
-        return float(np.median(a)) / p99 if p99 > 0 else 0.0
+        k50, k99 = (a.size - 1) // 2, int(0.99 * (a.size - 1))
+        part = np.partition(a, (k50, k99))
+        p99 = float(part[k99])
+        return float(part[k50]) / p99 if p99 > 0 else 0.0
 
     def _update_alarms(self, state: str, start: int, end: int) -> None:
         cfg = self.config
