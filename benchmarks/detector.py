@@ -179,9 +179,18 @@ def noise_stress(db: Path, noise_db: Path, records: list[str], names: list[str])
             for n in names:
                 m = totals[n]
                 rows.append(
-                    {"noise": kind, "snr_db": snr, "detector": n, "tp": m.tp, "fp": m.fp, "fn": m.fn,
-                     "se": round(m.se, 2), "ppv": round(m.ppv, 2), "f1": round(m.f1, 2)}
-                )  # fmt: skip
+                    {
+                        "noise": kind,
+                        "snr_db": snr,
+                        "detector": n,
+                        "tp": m.tp,
+                        "fp": m.fp,
+                        "fn": m.fn,
+                        "se": round(m.se, 2),
+                        "ppv": round(m.ppv, 2),
+                        "f1": round(m.f1, 2),
+                    }
+                )
             print(f"  noise {kind} {snr} dB done", flush=True)
     return rows
 
@@ -232,8 +241,12 @@ def main() -> None:
     db = args.data / "mitdb"
     records = args.records or (db / "RECORDS").read_text().split()
     args.out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": machine(), "python": platform.python_version(), "date": time.strftime("%Y-%m-%d"),
-            "command": "python benchmarks/detector.py"}  # fmt: skip
+    meta = {
+        "machine": machine(),
+        "python": platform.python_version(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python benchmarks/detector.py",
+    }
     if not args.skip_accuracy:
         rows = accuracy(db, records, args.detectors)
         (args.out / "detector_accuracy.json").write_text(

@@ -130,8 +130,10 @@ def main() -> None:
     print("| streams | detector CPU-s/h/stream | core share | ingest CPU-s/h/stream | core share (ingest) |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['streams']} | {r['detector_cpu_s_per_stream_hour']} | {r['detector_core_share']} | "
-              f"{r['ingest_cpu_s_per_stream_hour']} | {r['ingest_core_share']} |")  # fmt: skip
+        print(
+            f"| {r['streams']} | {r['detector_cpu_s_per_stream_hour']} | {r['detector_core_share']} | "
+            f"{r['ingest_cpu_s_per_stream_hour']} | {r['ingest_core_share']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -30,8 +30,8 @@ class Beat:
     fs: float
     rr_prev: float | None
     rr_next: float | None
-    rr_local: float | None  # mean of the last 8 RR intervals
-    rr_mean: float | None  # long-running mean RR of this stream
+    rr_local: float | None  # mean of the 8 RR intervals before rr_prev
+    rr_mean: float | None  # long-running mean RR of this stream before rr_prev
     window: NDArray[np.float32]
     window_start: int
     ready_at: float  # monotonic time the beat became ready for the engine

@@ -12,9 +12,9 @@ from monitor._errors import (
     RecordNotFoundError,
     SourceError,
 )
-from monitor._offline import detect_beats
+from monitor._offline import beats_of_signal, detect_beats
 from monitor._ring import RingBuffer, SequenceTracker
-from monitor._scoring import BEAT_SYMBOLS, MatchResult, match_beats, reference_beats
+from monitor._scoring import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
 from monitor._stream import Ingest, StreamConfig, StreamProcessor, StreamStats
 from monitor._view import LiveView
 from monitor._wire import DataFrame, EndOfStream, decode_frame, encode_data, encode_eos
@@ -46,11 +46,13 @@ __all__ = [
     "StreamProcessor",
     "StreamStats",
     "StreamingDetector",
+    "beats_of_signal",
     "decode_frame",
     "detect_beats",
     "encode_data",
     "encode_eos",
     "match_beats",
+    "pair_beats",
     "parse_source",
     "reference_beats",
 ]

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
+from engine import UnclassifiedClassifier, default_classifier
 from monitor._app import Monitor, MonitorConfig, parse_source
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging
 from monitor._errors import EcgMonitorError
@@ -46,6 +47,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--beats", action="store_true", default=env_flag("BEATS"), help="print a line per beat")
     p.add_argument("--offline", action="store_true", default=env_flag("OFFLINE"), help="never download records")
+    p.add_argument(
+        "--model", default=env_default("MODEL"), help="classifier weights file, or 'none' (default: the shipped CNN)"
+    )
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
     return p
 
@@ -86,7 +90,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.view != "off":
         interactive = {"auto": None, "live": True, "plain": False}[args.view]
         view = LiveView(interactive=interactive, beats=args.beats, interval=1.0 if interactive is not False else 10.0)
-    monitor = Monitor(source, config, view=view)
+    try:
+        classifier = UnclassifiedClassifier() if args.model == "none" else default_classifier(args.model)
+    except (OSError, ValueError) as exc:
+        print(f"ecg-monitor: error: --model {args.model}: {exc}", file=sys.stderr)
+        return 2
+    monitor = Monitor(source, config, view=view, classifier=classifier)
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         monitor.stop()

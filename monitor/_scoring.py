@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["BEAT_SYMBOLS", "MatchResult", "match_beats", "reference_beats"]
+__all__ = ["BEAT_SYMBOLS", "MatchResult", "match_beats", "pair_beats", "reference_beats"]
 
 #: Annotation symbols that mark a beat (PhysioNet's ``isqrs`` set).
 BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
@@ -47,27 +47,37 @@ def reference_beats(samples: ArrayLike, symbols: list[str]) -> NDArray[np.int64]
     return s[keep]
 
 
-def match_beats(reference: ArrayLike, detected: ArrayLike, window: int) -> MatchResult:
-    """Pair each reference beat with at most one detection within ``window`` samples.
+def pair_beats(reference: ArrayLike, detected: ArrayLike, window: int) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Indices (into the sorted inputs) of reference/detection pairs within ``window`` samples.
 
     Greedy in time order, always taking the closest available partner, as the
-    EC57 beat-by-beat comparison does.
+    EC57 beat-by-beat comparison does; each beat is paired at most once.
+    Both inputs must be sorted.
     """
-    ref = np.sort(np.asarray(reference, dtype=np.int64))
-    det = np.sort(np.asarray(detected, dtype=np.int64))
-    tp = 0
+    ref = np.asarray(reference, dtype=np.int64)
+    det = np.asarray(detected, dtype=np.int64).tolist()
+    ri: list[int] = []
+    di: list[int] = []
     j = 0
-    nd = det.size
-    for r in ref.tolist():
+    nd = len(det)
+    for i, r in enumerate(ref.tolist()):
         while j < nd and det[j] < r - window:
             j += 1
         if j >= nd:
             continue
         best = j
         if j + 1 < nd and abs(det[j + 1] - r) < abs(det[j] - r):
-            # the next detection is closer, but it may belong to the next reference
             best = j + 1
-        if abs(int(det[best]) - r) <= window:
-            tp += 1
+        if abs(det[best] - r) <= window:
+            ri.append(i)
+            di.append(best)
             j = best + 1
-    return MatchResult(tp=tp, fp=int(nd - tp), fn=int(ref.size - tp))
+    return np.asarray(ri, dtype=np.intp), np.asarray(di, dtype=np.intp)
+
+
+def match_beats(reference: ArrayLike, detected: ArrayLike, window: int) -> MatchResult:
+    """Count reference beats matched by a detection within ``window`` samples (see :func:`pair_beats`)."""
+    ref = np.sort(np.asarray(reference, dtype=np.int64))
+    det = np.sort(np.asarray(detected, dtype=np.int64))
+    tp = int(pair_beats(ref, det, window)[0].size)
+    return MatchResult(tp=tp, fp=int(det.size - tp), fn=int(ref.size - tp))

@@ -191,6 +191,9 @@ class StreamProcessor:
         fs = self.fs
         rr_prev = None if self._last_sent is None else (peak - self._last_sent) / fs
         rr_next = None if nxt is None or nxt - peak > self._rr_wait else (nxt - peak) / fs
+        # context from the beats before this one, so a premature beat stands out
+        rr_local = sum(self._rr_recent) / len(self._rr_recent) if self._rr_recent else None
+        rr_mean = self._rr_mean
         if rr_prev is not None:
             self._rr_recent.append(rr_prev)
             a = 1.0 / 64.0
@@ -206,7 +209,6 @@ class StreamProcessor:
         if lo > start or hi < stop:  # stream start or end: pad with edge values
             window = np.pad(window, (lo - start, stop - hi), mode="edge")
         window = np.nan_to_num(window, nan=0.0)
-        rr_local = sum(self._rr_recent) / len(self._rr_recent) if self._rr_recent else None
         return Beat(
             stream=self.stream,
             sample=peak,
@@ -214,7 +216,7 @@ class StreamProcessor:
             rr_prev=rr_prev,
             rr_next=rr_next,
             rr_local=rr_local,
-            rr_mean=self._rr_mean,
+            rr_mean=rr_mean,
             window=window.astype(np.float32, copy=False),
             window_start=start,
             ready_at=now,
