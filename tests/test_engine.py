@@ -111,3 +111,41 @@ def test_classifier_load_checks_the_weights_hash(tmp_path: Path) -> None:
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="hash"):
         CnnClassifier.load(tmp_path / "m.pt")
+
+
+def _cuda() -> bool:
+    try:
+        import cupy
+
+        return bool(cupy.cuda.is_available())
+    except Exception:
+        return False
+
+
+@pytest.mark.skipif(not _cuda(), reason="needs CuPy and a CUDA GPU")
+@pytest.mark.parametrize("kind", ["stft", "cwt"])
+def test_cupy_images_equal_numpy_images(kind: str) -> None:
+    import cupy
+
+    cfg = RepresentationConfig(kind=kind)  # type: ignore[arg-type]
+    x = np.random.default_rng(3).standard_normal((64, cfg.n_samples)).astype(np.float32)
+    cpu = Representer(cfg)(x)
+    gpu = cupy.asnumpy(Representer(cfg, device="cuda")(x))
+    np.testing.assert_allclose(gpu, cpu, rtol=1e-4, atol=1e-4)
+
+
+def test_synthetic_pretraining_then_fine_tuning_start(tmp_path: Path) -> None:
+    """ecg-pretrain writes image layers that ecg-train's --init pretrained: can take."""
+    pytest.importorskip("neurokit2")
+    from engine._pretrain import main as pretrain
+    from engine._pretrain import synthetic_beats
+
+    windows, rr, target = synthetic_beats(3, 12.0, RepresentationConfig(), seed=1)
+    assert windows.shape[0] == rr.shape[0] == target.shape[0] > 20
+    assert np.isfinite(target).all() and target.shape[1] == 5
+    out = tmp_path / "syn.pt"
+    assert pretrain(["--out", str(out), "--records", "3", "--seconds", "12", "--epochs", "1"]) == 0
+    state = torch.load(out, weights_only=True)
+    model = BeatNet()
+    assert set(state) == {k for k in model.state_dict() if not k.startswith("head.")}
+    model.load_state_dict(state, strict=False)
