@@ -13,10 +13,13 @@ DS1 (``ecg-train --init pretrained:PATH``). No real record is read.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,40 +31,85 @@ from engine._representation import RepresentationConfig, Representer, resample_w
 
 __all__ = ["main", "synthetic_beats"]
 
+
+def _simulate(
+    nk: object, seconds: float, fs: float, hr: float, hr_std: float, state: int, ai: np.ndarray, bi: np.ndarray
+) -> np.ndarray:
+    x = nk.ecg_simulate(  # type: ignore[attr-defined]
+        duration=seconds,
+        sampling_rate=int(fs),
+        heart_rate=hr,
+        heart_rate_std=hr_std,
+        method="ecgsyn",
+        random_state=state,
+        ti=_TI,
+        ai=tuple(ai),
+        bi=tuple(bi),
+    )
+    return np.asarray(x)
+
+
 _TI = (-70.0, -15.0, 0.0, 15.0, 100.0)
 _AI = np.array([1.2, -5.0, 30.0, -7.5, 0.75])
 _BI = np.array([0.25, 0.1, 0.1, 0.1, 0.4])
 
 
+class _Timeout(Exception):
+    pass
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float) -> Iterator[None]:
+    """Interrupt the body after ``seconds`` (main thread only; elsewhere no limit)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise _Timeout
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def synthetic_beats(
     n_records: int, seconds: float, cfg: RepresentationConfig, seed: int, fs: float = 360.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows, RR features and regression targets of beats from random ECGSYN records."""
+    """Windows, RR features and regression targets of beats from random ECGSYN records.
+
+    ECGSYN's integrator can stall on some settings (wide QRS at high rates):
+    a record that takes over 10 s is dropped and counted.
+    """
     import neurokit2 as nk
 
     from monitor import StreamConfig, beats_of_signal
 
     rng = np.random.default_rng(seed)
     windows, rrs, targets = [], [], []
+    dropped = 0
     for k in range(n_records):
         hr = float(rng.uniform(45, 150))
         ai = _AI * rng.uniform(0.6, 1.4, 5)
         bi = _BI * rng.uniform(0.7, 1.3, 5)
-        if rng.random() < 0.25:  # wide, tall QRS: ventricular-looking beats
+        if rng.random() < 0.25:  # wide, tall QRS: ventricular-looking beats, at most 110 bpm
             bi[1:4] *= rng.uniform(1.8, 3.0)
             ai[2] *= rng.uniform(1.0, 1.6)
-        x = nk.ecg_simulate(
-            duration=seconds,
-            sampling_rate=int(fs),
-            heart_rate=hr,
-            heart_rate_std=float(rng.uniform(0.5, 8)),
-            method="ecgsyn",
-            random_state=int(rng.integers(2**31)),
-            ti=_TI,
-            ai=tuple(ai),
-            bi=tuple(bi),
-        )
-        x = np.asarray(x, dtype=np.float32) * float(rng.uniform(0.5, 2.0))
+            hr = min(hr, 110.0)
+        hr_std = float(rng.uniform(0.5, 8))
+        state = int(rng.integers(2**31))
+        scale = float(rng.uniform(0.5, 2.0))
+        try:
+            with _time_limit(10.0):
+                x = _simulate(nk, seconds, fs, hr, hr_std, state, ai, bi)
+        except _Timeout:
+            dropped += 1
+            continue
+        x = np.asarray(x, dtype=np.float32) * scale
         config = StreamConfig(window_pre_s=cfg.pre_s, window_post_s=cfg.post_s)
         beats = beats_of_signal(x, fs, config)[1:-1]  # edge beats have padded windows
         if not beats:
@@ -72,7 +120,7 @@ def synthetic_beats(
         targets.append(np.tile(np.asarray(target, dtype=np.float32), (len(beats), 1)))
         if (k + 1) % 20 == 0:
             print(f"\rsynthetic records: {k + 1}/{n_records}", end="", file=sys.stderr, flush=True)
-    print(file=sys.stderr)
+    print(f"\n{dropped} synthetic record(s) dropped (generator too slow)", file=sys.stderr)
     return np.concatenate(windows), np.concatenate(rrs), np.concatenate(targets)
 
 
