@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -15,6 +16,7 @@ import wfdb
 import zmq
 
 from engine import Beat, BeatClassifier, LabeledBeat, UnclassifiedClassifier
+from engine._batcher import Batcher, BatcherConfig
 from monitor._annotations import AnnotationWriter
 from monitor._errors import SourceError
 from monitor._scoring import MatchResult, match_beats, reference_beats
@@ -81,7 +83,7 @@ class MonitorConfig:
     replay: ReplayConfig = field(default_factory=ReplayConfig)
     annotations: Path | None = None
     poll_ms: int = 100
-    max_batch: int = 256
+    batcher: BatcherConfig = field(default_factory=BatcherConfig)
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class Monitor:
         self._stop = threading.Event()
         self.annotations = AnnotationWriter(self.config.annotations) if self.config.annotations else None
         self.ingest = Ingest(self.config.stream, clock=clock, on_new_stream=self._on_new_stream)
+        self.batcher = Batcher(self.config.batcher)
         self.replayer: Replayer | None = None
         self._ids: list[str] = []
         if source.is_replay:
@@ -196,8 +199,13 @@ class Monitor:
     def _loop(self, sock: zmq.Socket[bytes]) -> None:
         expected = set(self._ids)
         while not self._stop.is_set():
-            if sock.poll(self.config.poll_ms, zmq.POLLIN):
+            timeout = self.config.poll_ms
+            due = self.batcher.next_deadline()
+            if due is not None:
+                timeout = min(timeout, max(0, math.ceil(1000 * (due - self.clock()))))
+            if sock.poll(timeout, zmq.POLLIN):
                 self._receive_burst(sock)
+            self._run_batches()
             self._after_messages()
             if self.replayer is not None:
                 if self.replayer.error is not None:
@@ -213,10 +221,17 @@ class Monitor:
             except zmq.Again:
                 break
             self.ingest.on_message(parts)
-        beats = self.ingest.step()
-        for i in range(0, len(beats), self.config.max_batch):
-            self._classify(beats[i : i + self.config.max_batch])
+        for beat in self.ingest.step():
+            self.batcher.on_beat(beat)
+        self._run_batches()
         self._technical()
+
+    def _run_batches(self) -> None:
+        """Classify every batch the batcher says is due now (full ones, or partial ones at their deadline)."""
+        while (batch := self.batcher.on_deadline(self.clock())) is not None:
+            t0 = time.perf_counter()
+            self._classify(batch)
+            self.batcher.on_done(len(batch), time.perf_counter() - t0)
 
     def _technical(self) -> None:
         events, self.ingest.technical = self.ingest.technical, []
@@ -262,7 +277,10 @@ class Monitor:
             self.view.refresh(self.ingest, now)
 
     def _finish(self) -> None:
-        self._classify(self.ingest.flush_all())
+        for beat in self.ingest.flush_all():
+            self.batcher.on_beat(beat)
+        for batch in self.batcher.flush(self.clock()):
+            self._classify(batch)
         self._technical()
         self._after_messages()
         if self.annotations is not None:

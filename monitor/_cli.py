@@ -11,6 +11,7 @@ from pathlib import Path
 from types import FrameType
 
 from engine import UnclassifiedClassifier, default_classifier
+from engine._batcher import BatcherConfig
 from monitor._app import Monitor, MonitorConfig, parse_source
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging
 from monitor._errors import EcgMonitorError
@@ -48,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beats", action="store_true", default=env_flag("BEATS"), help="print a line per beat")
     p.add_argument("--offline", action="store_true", default=env_flag("OFFLINE"), help="never download records")
     p.add_argument(
+        "--latency-budget-ms",
+        type=float,
+        default=float(env_default("LATENCY_BUDGET_MS", 50)),
+        help="longest wait from a beat being ready to its label (the batcher's deadline)",
+    )
+    p.add_argument(
         "--model", default=env_default("MODEL"), help="classifier weights file, or 'none' (default: the shipped CNN)"
     )
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
@@ -66,6 +73,12 @@ def _summary(monitor: Monitor, wall: float) -> str:
         m = sum(matches, MatchResult(0, 0, 0))
         total += f"; TP {m.tp} FP {m.fp} FN {m.fn}, Se {m.se:.2f} +P {m.ppv:.2f} F1 {m.f1:.2f}"
     lines.append(total)
+    st = monitor.batcher.stats
+    sizes = sum(n * k for n, k in st.batch_sizes.items()) / max(st.batches, 1)
+    lines.append(
+        f"engine: {monitor.classifier.name}, {st.batches} batches (mean size {sizes:.0f}), "
+        f"{st.late} beats late, {sum(st.shed.values())} shed"
+    )
     return "\n".join(lines)
 
 
@@ -82,8 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             stream=StreamConfig(lead=args.lead),
             replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=speed, loop=args.loop),
             annotations=Path(args.annotations) if args.annotations else None,
+            batcher=BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000.0),
         )
-    except EcgMonitorError as exc:
+    except (EcgMonitorError, ValueError) as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)
         return 2
     view = None
