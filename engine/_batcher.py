@@ -22,9 +22,22 @@ import math
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Generic, Protocol, TypeVar
 
-from engine._types import Beat
 from monitor._errors import ConfigError
+
+
+class Queued(Protocol):
+    """What the batcher needs of an item: its stream and when it became ready."""
+
+    @property
+    def stream(self) -> str: ...
+
+    @property
+    def ready_at(self) -> float: ...
+
+
+T = TypeVar("T", bound=Queued)
 
 __all__ = ["Batcher", "BatcherConfig", "BatcherStats", "ServiceTimeModel"]
 
@@ -96,7 +109,7 @@ class BatcherStats:
         return bool(self.shed)
 
 
-class Batcher:
+class Batcher(Generic[T]):
     """See the module docstring. ``priority(stream)`` says whether a stream has an active or suspected alarm."""
 
     def __init__(
@@ -108,17 +121,17 @@ class Batcher:
         self.config = config or BatcherConfig()
         self.service = service or ServiceTimeModel()
         self._priority = priority or (lambda stream: False)
-        self._urgent: deque[Beat] = deque()
-        self._normal: deque[Beat] = deque()
+        self._urgent: deque[T] = deque()
+        self._normal: deque[T] = deque()
         self.stats = BatcherStats()
 
     def __len__(self) -> int:
         return len(self._urgent) + len(self._normal)
 
-    def deadline(self, beat: Beat) -> float:
+    def deadline(self, beat: T) -> float:
         return beat.ready_at + self.config.latency_budget_s
 
-    def on_beat(self, beat: Beat) -> None:
+    def on_beat(self, beat: T) -> None:
         """Queue a beat; past ``max_queue`` the oldest beat of a stream without an alarm is shed."""
         self.stats.beats_in += 1
         (self._urgent if self._priority(beat.stream) else self._normal).append(beat)
@@ -135,14 +148,14 @@ class Batcher:
         oldest = min(self.deadline(q[0]) for q in (self._urgent, self._normal) if q)
         return oldest - self.service.predict(len(self)) - self.config.margin_s
 
-    def on_deadline(self, now: float) -> list[Beat] | None:
+    def on_deadline(self, now: float) -> list[T] | None:
         """The batch due at ``now`` (call when the backend is free), or None."""
         due = self.next_deadline()
         if due is None or now < due:
             return None
         return self._take(self.config.max_batch, now)
 
-    def flush(self, now: float) -> list[list[Beat]]:
+    def flush(self, now: float) -> list[list[T]]:
         """Everything queued, in batches (shutdown)."""
         out = []
         while len(self):
@@ -153,8 +166,8 @@ class Batcher:
         """Report a batch's measured service time."""
         self.service.observe(batch_size, seconds)
 
-    def _take(self, n: int, now: float) -> list[Beat]:
-        batch: list[Beat] = []
+    def _take(self, n: int, now: float) -> list[T]:
+        batch: list[T] = []
         for q in (self._urgent, self._normal):
             while q and len(batch) < n:
                 batch.append(q.popleft())

@@ -12,8 +12,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from engine._backends import make_backend
 from engine._model import CLASSES, build_model, rr_features
-from engine._representation import RepresentationConfig, Representer
+from engine._representation import RepresentationConfig, resample_windows
 from engine._types import Beat, BeatClassifier, UnclassifiedClassifier
 
 __all__ = ["DEFAULT_WEIGHTS", "CnnClassifier", "default_classifier"]
@@ -24,19 +25,23 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "beatnet.pt"
 
 
 class CnnClassifier:
-    """Spectrogram (or scalogram) + RR context -> AAMI class, with a PyTorch CNN on the CPU."""
-
-    name = "cnn"
+    """Spectrogram (or scalogram) + RR context -> AAMI class, on a named backend (see ``engine._backends``)."""
 
     def __init__(
-        self, model: torch.nn.Module, rep_cfg: RepresentationConfig, card: dict[str, Any] | None = None
+        self,
+        model: torch.nn.Module,
+        rep_cfg: RepresentationConfig,
+        card: dict[str, Any] | None = None,
+        backend: str = "cpu",
+        threads: int = 0,
     ) -> None:
-        self.model = model.eval()
-        self.rep = Representer(rep_cfg)
+        self.rep_cfg = rep_cfg
         self.card = card or {}
+        self.backend = make_backend(backend, model, rep_cfg, threads)
+        self.name = f"cnn/{self.backend.name}"
 
     @classmethod
-    def load(cls, path: str | Path) -> CnnClassifier:
+    def load(cls, path: str | Path, backend: str = "cpu", threads: int = 0) -> CnnClassifier:
         """Weights file plus its model card (same name, ``.json``); the card's hash is checked."""
         path = Path(path)
         card_path = path.with_suffix(".json")
@@ -49,27 +54,29 @@ class CnnClassifier:
             raise ValueError(f"{path}: weights do not match the hash in {card_path.name}")
         model = build_model(card["model"])
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return cls(model, RepresentationConfig(**card["representation"]), card)
+        return cls(model, RepresentationConfig(**card["representation"]), card, backend, threads)
+
+    def inputs(self, beats: Sequence[Beat]) -> tuple[np.ndarray, np.ndarray]:
+        """What the backend takes: windows at the representation rate, and RR features."""
+        windows = resample_windows([b.window for b in beats], [b.fs for b in beats], self.rep_cfg)
+        return windows, rr_features(beats)
 
     def probabilities(self, beats: Sequence[Beat]) -> np.ndarray:
         if not beats:
             return np.empty((0, len(CLASSES)), dtype=np.float32)
-        images = torch.from_numpy(self.rep.beats(beats))
-        rr = torch.from_numpy(rr_features(beats))
-        with torch.inference_mode():
-            return torch.softmax(self.model(images, rr), dim=1).numpy()
+        return self.backend.infer(*self.inputs(beats))
 
     def classify(self, beats: Sequence[Beat]) -> list[str]:
         return [CLASSES[i] for i in self.probabilities(beats).argmax(axis=1)]
 
 
-def default_classifier(path: str | Path | None = None) -> BeatClassifier:
+def default_classifier(path: str | Path | None = None, backend: str = "cpu", threads: int = 0) -> BeatClassifier:
     """The CNN at ``path``, else the shipped one; ``Q`` for every beat if none ships."""
     if path is not None:
         if not Path(path).is_file():
             raise FileNotFoundError(f"no weights file {path}")
-        return CnnClassifier.load(path)
+        return CnnClassifier.load(path, backend, threads)
     if not DEFAULT_WEIGHTS.is_file():
         log.warning("no classifier weights at %s: every beat is labelled Q (unclassified)", DEFAULT_WEIGHTS)
         return UnclassifiedClassifier()
-    return CnnClassifier.load(DEFAULT_WEIGHTS)
+    return CnnClassifier.load(DEFAULT_WEIGHTS, backend, threads)

@@ -140,7 +140,7 @@ class Monitor:
         self._stop = threading.Event()
         self.annotations = AnnotationWriter(self.config.annotations) if self.config.annotations else None
         self.ingest = Ingest(self.config.stream, clock=clock, on_new_stream=self._on_new_stream)
-        self.batcher = Batcher(self.config.batcher)
+        self.batcher: Batcher[Beat] = Batcher(self.config.batcher)
         self.replayer: Replayer | None = None
         self._ids: list[str] = []
         if source.is_replay:

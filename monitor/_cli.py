@@ -10,8 +10,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from engine import UnclassifiedClassifier, default_classifier
+from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
 from engine._batcher import BatcherConfig
+from engine._service import RemoteClassifier
 from monitor._app import Monitor, MonitorConfig, parse_source
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging
 from monitor._errors import EcgMonitorError
@@ -53,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=float(env_default("LATENCY_BUDGET_MS", 50)),
         help="longest wait from a beat being ready to its label (the batcher's deadline)",
+    )
+    p.add_argument("--engine", default=env_default("ENGINE"), help="use an ecg-engine service at this endpoint")
+    p.add_argument(
+        "--backend",
+        default=env_default("BACKEND", "cpu"),
+        help="auto | cpu | cuda | compiled | tensorrt (local engine)",
     )
     p.add_argument(
         "--model", default=env_default("MODEL"), help="classifier weights file, or 'none' (default: the shipped CNN)"
@@ -104,10 +111,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.view != "off":
         interactive = {"auto": None, "live": True, "plain": False}[args.view]
         view = LiveView(interactive=interactive, beats=args.beats, interval=1.0 if interactive is not False else 10.0)
+    classifier: BeatClassifier
     try:
-        classifier = UnclassifiedClassifier() if args.model == "none" else default_classifier(args.model)
-    except (OSError, ValueError) as exc:
-        print(f"ecg-monitor: error: --model {args.model}: {exc}", file=sys.stderr)
+        if args.engine:
+            classifier = RemoteClassifier(args.engine)
+        elif args.model == "none":
+            classifier = UnclassifiedClassifier()
+        else:
+            classifier = default_classifier(args.model, args.backend)
+    except (OSError, ValueError, EcgMonitorError) as exc:
+        print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
         return 2
     monitor = Monitor(source, config, view=view, classifier=classifier)
 
