@@ -23,13 +23,11 @@ import itertools
 import json
 import logging
 import math
-import signal
 import sys
 import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from types import FrameType
 from typing import Any
 
 import numpy as np
@@ -252,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier
-    from monitor._envargs import setup_logging
+    from monitor._envargs import setup_logging, stop_on_signals
 
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
@@ -264,12 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ecg-engine: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_on_signals(stop.set)
     try:
         server.run(stop)
     except zmq.ZMQError as exc:

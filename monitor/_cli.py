@@ -3,18 +3,16 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import FrameType
 
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
 from engine._batcher import BatcherConfig
 from engine._service import RemoteClassifier
 from monitor._app import Monitor, MonitorConfig, parse_source
-from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging
+from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor._errors import EcgMonitorError
 from monitor._scoring import MatchResult
 from monitor._stream import StreamConfig
@@ -124,11 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     monitor = Monitor(source, config, view=view, classifier=classifier)
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        monitor.stop()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_on_signals(monitor.stop)
     if source.endpoint:
         print(f"ecg-monitor: listening on {source.endpoint}", file=sys.stderr)
     t0 = time.monotonic()

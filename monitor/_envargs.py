@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
-__all__ = ["env_default", "setup_logging"]
+__all__ = ["env_default", "setup_logging", "stop_on_signals"]
 
 
 def env_default(name: str, default: Any = None) -> Any:
@@ -27,3 +30,13 @@ def setup_logging(level: str) -> None:
 
 class EnvHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     pass
+
+
+def stop_on_signals(stop: Callable[[], object]) -> None:
+    """Call ``stop`` on SIGINT and SIGTERM (a clean shutdown instead of a traceback)."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
 from collections.abc import Sequence
-from types import FrameType
 
 import zmq
 
-from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging
+from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor._errors import EcgMonitorError
 from replay._publisher import ReplayConfig, Replayer, parse_speed
 from replay._records import RecordRef, database_records, resolve_record
@@ -58,12 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ecg-replay: error: {exc}", file=sys.stderr)
         return 2
     stop = threading.Event()
-
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+    stop_on_signals(stop.set)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.LINGER, 10_000)  # let queued frames reach the monitor
