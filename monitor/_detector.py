@@ -244,9 +244,11 @@ class _Decider:
             if cand[0] <= deadline and cand[1] > thr2 and (best is None or cand[1] > best[1]):
                 best = cand
         if best is None:
-            # Nothing there: lower the bar and look again one RR later.
+            # Nothing there: lower the bar and look again one RR later; the
+            # peaks already passed over have had their chance.
             self.spk *= 0.5
             self.npk *= 0.5
+            self.noise_cands = [cand for cand in self.noise_cands if cand[0] > deadline]
             self.sb_deadline = deadline + round(self.rr_mean())
             return
         self.spk = 0.25 * best[1] + 0.75 * self.spk
@@ -304,6 +306,22 @@ class DetectorBank(Generic[K]):
 
     def samples_seen(self, key: K) -> int:
         return int(self._n[self._rows[key]])
+
+    def settled(self, key: K) -> int:
+        """Sample index before which this stream can get no new R peak.
+
+        Bounded by the next candidate still to be examined and, while a
+        search-back may still pick one, by the peaks it could pick.
+        """
+        row = self._rows[key]
+        decider = self._deciders[row]
+        k = self._k
+        bound = int(self._n[row]) - k.r - (k.w + 2) - k.gd
+        if decider is not None:
+            waiting = decider.learn_cands if decider.learning else decider.noise_cands
+            if waiting:
+                bound = min(bound, min(c[3] for c in waiting))
+        return bound
 
     def add(self, key: K) -> None:
         """Start a new stream (its first sample will be index 0)."""

@@ -98,6 +98,8 @@ class StreamProcessor:
         self._pre = round(config.window_pre_s * self.fs)
         self._post = round(config.window_post_s * self.fs)
         self._rr_wait = round(config.rr_wait_s * self.fs)
+        # index before which the detector can report no new peak (set by the owner)
+        self.settled: Callable[[], int] = lambda: self.samples_end
         self._pending: deque[int] = deque()  # detected peaks not yet sent (absolute)
         self._last_sent: int | None = None
         self._rr_recent: deque[float] = deque(maxlen=8)
@@ -178,8 +180,8 @@ class StreamProcessor:
             if not final:
                 if end < peak + self._post or self.quality.known_until <= peak:
                     break
-                if nxt is None and end < peak + self._rr_wait:
-                    break
+                if nxt is None and self.settled() <= peak + self._rr_wait:
+                    break  # the next peak may still come: wait until it cannot
             pending.popleft()
             if not self.quality.usable(peak):
                 self.stats.suppressed += 1
@@ -303,6 +305,8 @@ class Ingest:
             return None
         self.banks[frame.fs] = bank
         bank.add(proc.stream)
+        sid = proc.stream
+        proc.settled = lambda: bank.settled(sid) + proc.origin
         self.streams[frame.stream] = proc
         if self._on_new_stream is not None:
             self._on_new_stream(proc)

@@ -118,3 +118,18 @@ def test_an_internal_failure_is_confined_to_its_stream(mitdb: Path, monkeypatch:
     assert ingest.streams["a"].stats.error == "RuntimeError: detector exploded"
     assert ingest.streams["a"].stats.rejected["stream_failed"] > 0
     assert ingest.streams["b"].stats.beats > 25 and ingest.streams["b"].stats.ended
+
+
+def test_beats_and_their_rr_context_do_not_depend_on_chunking(mitdb: Path) -> None:
+    """Record 232 has long pauses: the RR after a beat must be the same whatever the frame size."""
+    from monitor import beats_of_signal
+
+    x, fs = lead_mv(mitdb, "232", seconds=600)
+    whole = beats_of_signal(x, fs)
+    ingest = Ingest()
+    chunked = [b for parts in frames_of(x, "s", fs, 36) for b in ingest.feed(parts)]
+    key = [(b.sample, b.rr_prev, b.rr_next, b.rr_local, b.rr_mean) for b in whole]
+    assert key == [(b.sample, b.rr_prev, b.rr_next, b.rr_local, b.rr_mean) for b in chunked]
+    assert any(b.rr_next is None for b in whole) and any(b.rr_next and b.rr_next > 1.5 for b in whole)
+    for a, b in zip(whole, chunked, strict=True):
+        np.testing.assert_array_equal(a.window, b.window)
