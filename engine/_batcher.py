@@ -3,7 +3,9 @@
 Modelled on Triton's dynamic batcher: a batch leaves at once when it reaches
 the backend's largest efficient size; otherwise it waits, but no longer than
 the oldest beat's deadline (its ready time plus the budget) minus the
-predicted service time of the batch as it stands. Beats of streams with an
+predicted service time of the batch as it stands, and minus that of a full
+batch: one backend serves batches one at a time, so a batch started just
+before the deadline must not make the waiting beats late. Beats of streams with an
 active or suspected alarm go first. The queue is bounded: when it is full the
 oldest beat of a stream without an alarm is shed (counted per stream), and
 beats that miss their deadline are still classified but counted as late.
@@ -146,7 +148,8 @@ class Batcher(Generic[T]):
         if len(self) >= self.config.max_batch:
             return -math.inf
         oldest = min(self.deadline(q[0]) for q in (self._urgent, self._normal) if q)
-        return oldest - self.service.predict(len(self)) - self.config.margin_s
+        blocking = self.service.predict(self.config.max_batch)
+        return oldest - self.service.predict(len(self)) - blocking - self.config.margin_s
 
     def on_deadline(self, now: float) -> list[T] | None:
         """The batch due at ``now`` (call when the backend is free), or None."""

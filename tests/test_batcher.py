@@ -35,9 +35,10 @@ def test_a_partial_batch_leaves_at_the_deadline_minus_service_time() -> None:
     b.on_beat(beat("a", 1.000))
     b.on_beat(beat("b", 1.030))
     due = b.next_deadline()
-    assert due == pytest.approx(1.000 + 0.100 - 0.020)
-    assert b.on_deadline(1.079) is None  # not yet
-    batch = b.on_deadline(1.080)
+    # its own service time, and room for a full batch that could be running when it is due
+    assert due == pytest.approx(1.000 + 0.100 - 0.020 - 0.020)
+    assert b.on_deadline(1.059) is None  # not yet
+    batch = b.on_deadline(1.060)
     assert batch is not None and [x.stream for x in batch] == ["a", "b"]
     assert b.stats.late == 0 and b.stats.batch_sizes == {2: 1}
 

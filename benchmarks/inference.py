@@ -11,7 +11,7 @@
    of beats within the budget, p50/p95/p99, and beats shed.
 
 Beats are real: windows cut by the monitor from mitdb record 208. Run:
-``python benchmarks/engine.py``; writes ``benchmarks/results/engine_<device>.json``
+``python benchmarks/inference.py``; writes ``benchmarks/results/engine_<device>.json``
 and ``engine_<device>.png``; the machine is named in the file.
 """
 
@@ -170,7 +170,7 @@ def main() -> None:
         "machine": machine(),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/engine.py",
+        "command": "python benchmarks/inference.py",
         "backends": found,
         "throughput": {},
         "images": [],
