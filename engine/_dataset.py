@@ -68,17 +68,7 @@ def beats_of_record(path: Path, cfg: RepresentationConfig, lead: int = 0) -> Bea
 
     rec = load_record(resolve_record(str(path)))
     config = StreamConfig(lead=lead, window_pre_s=cfg.pre_s, window_post_s=cfg.post_s)
-    beats = beats_of_signal(
-        rec.samples,
-        rec.fs,
-        config,
-        channels=rec.channels,
-        units=rec.units,
-        gain=rec.gain,
-        baseline=rec.baseline,
-        invalid=rec.invalid,
-        stream=path.name,
-    )
+    beats = beats_of_signal(rec.samples, rec.fs, config, **rec.signal_description(), stream=path.name)
     ann = wfdb.rdann(str(path), "atr")
     ref, cls = aami_labels(ann.sample, ann.symbol)
     peaks = np.array([b.sample for b in beats], dtype=np.int64)

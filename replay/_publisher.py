@@ -170,19 +170,7 @@ class Replayer:
                     return
             rec = s.rec
             block = rec.samples[s.pos : s.pos + s.chunk]
-            parts = encode_data(
-                s.sid,
-                s.seq,
-                s.sent,
-                rec.fs,
-                block,
-                channels=rec.channels,
-                units=rec.units,
-                gain=rec.gain,
-                baseline=rec.baseline,
-                invalid=rec.invalid,
-                sent=self.wall(),
-            )
+            parts = encode_data(s.sid, s.seq, s.sent, rec.fs, block, **rec.signal_description(), sent=self.wall())
             if not self._send(socket, parts, stop):
                 return
             s.seq += 1

@@ -59,6 +59,16 @@ class LoadedRecord:
     def n(self) -> int:
         return int(self.samples.shape[0])
 
+    def signal_description(self) -> dict[str, Any]:
+        """The wire format's per-stream fields (channels, units, gain, baseline, invalid)."""
+        return {
+            "channels": self.channels,
+            "units": self.units,
+            "gain": self.gain,
+            "baseline": self.baseline,
+            "invalid": self.invalid,
+        }
+
 
 def cache_dir() -> Path:
     """Per-user cache: ``$XDG_CACHE_HOME/ecg-monitor`` (default ``~/.cache/ecg-monitor``)."""

@@ -86,7 +86,7 @@ def test_devices_over_tcp_with_a_rogue_sender(ctx: zmq.Context[zmq.Socket[bytes]
     rogue = ctx.socket(zmq.PUSH)
     rogue.setsockopt(zmq.LINGER, 0)
     rogue.connect(monitor.bound_endpoint)
-    kw = dict(channels=rec.channels, units=rec.units, gain=rec.gain, baseline=rec.baseline, invalid=rec.invalid)
+    kw = rec.signal_description()
     seq = 0
     for start in range(0, n, 36):
         device.send_multipart(encode_data("bed-7", seq, start, 360.0, rec.samples[start : start + 36], **kw))
