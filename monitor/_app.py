@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import math
@@ -139,7 +140,10 @@ class Monitor:
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
         self.annotations = AnnotationWriter(self.config.annotations) if self.config.annotations else None
-        self.ingest = Ingest(self.config.stream, clock=clock, on_new_stream=self._on_new_stream)
+        stream_cfg = self.config.stream
+        if source.is_replay and not self.config.replay.loop:  # finite: keep peaks for the summary
+            stream_cfg = dataclasses.replace(stream_cfg, keep_peaks=True)
+        self.ingest = Ingest(stream_cfg, clock=clock, on_new_stream=self._on_new_stream)
         self.batcher: Batcher[Beat] = Batcher(self.config.batcher)
         self.replayer: Replayer | None = None
         self._ids: list[str] = []

@@ -25,6 +25,7 @@ of consecutive affected blocks and ends after ``alarm_off_s`` without.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -38,6 +39,7 @@ __all__ = ["QualityConfig", "QualityTracker", "TechnicalAlarm"]
 
 CLEAN, NOISY, LOST, LEADS_OFF, FIBRILLATION = "clean", "noisy", "signal lost", "leads off", "fibrillation-like"
 UNUSABLE = frozenset({LOST, LEADS_OFF, FIBRILLATION})
+_KEEP_BLOCKS = 256
 _ALARM_OF = {LOST: "signal lost", LEADS_OFF: "leads off", NOISY: "noisy signal"}
 
 
@@ -107,7 +109,8 @@ class QualityTracker:
         self._qrs = np.zeros(self._window)
         self._last = 0.0
         self._blocks = 0  # blocks judged so far
-        self.states: list[str] = []  # state of every block judged (index = block number)
+        # states of the latest blocks judged (enough for every beat still waiting to be sent)
+        self.states: deque[str] = deque(maxlen=_KEEP_BLOCKS)
         self.counts: dict[str, int] = {}
         self._episodes = {kind: _Episode(kind) for kind in _ALARM_OF.values()}
         self.alarms: list[TechnicalAlarm] = []  # every episode, open or closed
@@ -119,10 +122,8 @@ class QualityTracker:
         return self.origin + self._blocks * self._block
 
     def state_at(self, sample: int) -> str:
-        k = (sample - self.origin) // self._block
-        if k < 0:
-            return CLEAN
-        return self.states[k] if k < len(self.states) else CLEAN
+        k = (sample - self.origin) // self._block - (self._blocks - len(self.states))
+        return self.states[k] if 0 <= k < len(self.states) else CLEAN
 
     def usable(self, sample: int) -> bool:
         return self.state_at(sample) not in UNUSABLE

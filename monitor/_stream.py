@@ -34,6 +34,7 @@ class StreamConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     quality: QualityConfig = field(default_factory=QualityConfig)
     max_streams: int = 4096
+    keep_peaks: bool = False  # keep every R peak (for an end-of-run summary); off for live monitoring
 
     def __post_init__(self) -> None:
         if self.lead < 0:
@@ -104,7 +105,8 @@ class StreamProcessor:
         self._last_sent: int | None = None
         self._rr_recent: deque[float] = deque(maxlen=8)
         self._rr_mean: float | None = None
-        self.peaks: list[int] = []  # every R peak sent, absolute sample index
+        self.last_peak: int | None = None
+        self.peaks: list[int] = []  # every R peak sent (only with config.keep_peaks)
 
     # ----------------------------------------------------------- properties
     @property
@@ -201,7 +203,9 @@ class StreamProcessor:
             a = 1.0 / 64.0
             self._rr_mean = rr_prev if self._rr_mean is None else (1 - a) * self._rr_mean + a * rr_prev
         self._last_sent = peak
-        self.peaks.append(peak)
+        self.last_peak = peak
+        if self.config.keep_peaks:
+            self.peaks.append(peak)
         self.stats.beats += 1
         start = peak - self._pre
         stop = peak + self._post

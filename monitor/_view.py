@@ -26,7 +26,7 @@ def stream_status(proc: StreamProcessor, now_sample_gap_s: float = 10.0) -> str:
     alarms = proc.quality.active_alarms
     if alarms:
         return "ALARM " + ", ".join(alarms)
-    last = proc.peaks[-1] if proc.peaks else proc.origin
+    last = proc.last_peak if proc.last_peak is not None else proc.origin
     if (proc.samples_end - last) / proc.fs > now_sample_gap_s:
         return f"no beat for {(proc.samples_end - last) / proc.fs:.0f} s"
     notes = []

@@ -133,3 +133,14 @@ def test_beats_and_their_rr_context_do_not_depend_on_chunking(mitdb: Path) -> No
     assert any(b.rr_next is None for b in whole) and any(b.rr_next and b.rr_next > 1.5 for b in whole)
     for a, b in zip(whole, chunked, strict=True):
         np.testing.assert_array_equal(a.window, b.window)
+
+
+def test_per_stream_state_stays_bounded_on_a_long_live_stream(mitdb: Path) -> None:
+    x, fs = lead_mv(mitdb, "100", seconds=600)
+    ingest = Ingest()  # live monitoring: no peak history kept
+    beats = [b for parts in frames_of(x, "s", fs, 3600) for b in ingest.feed(parts)]
+    proc = ingest.streams["s"]
+    assert len(beats) > 600 and proc.stats.beats == len(beats)
+    assert proc.peaks == [] and proc.last_peak == beats[-1].sample
+    assert len(proc.quality.states) <= 256 and proc.quality.known_until >= 590 * fs
+    assert proc.ring.capacity == round(proc.config.buffer_s * fs)
