@@ -133,12 +133,14 @@ class Batcher(Generic[T]):
     def deadline(self, beat: T) -> float:
         return beat.ready_at + self.config.latency_budget_s
 
-    def on_beat(self, beat: T) -> None:
-        """Queue a beat; past ``max_queue`` the oldest beat of a stream without an alarm is shed."""
+    def on_beat(self, beat: T) -> T | None:
+        """Queue a beat; past ``max_queue`` the oldest beat of a stream without an alarm is
+        shed: it is returned (and counted) so the caller can account for it."""
         self.stats.beats_in += 1
         (self._urgent if self._priority(beat.stream) else self._normal).append(beat)
         if len(self) > self.config.max_queue:
-            self._shed()
+            return self._shed()
+        return None
 
     def next_deadline(self) -> float | None:
         """When the next batch is due: -inf for a full batch, else the oldest deadline
@@ -181,8 +183,9 @@ class Batcher(Generic[T]):
         self.stats.batch_sizes[len(batch)] += 1
         return batch
 
-    def _shed(self) -> None:
+    def _shed(self) -> T:
         """Drop the oldest beat of a stream without an alarm (an alarm stream's only if all are)."""
         q = self._normal if self._normal else self._urgent
         beat = q.popleft()
         self.stats.shed[beat.stream] += 1
+        return beat

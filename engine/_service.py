@@ -11,7 +11,9 @@ Protocol (version 1), every message multipart, header first (UTF-8 JSON):
 * ``{"v": 1, "type": "classify", "id": ID, "n": N, "samples": S, "streams": [N
   stream ids]}`` + ``N*S`` float32 windows (little-endian, at the
   representation's rate) + ``N*5`` float32 RR features -> ``{"v": 1, "type":
-  "labels", "id": ID, "n": N}`` + N ASCII class letters (N, S, V, F, Q).
+  "labels", "id": ID, "n": N}`` + N ASCII class letters (N, S, V, F, Q); a beat
+  the engine had to shed under overload comes back as Q (unclassified), counted
+  in the batcher's statistics.
 * Anything malformed -> ``{"v": 1, "type": "error", "id": ID or null,
   "reason": TEXT}``; the engine carries on serving everyone else.
 """
@@ -161,7 +163,19 @@ class EngineServer:
         self._pending[key] = _Request(identity, rid, windows, rr, bytearray(b"?" * n), n)
         now = time.monotonic()
         for i, stream in enumerate(streams):
-            self.batcher.on_beat(_Item(stream, now, key, i))
+            shed = self.batcher.on_beat(_Item(stream, now, key, i))
+            if shed is not None:  # overload: that beat goes back unclassified
+                self._label(sock, shed, "Q")
+
+    def _label(self, sock: zmq.Socket[bytes], it: _Item, label: str) -> None:
+        req = self._pending[it.key]
+        req.labels[it.index] = ord(label)
+        req.left -= 1
+        if req.left == 0:
+            del self._pending[it.key]
+            sock.send_multipart(
+                [req.identity, _header(type="labels", id=req.rid, n=len(req.labels)), bytes(req.labels)]
+            )
 
     def _run_batches(self, sock: zmq.Socket[bytes]) -> None:
         while (batch := self.batcher.on_deadline(time.monotonic())) is not None:
@@ -171,14 +185,7 @@ class EngineServer:
             labels = self.backend.infer(windows, rr).argmax(axis=1)
             self.batcher.on_done(len(batch), time.perf_counter() - t0)
             for it, lab in zip(batch, labels.tolist(), strict=True):
-                req = self._pending[it.key]
-                req.labels[it.index] = ord(CLASSES[lab])
-                req.left -= 1
-                if req.left == 0:
-                    del self._pending[it.key]
-                    sock.send_multipart(
-                        [req.identity, _header(type="labels", id=req.rid, n=len(req.labels)), bytes(req.labels)]
-                    )
+                self._label(sock, it, CLASSES[lab])
 
 
 class RemoteClassifier:

@@ -226,7 +226,7 @@ class Monitor:
                 break
             self.ingest.on_message(parts)
         for beat in self.ingest.step():
-            self.batcher.on_beat(beat)
+            self._queue(beat)
         self._run_batches()
         self._technical()
 
@@ -258,9 +258,15 @@ class Monitor:
             self._receive_burst(sock)
 
     def _classify(self, beats: list[Beat]) -> None:
-        if not beats:
-            return
-        labels = self.classifier.classify(beats)
+        if beats:
+            self._deliver(beats, self.classifier.classify(beats))
+
+    def _queue(self, beat: Beat) -> None:
+        shed = self.batcher.on_beat(beat)
+        if shed is not None:  # overload: the beat still counts, unclassified
+            self._deliver([shed], ["Q"])
+
+    def _deliver(self, beats: list[Beat], labels: list[str]) -> None:
         labeled = [LabeledBeat(b, lab) for b, lab in zip(beats, labels, strict=True)]
         self.labeled += len(labeled)
         if self.annotations is not None:
@@ -282,7 +288,7 @@ class Monitor:
 
     def _finish(self) -> None:
         for beat in self.ingest.flush_all():
-            self.batcher.on_beat(beat)
+            self._queue(beat)
         for batch in self.batcher.flush(self.clock()):
             self._classify(batch)
         self._technical()

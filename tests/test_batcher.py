@@ -47,9 +47,9 @@ def test_alarm_streams_go_first_and_are_shed_last() -> None:
     alarm = {"icu-3"}
     cfg = BatcherConfig(max_batch=3, latency_budget_s=1.0, max_queue=4)
     b = Batcher(cfg, fixed(0.01), lambda s: s in alarm)
-    for s in ["n1", "n2", "icu-3", "n1", "icu-3"]:  # the backend is busy: nothing is taken
-        b.on_beat(beat(s, 0.0))
+    shed = [b.on_beat(beat(s, 0.0)) for s in ["n1", "n2", "icu-3", "n1", "icu-3"]]  # the backend is busy
     assert len(b) == 4 and b.stats.shed == {"n1": 1}  # the oldest beat without an alarm went
+    assert shed[:4] == [None] * 4 and shed[4] is not None and shed[4].stream == "n1"
     batch = b.on_deadline(0.0)
     assert batch is not None and [x.stream for x in batch] == ["icu-3", "icu-3", "n2"]
 
