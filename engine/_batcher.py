@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from monitor._errors import ConfigError
+from monitor._errors import ConfigError, require_positive
 
 
 class Queued(Protocol):
@@ -52,10 +52,7 @@ class BatcherConfig:
     margin_s: float = 0.002  # safety margin on the service-time prediction
 
     def __post_init__(self) -> None:
-        for name in ("max_batch", "latency_budget_s", "max_queue"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        require_positive(self, "max_batch", "latency_budget_s", "max_queue")
         if not (math.isfinite(self.margin_s) and self.margin_s >= 0):
             raise ConfigError(f"margin_s must be >= 0, got {self.margin_s!r}")
         if self.max_queue < self.max_batch:

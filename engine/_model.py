@@ -168,10 +168,6 @@ def load_imagenet(model: ResNet18Beat, path: str | Path) -> list[str]:
     return loaded
 
 
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def init_weights(model: nn.Module, seed: int) -> None:
     torch.manual_seed(seed)
     for m in model.modules():

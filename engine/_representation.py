@@ -19,8 +19,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal as sp_signal
 
-from engine._types import Beat
-
 __all__ = ["RepresentationConfig", "Representer", "resample_windows"]
 
 
@@ -94,7 +92,6 @@ class Representer:
         self.cfg = cfg or RepresentationConfig()
         self.device = device
         self.xp, self.sig = _modules(device)
-        self._window = None
         self._wavelets: Any = None
 
     def __call__(self, x: Any) -> Any:
@@ -105,11 +102,6 @@ class Representer:
         x = x / xp.maximum(scale, 1e-3)
         img = self._stft(x) if self.cfg.kind == "stft" else self._cwt(x)
         return xp.log(img + 1e-3).astype(xp.float32)[:, None, :, :]
-
-    def beats(self, beats: Sequence[Beat]) -> Any:
-        """Images for beats straight from the monitor (any source rate)."""
-        windows = resample_windows([b.window for b in beats], [b.fs for b in beats], self.cfg)
-        return self(windows)
 
     def _stft(self, x: Any) -> Any:
         cfg = self.cfg

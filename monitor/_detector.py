@@ -31,7 +31,7 @@ from numpy.typing import NDArray
 from scipy import signal
 from scipy.ndimage import maximum_filter1d
 
-from monitor._errors import ConfigError
+from monitor._errors import ConfigError, require_positive
 
 try:  # SciPy's own compiled kernel behind sosfilt, without the per-call checks
     from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
@@ -65,10 +65,7 @@ class DetectorConfig:
         lo, hi = self.band_hz
         if not 0 < lo < hi:
             raise ConfigError(f"band_hz must be 0 < low < high, got {self.band_hz!r}")
-        for name in ("integration_s", "refractory_s", "twave_s", "learning_s", "min_qrs_mv"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        require_positive(self, "integration_s", "refractory_s", "twave_s", "learning_s", "min_qrs_mv")
         for name in ("threshold_fraction", "searchback_threshold", "twave_slope_ratio"):
             value = getattr(self, name)
             if not (math.isfinite(value) and 0 < value < 1):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "ConfigError",
     "EcgMonitorError",
@@ -9,6 +11,7 @@ __all__ = [
     "RecordError",
     "RecordNotFoundError",
     "SourceError",
+    "require_positive",
 ]
 
 
@@ -39,3 +42,11 @@ class FrameError(EcgMonitorError, ValueError):
         super().__init__(f"{reason}: {detail}")
         self.reason = reason
         self.detail = detail
+
+
+def require_positive(settings: object, *names: str, prefix: str = "") -> None:
+    """Raise :class:`ConfigError` naming the first of ``names`` that is not a positive finite number."""
+    for name in names:
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{prefix}{name} must be a positive number, got {value!r}")

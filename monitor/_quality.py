@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 from scipy import signal
 
 from monitor._detector import _sosfilt
-from monitor._errors import ConfigError
+from monitor._errors import ConfigError, require_positive
 
 __all__ = ["QualityConfig", "QualityTracker", "TechnicalAlarm"]
 
@@ -57,9 +57,7 @@ class QualityConfig:
     alarm_off_s: float = 2.0
 
     def __post_init__(self) -> None:
-        for name, value in self.__dict__.items():
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"quality {name} must be a positive number, got {value!r}")
+        require_positive(self, *self.__dict__, prefix="quality ")
         if self.window_s < self.block_s:
             raise ConfigError(f"quality window_s={self.window_s} must be >= block_s={self.block_s}")
 
