@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,7 +46,7 @@ class AnnotationWriter:
     with the alarm in the aux note: ``(signal lost``, ``(leads off`` or
     ``(noisy signal`` at onset and ``(clean`` at the end. A file is written when
     its stream ends and again on shutdown; a stream without annotations gets a
-    file holding one comment annotation.
+    file holding one comment annotation. Files are replaced atomically.
     """
 
     def __init__(self, directory: str | Path) -> None:
@@ -90,7 +92,10 @@ class AnnotationWriter:
             samples = np.zeros(1, dtype=np.int64)
             symbols = ['"']
             aux = ["no beats detected"]
-        wfdb.wrann(stream, ANNOTATION_EXT, samples, symbols, aux_note=aux, fs=track.fs, write_dir=str(self.dir))
+        # written beside the target, then renamed: a reader never sees a half-written file
+        with tempfile.TemporaryDirectory(dir=self.dir, prefix=".writing-") as tmp:
+            wfdb.wrann(stream, ANNOTATION_EXT, samples, symbols, aux_note=aux, fs=track.fs, write_dir=tmp)
+            os.replace(Path(tmp) / f"{stream}.{ANNOTATION_EXT}", self.path(stream))
         track.written = True
         return self.path(stream)
 

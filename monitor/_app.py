@@ -153,9 +153,6 @@ class Monitor:
         self.endpoint = source.endpoint or f"inproc://ecg-monitor-ingest-{next(_instance)}"
         self.labeled: int = 0
         self.summaries: list[RecordSummary] = []
-        self.started = 0.0
-        self.finished = 0.0
-        self._ended_seen: set[str] = set()
         self.ready = threading.Event()  # set once the ingest socket is bound
         self.bound_endpoint: str | None = None
 
@@ -178,7 +175,6 @@ class Monitor:
         self.ready.set()
         thread = None
         replay_stop = threading.Event()
-        self.started = self.clock()
         try:
             if self.replayer is not None:
                 thread = self.replayer.start_thread(self._ctx, self.endpoint, replay_stop)
@@ -190,7 +186,6 @@ class Monitor:
             self._drain(sock)
             self._finish()
             sock.close()
-        self.finished = self.clock()
         failed = [p for p in self.ingest.streams.values() if p.stats.error is not None]
         for p in failed:
             log.error("stream %s failed: %s", p.stream, p.stats.error)
@@ -227,7 +222,6 @@ class Monitor:
             self.ingest.on_message(parts)
         for beat in self.ingest.step():
             self._queue(beat)
-        self._run_batches()
         self._technical()
 
     def _run_batches(self) -> None:
@@ -275,16 +269,17 @@ class Monitor:
             self.view.on_beats(labeled)
 
     def _after_messages(self) -> None:
-        now = self.clock()
-        for proc in self.ingest.streams.values():
-            if proc.stats.ended and proc.stream not in self._ended_seen:
-                self._ended_seen.add(proc.stream)
-                if self.annotations is not None:
-                    self.annotations.write(proc.stream)
-                if self.view is not None:
-                    self.view.on_stream_end(proc)
+        ended, self.ingest.ended = self.ingest.ended, []
+        if ended:  # their last beats may wait in the batcher: classify them before the files are written
+            for batch in self.batcher.flush(self.clock()):
+                self._classify(batch)
+        for proc in ended:
+            if self.annotations is not None:
+                self.annotations.write(proc.stream)
+            if self.view is not None:
+                self.view.on_stream_end(proc)
         if self.view is not None:
-            self.view.refresh(self.ingest, now)
+            self.view.refresh(self.ingest, self.clock())
 
     def _finish(self) -> None:
         for beat in self.ingest.flush_all():

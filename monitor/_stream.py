@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
@@ -13,7 +12,7 @@ from numpy.typing import NDArray
 
 from engine import Beat
 from monitor._detector import DetectorBank, DetectorConfig
-from monitor._errors import ConfigError, FrameError
+from monitor._errors import ConfigError, FrameError, require_positive
 from monitor._quality import QualityConfig, QualityTracker, TechnicalAlarm
 from monitor._ring import RingBuffer, SequenceTracker
 from monitor._wire import MAX_FRAME_SECONDS, DataFrame, EndOfStream, decode_frame
@@ -39,10 +38,7 @@ class StreamConfig:
     def __post_init__(self) -> None:
         if self.lead < 0:
             raise ConfigError(f"lead must be >= 0, got {self.lead!r}")
-        for name in ("window_pre_s", "window_post_s", "rr_wait_s", "buffer_s"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{name} must be a positive number, got {value!r}")
+        require_positive(self, "window_pre_s", "window_post_s", "rr_wait_s", "buffer_s")
         needed = self.window_pre_s + self.window_post_s + self.rr_wait_s + self.max_queued_s + MAX_FRAME_SECONDS + 2
         if self.buffer_s < needed:
             raise ConfigError(f"buffer_s={self.buffer_s} is too short: windows, RR wait and queued input need {needed}")
@@ -259,6 +255,7 @@ class Ingest:
         self._dirty: dict[str, StreamProcessor] = {}  # streams with queued input or an eos
         self._ready: list[Beat] = []  # beats found by a step that on_message forced
         self.technical: list[TechnicalAlarm] = []  # alarm onsets/ends not yet taken by the owner
+        self.ended: list[StreamProcessor] = []  # streams ended since the owner last took this list
         self._on_new_stream = on_new_stream
 
     def feed(self, parts: Sequence[bytes]) -> list[Beat]:
@@ -348,6 +345,7 @@ class Ingest:
                 bank.remove(sid)
                 proc.quality.flush()
                 proc.stats.ended = final = True
+                self.ended.append(proc)
             out.extend(proc.ready(now, final=final))
             if proc.quality.events:
                 self.technical.extend(proc.quality.events)

@@ -173,3 +173,34 @@ def test_sigterm_stops_cleanly_and_writes_annotations(mitdb: Path, tmp_path: Pat
     assert proc.returncode == 0, err
     ann = wfdb.rdann(str(tmp_path / "100"), "mon")
     assert ann.sample.size >= 5
+
+
+def test_annotation_file_is_complete_when_its_stream_ends(
+    ctx: zmq.Context[zmq.Socket[bytes]], mitdb: Path, tmp_path: Path
+) -> None:
+    """A device stream that ends while the monitor goes on has its whole .mon file at once."""
+    monitor = Monitor(Source(endpoint="tcp://127.0.0.1:*"), MonitorConfig(annotations=tmp_path), context=ctx)
+    thread = threading.Thread(target=monitor.run)
+    thread.start()
+    assert monitor.ready.wait(5)
+    rec = load_record(resolve_record("100", mitdb))
+    device = ctx.socket(zmq.PUSH)
+    device.setsockopt(zmq.LINGER, 0)
+    device.connect(monitor.bound_endpoint or "")
+    n = 30 * 360
+    for seq, start in enumerate(range(0, n, 360)):
+        device.send_multipart(
+            encode_data("bed-3", seq, start, 360.0, rec.samples[start : start + 360], **rec.signal_description())
+        )
+    device.send_multipart(encode_eos("bed-3", n // 360, n))
+    path = tmp_path / "bed-3.mon"
+    for _ in range(500):
+        if path.exists():
+            break
+        threading.Event().wait(0.01)
+    ann = wfdb.rdann(str(tmp_path / "bed-3"), "mon")  # read while the monitor still runs
+    monitor.stop()
+    thread.join(10)
+    device.close()
+    assert ann.sample.size == monitor.ingest.streams["bed-3"].stats.beats
+    assert match_beats(reference(mitdb, "100", sampto=n), ann.sample, 54).f1 > 99
