@@ -11,6 +11,25 @@ One message is one ZeroMQ multipart message:
 Physical value in ``units`` = (raw - baseline) / gain, per channel. The README's
 "Wire format" section is the contract for device makers; this module is its
 reference implementation.
+
+Every message is untrusted. :func:`decode_frame` either returns a valid frame
+or raises :class:`FrameError` with a short ``reason`` (the counter key), never
+any other exception, whatever the bytes:
+
+* ``parts``: not 1 or 2 parts, a part that is not bytes, or the wrong number of
+  parts for the message type;
+* ``header_size``: a header over :data:`MAX_HEADER_BYTES`; ``oversize``: a
+  payload over :data:`MAX_PAYLOAD_BYTES` (the largest any valid header allows),
+  refused before the header is parsed;
+* ``json``: not UTF-8 JSON, or nested too deeply to parse;
+* ``header``, ``range``, ``version``, ``stream``, ``type``, ``dtype``: a field of
+  the wrong type or out of range (numbers must be finite; booleans are not
+  numbers; a stream id has no trailing newline);
+* ``size``: a payload that is not exactly ``n x channels x itemsize`` bytes.
+
+Physical conversion (:meth:`DataFrame.physical`) never warns or raises on odd
+values: NaN and infinite raw floats, ``invalid`` raw values and results that
+overflow are NaN (missing samples).
 """
 
 from __future__ import annotations
@@ -18,6 +37,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +53,7 @@ __all__ = [
     "MAX_CHANNELS",
     "MAX_FRAME_SECONDS",
     "MAX_HEADER_BYTES",
+    "MAX_PAYLOAD_BYTES",
     "MAX_SAMPLES_PER_FRAME",
     "DataFrame",
     "EndOfStream",
@@ -49,7 +70,8 @@ MAX_FRAME_SECONDS = 10.0
 MAX_CHANNELS = 32
 MAX_FS = 100_000.0
 DTYPES = ("<i2", "<i4", "<f4", "<f8")
-_STREAM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+MAX_PAYLOAD_BYTES = MAX_SAMPLES_PER_FRAME * MAX_CHANNELS * 8
+_STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
 _UNIT_SCALE_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 
 
@@ -77,7 +99,9 @@ class DataFrame:
     def physical(self, channel: int = 0) -> NDArray[np.float64]:
         """One channel in physical units; ``invalid`` raw values become NaN."""
         raw = self.samples[:, channel]
-        out = (raw.astype(np.float64) - self.baseline[channel]) / self.gain[channel]
+        with np.errstate(all="ignore"):  # overflow and inf - inf give inf/NaN, made NaN below
+            out = (raw.astype(np.float64) - self.baseline[channel]) / self.gain[channel]
+        out[~np.isfinite(out)] = np.nan
         if self.invalid is not None:
             out[raw == self.invalid] = np.nan
         return out
@@ -87,7 +111,10 @@ class DataFrame:
         scale = _UNIT_SCALE_TO_MV.get(self.units[channel].strip().lower())
         if scale is None:
             raise FrameError("units", f"cannot convert {self.units[channel]!r} to mV")
-        return self.physical(channel) * scale
+        with np.errstate(over="ignore"):
+            out = self.physical(channel) * scale
+        out[~np.isfinite(out)] = np.nan
+        return out
 
 
 @dataclass(frozen=True)
@@ -160,19 +187,30 @@ def encode_eos(stream: str, seq: int, start: int, sent: float | None = None) -> 
     return [json.dumps(header, separators=(",", ":")).encode()]
 
 
+def _show(value: Any) -> str:
+    """A short repr for messages: bounded in length and nesting, whatever the value."""
+    return reprlib.repr(value)
+
+
 def _int(header: dict[str, Any], key: str, lo: int, hi: int) -> int:
     value = header.get(key)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise FrameError("header", f"{key!r} must be an integer, got {value!r}")
+        raise FrameError("header", f"{key!r} must be an integer, got {_show(value)}")
     if not lo <= value <= hi:
         raise FrameError("range", f"{key!r}={value} is outside [{lo}, {hi}]")
     return value
 
 
 def _number(value: Any, key: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise FrameError("header", f"{key!r} must be a finite number, got {value!r}")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise FrameError("header", f"{key!r} must be a finite number, got {_show(value)}")
+    try:
+        number = float(value)  # an integer beyond the float range raises OverflowError
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise FrameError("header", f"{key!r} must be a finite number, got {_show(value)}")
+    return number
 
 
 def _strings(header: dict[str, Any], key: str, count: int) -> tuple[str, ...]:
@@ -195,21 +233,27 @@ def decode_frame(parts: Sequence[bytes]) -> Frame:
     """Parse and validate one message; raise :class:`FrameError` if it is malformed."""
     if not parts or len(parts) > 2:
         raise FrameError("parts", f"expected 1 or 2 message parts, got {len(parts)}")
+    if not all(isinstance(p, (bytes, bytearray, memoryview)) for p in parts):
+        raise FrameError("parts", "message parts must be bytes")
+    if len(parts[0]) > MAX_HEADER_BYTES:
+        raise FrameError("header_size", f"header of {len(parts[0])} bytes > {MAX_HEADER_BYTES}")
+    if len(parts) == 2 and len(parts[1]) > MAX_PAYLOAD_BYTES:
+        raise FrameError("oversize", f"payload of {len(parts[1])} bytes > {MAX_PAYLOAD_BYTES}")
     raw_header = bytes(parts[0])
-    if len(raw_header) > MAX_HEADER_BYTES:
-        raise FrameError("header_size", f"header of {len(raw_header)} bytes > {MAX_HEADER_BYTES}")
     try:
         header = json.loads(raw_header)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameError("json", f"header is not UTF-8 JSON ({exc})") from None
+    except RecursionError:
+        raise FrameError("json", "header is nested too deeply") from None
     if not isinstance(header, dict):
         raise FrameError("header", "header must be a JSON object")
     version = header.get("v")
-    if version != FORMAT_VERSION:
-        raise FrameError("version", f"format version {version!r} is not supported (expected {FORMAT_VERSION})")
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise FrameError("version", f"format version {_show(version)} is not supported (expected {FORMAT_VERSION})")
     stream = header.get("stream")
-    if not isinstance(stream, str) or not _STREAM_ID.match(stream):
-        raise FrameError("stream", f"stream id {stream!r} must match {_STREAM_ID.pattern}")
+    if not isinstance(stream, str) or not _STREAM_ID.fullmatch(stream):
+        raise FrameError("stream", f"stream id {_show(stream)} must match {_STREAM_ID.pattern}")
     seq = _int(header, "seq", 0, 2**63 - 1)
     start = _int(header, "start", 0, 2**62)
     sent = header.get("sent")
@@ -220,7 +264,7 @@ def decode_frame(parts: Sequence[bytes]) -> Frame:
             raise FrameError("parts", "an eos message has exactly one part")
         return EndOfStream(stream=stream, seq=seq, start=start, sent=sent_f)
     if kind != "data":
-        raise FrameError("type", f"message type {kind!r} is neither 'data' nor 'eos'")
+        raise FrameError("type", f"message type {_show(kind)} is neither 'data' nor 'eos'")
     if len(parts) != 2:
         raise FrameError("parts", "a data message has exactly two parts")
     fs = _number(header.get("fs"), "fs")
@@ -239,10 +283,12 @@ def decode_frame(parts: Sequence[bytes]) -> Frame:
     baseline = _numbers(header, "baseline", nch)
     dtype = header.get("dtype")
     if dtype not in DTYPES:
-        raise FrameError("dtype", f"dtype {dtype!r} is not one of {DTYPES}")
+        raise FrameError("dtype", f"dtype {_show(dtype)} is not one of {DTYPES}")
     invalid = header.get("invalid")
     if invalid is not None and (isinstance(invalid, bool) or not isinstance(invalid, int)):
-        raise FrameError("header", f"'invalid' must be an integer or absent, got {invalid!r}")
+        raise FrameError("header", f"'invalid' must be an integer or absent, got {_show(invalid)}")
+    if invalid is not None and not -(2**63) <= invalid < 2**63:
+        raise FrameError("range", f"'invalid'={invalid} is outside the 64-bit integer range")
     payload = parts[1]
     expected = n * nch * np.dtype(dtype).itemsize
     if len(payload) != expected:
