@@ -44,7 +44,9 @@ class AnnotationWriter:
     sampling rate, so ``wfdb.rdann(DIR/<stream>, 'mon')`` lines up with the
     source record. Technical alarms go in as signal-quality annotations (``~``)
     with the alarm in the aux note: ``(signal lost``, ``(leads off`` or
-    ``(noisy signal`` at onset and ``(clean`` at the end. A file is written when
+    ``(noisy signal`` at onset and ``(clean`` at the end; rhythm alarms go in as
+    rhythm annotations (``+``: ``(VT``, ``(VFL``, ``(AFIB``, ``(ASYS``, ``(B``,
+    ``(T``, ``(SVTA``, ``(SBR``, back to ``(N`` when the episode ends). A file is written when
     its stream ends and again on shutdown; a stream without annotations gets a
     file holding one comment annotation. Files are replaced atomically.
     """
@@ -73,6 +75,10 @@ class AnnotationWriter:
             if alarm.onset not in track.samples:  # opened and closed between two writes
                 track.put(alarm.onset, "~", f"({alarm.kind}")
             track.put(alarm.end, "~", "(clean")
+
+    def add_rhythm(self, stream: str, fs: float, sample: int, aux: str) -> None:
+        """A rhythm change (``+``) at ``sample``, e.g. ``(VT`` at an alarm's onset, ``(N`` at its end."""
+        self._tracks.setdefault(stream, _Track(fs)).put(sample, "+", aux)
 
     def register(self, stream: str, fs: float) -> None:
         """Make sure a stream gets a file even if it never has a beat."""

@@ -8,9 +8,11 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import wfdb
@@ -18,8 +20,11 @@ import zmq
 
 from engine import Beat, BeatClassifier, LabeledBeat, UnclassifiedClassifier
 from engine._batcher import Batcher, BatcherConfig
+from monitor._alerts import AlertBus, alarm_body, monitor_id
 from monitor._annotations import AnnotationWriter
 from monitor._errors import SourceError
+from monitor._quality import TechnicalAlarm
+from monitor._rhythm import AlarmEvent, RhythmAnalyzer, RhythmSettings
 from monitor._scoring import MatchResult, match_beats, reference_beats
 from monitor._stream import Ingest, StreamConfig, StreamProcessor
 from monitor._view import LiveView
@@ -30,6 +35,20 @@ from replay._records import RecordRef, database_records, resolve_record
 __all__ = ["Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"]
 
 log = logging.getLogger(__name__)
+
+#: rhythm alarm -> aux note of the ``+`` rhythm annotation (most serious first)
+_RHYTHM_AUX = (
+    ("vfib", "(VFL"),
+    ("asystole", "(ASYS"),
+    ("vtach", "(VT"),
+    ("vrun", "(VT"),
+    ("svt", "(SVTA"),
+    ("afib", "(AFIB"),
+    ("bigeminy", "(B"),
+    ("trigeminy", "(T"),
+    ("brady_extreme", "(SBR"),
+    ("brady", "(SBR"),
+)
 
 #: Largest message the ingest socket accepts (bigger ones are dropped by ZeroMQ).
 MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_SAMPLES_PER_FRAME * 32 * 8 + 1024
@@ -85,6 +104,14 @@ class MonitorConfig:
     annotations: Path | None = None
     poll_ms: int = 100
     batcher: BatcherConfig = field(default_factory=BatcherConfig)
+    rhythm: RhythmSettings = field(default_factory=RhythmSettings)
+    alerts: str | None = None  # endpoint of the alert bus (XPUB), None: no bus
+    alarm_log: Path | None = None  # SQLite alarm log, None: none
+    lockstep: bool = False  # finish each message (detection, labels, alarms) before the next: scoring runs
+    keep_alarms: bool = False  # keep every alarm transition in Monitor.alarm_events (scoring)
+    status_interval_s: float = 5.0
+    rhythm_interval_s: float = 0.1  # how often rhythm logic catches up with the streams
+    shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
 
 
 @dataclass(frozen=True)
@@ -144,7 +171,22 @@ class Monitor:
         if source.is_replay and not self.config.replay.loop:  # finite: keep peaks for the summary
             stream_cfg = dataclasses.replace(stream_cfg, keep_peaks=True)
         self.ingest = Ingest(stream_cfg, clock=clock, on_new_stream=self._on_new_stream)
-        self.batcher: Batcher[Beat] = Batcher(self.config.batcher)
+        self.batcher: Batcher[Beat] = Batcher(self.config.batcher, priority=self._has_alarm)
+        self.rhythm: dict[str, RhythmAnalyzer] = {}
+        self._quality_done: dict[str, int] = {}
+        self._inflight: dict[str, deque[int]] = {}  # samples of beats queued for labels, per stream
+        self._finished: set[str] = set()  # streams whose rhythm logic has ended
+        self._alarm_active: dict[str, dict[str, AlarmEvent]] = {}  # stream -> kind -> onset event
+        self._rhythm_aux: dict[str, str] = {}
+        self._shed_last: dict[str, float] = {}  # stream -> wall time of the last shed beat
+        self.alarm_events: list[AlarmEvent] = []
+        self.alarm_counts: dict[str, int] = {}
+        self.bus: AlertBus | None = None
+        self.alarm_log: Any = None
+        self.id = monitor_id()
+        self._started = clock()
+        self._last_rhythm = -math.inf
+        self._last_status = -math.inf
         self.replayer: Replayer | None = None
         self._ids: list[str] = []
         if source.is_replay:
@@ -155,14 +197,22 @@ class Monitor:
         self.summaries: list[RecordSummary] = []
         self.ready = threading.Event()  # set once the ingest socket is bound
         self.bound_endpoint: str | None = None
+        self.alerts_endpoint: str | None = None
 
     def stop(self) -> None:
         """Ask ``run()`` to stop (safe from signal handlers and other threads)."""
         self._stop.set()
 
+    def _has_alarm(self, stream: str) -> bool:
+        return bool(self._alarm_active.get(stream))
+
     def _on_new_stream(self, proc: StreamProcessor) -> None:
         if self.annotations is not None:
             self.annotations.register(proc.stream, proc.fs)
+        cfg = self.config.rhythm.for_stream(proc.stream)
+        self.rhythm[proc.stream] = RhythmAnalyzer(proc.stream, proc.fs, cfg, origin=proc.origin)
+        self._quality_done[proc.stream] = 0
+        self._inflight[proc.stream] = deque()
 
     def run(self) -> int:
         """Run until done; return a process exit code (0 ok, 1 a stream or the replay failed)."""
@@ -172,10 +222,11 @@ class Monitor:
         sock.setsockopt(zmq.RCVHWM, 10000)
         sock.bind(self.endpoint)
         self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
-        self.ready.set()
         thread = None
         replay_stop = threading.Event()
         try:
+            self._open_outputs()
+            self.ready.set()
             if self.replayer is not None:
                 thread = self.replayer.start_thread(self._ctx, self.endpoint, replay_stop)
             self._loop(sock)
@@ -183,9 +234,12 @@ class Monitor:
             replay_stop.set()
             if thread is not None:
                 thread.join(timeout=5)
-            self._drain(sock)
-            self._finish()
-            sock.close()
+            try:
+                self._drain(sock)
+                self._finish()
+            finally:
+                sock.close()
+                self._close_outputs()
         failed = [p for p in self.ingest.streams.values() if p.stats.error is not None]
         for p in failed:
             log.error("stream %s failed: %s", p.stream, p.stats.error)
@@ -195,17 +249,42 @@ class Monitor:
             return 1
         return 1 if failed else 0
 
+    def _open_outputs(self) -> None:
+        if self.config.alarm_log is not None:
+            from monitor._alarmlog import AlarmLog
+
+            self.alarm_log = AlarmLog(self.config.alarm_log, run_id=self.id)
+            closed = self.alarm_log.close_orphans(
+                "monitor restarted; the previous run ended without closing it", time.time()
+            )
+            if closed:
+                log.warning("alarm log: closed %d alarm(s) left open by an earlier run", closed)
+        if self.config.alerts is not None:
+            self.bus = AlertBus(self._ctx, self.config.alerts, monitor=self.id)
+            self.alerts_endpoint = self.bus.endpoint
+
+    def _close_outputs(self) -> None:
+        if self.bus is not None:
+            self.bus.close()
+        if self.alarm_log is not None:
+            self.alarm_log.close()
+
     def _loop(self, sock: zmq.Socket[bytes]) -> None:
         expected = set(self._ids)
+        lockstep = self.config.lockstep
         while not self._stop.is_set():
             timeout = self.config.poll_ms
             due = self.batcher.next_deadline()
             if due is not None:
                 timeout = min(timeout, max(0, math.ceil(1000 * (due - self.clock()))))
             if sock.poll(timeout, zmq.POLLIN):
-                self._receive_burst(sock)
+                self._receive_burst(sock, limit=1 if lockstep else 2000)
+            if lockstep:
+                for batch in self.batcher.flush(self.clock()):
+                    self._classify(batch)
             self._run_batches()
             self._after_messages()
+            self._housekeeping(force=lockstep)
             if self.replayer is not None:
                 if self.replayer.error is not None:
                     return
@@ -234,17 +313,28 @@ class Monitor:
     def _technical(self) -> None:
         events, self.ingest.technical = self.ingest.technical, []
         for alarm in events:
-            fs = self.ingest.streams[alarm.stream].fs
+            proc = self.ingest.streams[alarm.stream]
             state = "ended" if alarm.end is not None else "raised"
             log.warning(
                 "stream %s: technical alarm %r %s at %.1f s",
                 alarm.stream,
                 alarm.kind,
                 state,
-                (alarm.end if alarm.end is not None else alarm.onset) / fs,
+                (alarm.end if alarm.end is not None else alarm.onset) / proc.fs,
             )
             if self.annotations is not None:
-                self.annotations.add_technical(alarm, fs)
+                self.annotations.add_technical(alarm, proc.fs)
+            self._alarms(self._technical_events(alarm, proc.fs))
+
+    def _technical_events(self, alarm: TechnicalAlarm, fs: float) -> list[AlarmEvent]:
+        kind = alarm.kind.replace(" ", "_")
+        text = alarm.kind.capitalize()
+        onset = AlarmEvent(alarm.stream, kind, "onset", alarm.onset, alarm.onset, fs, text, category="technical")
+        if alarm.end is None:
+            return [onset]
+        end = dataclasses.replace(onset, state="end", sample=alarm.end, end_reason="condition cleared")
+        known = self._alarm_active.get(alarm.stream, {}).get(kind)
+        return [end] if known is not None else [onset, end]
 
     def _drain(self, sock: zmq.Socket[bytes]) -> None:
         """Take what is already queued (shutdown) without waiting for more."""
@@ -256,23 +346,155 @@ class Monitor:
             self._deliver(beats, self.classifier.classify(beats))
 
     def _queue(self, beat: Beat) -> None:
+        self._inflight[beat.stream].append(beat.sample)
         shed = self.batcher.on_beat(beat)
         if shed is not None:  # overload: the beat still counts, unclassified
             self._deliver([shed], ["Q"])
+            self._on_shed(shed)
+
+    def _on_shed(self, beat: Beat) -> None:
+        self._shed_last[beat.stream] = self.clock()
+        if "beats_shed" not in self._alarm_active.get(beat.stream, {}):
+            text = "Beats shed: classification falling behind"
+            event = AlarmEvent(beat.stream, "beats_shed", "onset", beat.sample, beat.sample, beat.fs, text)
+            self._alarms([dataclasses.replace(event, category="technical")])
 
     def _deliver(self, beats: list[Beat], labels: list[str]) -> None:
         labeled = [LabeledBeat(b, lab) for b, lab in zip(beats, labels, strict=True)]
         self.labeled += len(labeled)
+        now = self.clock()
+        for lb in labeled:
+            b = lb.beat
+            inflight = self._inflight[b.stream]
+            if inflight and inflight[0] == b.sample:
+                inflight.popleft()
+            elif b.sample in inflight:
+                inflight.remove(b.sample)
+            analyzer = self.rhythm.get(b.stream)
+            if analyzer is not None and b.stream not in self._finished:
+                analyzer.on_beat(b.sample, lb.label)
+            if self.bus is not None:
+                self.bus.beat(b.stream, b.sample, b.fs, lb.label, b.rr_prev, now - b.ready_at)
         if self.annotations is not None:
             self.annotations.add(labeled)
         if self.view is not None:
             self.view.on_beats(labeled)
+
+    # ------------------------------------------------------------ rhythm and alarms
+    def _housekeeping(self, force: bool = False) -> None:
+        now = self.clock()
+        if force or now - self._last_rhythm >= self.config.rhythm_interval_s:
+            self._last_rhythm = now
+            self._update_rhythm(self.ingest.streams.values())
+            self._end_shedding(now)
+        if self.bus is not None:
+            self.bus.serve_subscriptions()
+            if now - self._last_status >= self.config.status_interval_s:
+                self._last_status = now
+                self.bus.status(self.status())
+
+    def _horizon(self, proc: StreamProcessor) -> int:
+        """Every beat before this sample has been labelled and handed to the rhythm logic."""
+        h = min(proc.settled(), proc.quality.known_until)
+        pending = proc.pending_peaks
+        if pending:
+            h = min(h, pending[0])
+        inflight = self._inflight[proc.stream]
+        if inflight:
+            h = min(h, inflight[0])
+        return h
+
+    def _update_rhythm(self, procs: Iterable[StreamProcessor], reason: str = "stream ended") -> None:
+        for proc in procs:
+            sid = proc.stream
+            analyzer = self.rhythm.get(sid)
+            if analyzer is None or sid in self._finished:
+                continue
+            end = proc.samples_end
+            blocks = proc.quality.blocks_from(self._quality_done[sid])
+            self._quality_done[sid] = proc.quality.judged
+            for block_end, state in blocks:
+                analyzer.on_quality(block_end, state, arrived=end)
+            over = proc.stats.ended or proc.stats.error is not None
+            horizon = end if over else self._horizon(proc)
+            events, vitals = analyzer.advance(horizon, arrived=end)
+            if over and not self._inflight[sid]:
+                events += analyzer.finish(end, reason)
+                self._finished.add(sid)
+            self._alarms(events)
+            for v in vitals:
+                if self.bus is not None:
+                    self.bus.vitals(v)
+                if self.view is not None:
+                    self.view.on_vitals(v)
+
+    def _end_shedding(self, now: float) -> None:
+        for sid, last in list(self._shed_last.items()):
+            if now - last >= self.config.shed_clear_s:
+                del self._shed_last[sid]
+                onset = self._alarm_active.get(sid, {}).get("beats_shed")
+                if onset is not None:
+                    sample = self.ingest.streams[sid].samples_end
+                    self._alarms([dataclasses.replace(onset, state="end", sample=sample, end_reason="caught up")])
+
+    def _alarms(self, events: list[AlarmEvent]) -> None:
+        for e in events:
+            active = self._alarm_active.setdefault(e.stream, {})
+            if e.state == "onset":
+                active[e.kind] = e
+                self.alarm_counts[e.kind] = self.alarm_counts.get(e.kind, 0) + 1
+            elif e.state == "end":
+                active.pop(e.kind, None)
+            if self.config.keep_alarms:
+                self.alarm_events.append(e)
+            body = self.bus.alarm(e) if self.bus is not None else alarm_body(e)
+            if self.alarm_log is not None:
+                self.alarm_log.record(dict(body, time=time.time()))
+            if e.category == "clinical" and e.state in ("onset", "end"):
+                level = logging.WARNING if e.priority == "high" else logging.INFO
+                log.log(
+                    level, "stream %s: %s %s (%s) at %.1f s", e.stream, e.text, e.state, e.priority, e.sample / e.fs
+                )
+            if self.view is not None:
+                self.view.on_alarm(e)
+            if self.annotations is not None and e.category == "clinical":
+                aux = next((a for kind, a in _RHYTHM_AUX if kind in active), "(N")
+                if aux != self._rhythm_aux.get(e.stream, "(N"):
+                    self._rhythm_aux[e.stream] = aux
+                    at = e.onset_sample if e.state == "onset" else e.sample
+                    self.annotations.add_rhythm(e.stream, e.fs, at, aux)
+
+    def status(self) -> dict[str, Any]:
+        """Monitor-wide figures (the status topic of the alert bus)."""
+        procs = list(self.ingest.streams.values())
+        rejected: dict[str, int] = dict(self.ingest.rejected)
+        for p in procs:
+            for reason, n in p.stats.rejected.items():
+                rejected[reason] = rejected.get(reason, 0) + n
+        st = self.batcher.stats
+        problems = [f"stream {p.stream} failed: {p.stats.error}" for p in procs if p.stats.error is not None]
+        return {
+            "uptime_s": round(self.clock() - self._started, 3),
+            "streams": len(procs),
+            "streams_active": sum(1 for p in procs if not p.stats.ended),
+            "messages": self.ingest.messages,
+            "rejected": rejected,
+            "beats": sum(p.stats.beats for p in procs),
+            "labelled": self.labeled,
+            "late": st.late,
+            "shed": sum(st.shed.values()),
+            "alarms_active": sum(len(a) for a in self._alarm_active.values()),
+            "engine": self.classifier.name,
+            "health": "degraded" if problems or st.shed else "ok",
+            "problems": problems,
+        }
 
     def _after_messages(self) -> None:
         ended, self.ingest.ended = self.ingest.ended, []
         if ended:  # their last beats may wait in the batcher: classify them before the files are written
             for batch in self.batcher.flush(self.clock()):
                 self._classify(batch)
+            self._update_rhythm(ended)
         for proc in ended:
             if self.annotations is not None:
                 self.annotations.write(proc.stream)
@@ -287,9 +509,12 @@ class Monitor:
         for batch in self.batcher.flush(self.clock()):
             self._classify(batch)
         self._technical()
+        self._update_rhythm(self.ingest.streams.values(), reason="monitor stopped")
         self._after_messages()
         if self.annotations is not None:
             self.annotations.write_all()
+        if self.bus is not None:
+            self.bus.status(self.status())
         if self.view is not None:
             self.view.refresh(self.ingest, self.clock(), force=True)
         self.summaries = self._summaries()

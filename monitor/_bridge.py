@@ -88,6 +88,8 @@ ALARM_KINDS = (
     "leads_off",
     "noisy_signal",
     "beats_shed",
+    "format_changed",
+    "stream_conflict",
 )
 CATEGORIES = ("clinical", "technical")
 PRIORITIES = ("high", "medium", "low")

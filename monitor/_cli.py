@@ -14,6 +14,7 @@ from engine._service import RemoteClassifier
 from monitor._app import Monitor, MonitorConfig, parse_source
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor._errors import EcgMonitorError
+from monitor._rhythm import load_rhythm_settings
 from monitor._scoring import MatchResult
 from monitor._stream import StreamConfig
 from monitor._view import LiveView
@@ -62,6 +63,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--model", default=env_default("MODEL"), help="classifier weights file, or 'none' (default: the shipped CNN)"
     )
+    p.add_argument(
+        "--alerts",
+        default=env_default("ALERTS"),
+        help="publish alarms, beats, vitals and status on this endpoint (ZeroMQ XPUB), e.g. tcp://127.0.0.1:5570",
+    )
+    p.add_argument(
+        "--alarm-log",
+        default=env_default("ALARM_LOG"),
+        help="SQLite alarm log file, or 'off' (default: alarms.sqlite in the user data folder)",
+    )
+    p.add_argument(
+        "--rhythm-config",
+        default=env_default("RHYTHM_CONFIG"),
+        help="TOML file of alarm thresholds (defaults and per-stream overrides; see monitor/rhythm.toml)",
+    )
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
     return p
 
@@ -87,6 +103,16 @@ def _summary(monitor: Monitor, wall: float) -> str:
     return "\n".join(lines)
 
 
+def _alarm_log_path(value: str | None) -> Path | None:
+    if value is not None and value.strip().lower() == "off":
+        return None
+    if value:
+        return Path(value)
+    from monitor._alarmlog import default_path
+
+    return default_path()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -101,6 +127,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=speed, loop=args.loop),
             annotations=Path(args.annotations) if args.annotations else None,
             batcher=BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000.0),
+            rhythm=load_rhythm_settings(args.rhythm_config),
+            alerts=args.alerts or None,
+            alarm_log=_alarm_log_path(args.alarm_log),
         )
     except (EcgMonitorError, ValueError) as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)
@@ -125,6 +154,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_signals(monitor.stop)
     if source.endpoint:
         print(f"ecg-monitor: listening on {source.endpoint}", file=sys.stderr)
+    if config.alerts:
+        print(f"ecg-monitor: alerts published on {config.alerts}", file=sys.stderr)
     t0 = time.monotonic()
     try:
         code = monitor.run()

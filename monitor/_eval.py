@@ -175,12 +175,57 @@ def plot_confusion(summary: dict[str, Any], path: Path, title: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="ecg-eval", description=__doc__.split("\n")[0])
     p.add_argument("--data-dir", required=True, type=Path, help="folder with the records and their .atr files")
-    p.add_argument("--records", default="ds2", help="ds2, ds1, or a comma-separated list")
+    p.add_argument("--records", default="ds2", help="ds2, ds1, all (the RECORDS file), or a comma-separated list")
     p.add_argument("--model", default=None, help="weights file (default: the shipped model)")
     p.add_argument("--out", type=Path, default=Path("eval"), help="folder for report.md, report.json, confusion.png")
     p.add_argument("--annotations", type=Path, default=None, help="keep the .mon files here (default: a temp dir)")
     p.add_argument("--chunk-ms", type=float, default=100.0)
+    p.add_argument(
+        "--alarms",
+        action="store_true",
+        help="score rhythm alarm episodes against the reference rhythm annotations instead of beats "
+        "(writes alarms.md and alarms.json)",
+    )
+    p.add_argument(
+        "--min-episode-s",
+        type=float,
+        default=5.0,
+        help="with --alarms: also report sensitivity over reference episodes at least this long",
+    )
     return p
+
+
+def _alarm_eval(args: argparse.Namespace, records: list[str], classifier: Any) -> int:
+    from monitor._alarmeval import score_alarms, write_alarm_report
+    from monitor._app import Monitor, MonitorConfig, parse_source
+    from monitor._errors import EcgMonitorError
+    from replay._publisher import ReplayConfig
+
+    try:
+        source = parse_source("replay:" + ",".join(records), args.data_dir, offline=True)
+    except EcgMonitorError as exc:
+        print(f"ecg-eval: error: {exc}", file=sys.stderr)
+        return 2
+    config = MonitorConfig(
+        replay=ReplayConfig(chunk_s=args.chunk_ms / 1000, speed=None),
+        annotations=args.annotations,
+        lockstep=True,
+        keep_alarms=True,
+    )
+    monitor = Monitor(source, config, classifier=classifier)
+    code = monitor.run()
+    if code != 0:
+        print("ecg-eval: error: the monitor failed", file=sys.stderr)
+        return code
+    tables = {0.0: score_alarms(args.data_dir, records, monitor.alarm_events)}
+    if args.min_episode_s > 0:
+        tables[args.min_episode_s] = score_alarms(
+            args.data_dir, records, monitor.alarm_events, min_episode_s=args.min_episode_s
+        )
+    title = f"Rhythm alarm episodes: {args.data_dir.name} ({len(records)} records)"
+    meta = {"records": records, "command": "ecg-eval --alarms " + " ".join(sys.argv[1:])}
+    print(write_alarm_report(args.out, title, tables, meta))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -190,14 +235,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     from replay._publisher import ReplayConfig
 
     args = build_parser().parse_args(argv)
-    records = {"ds2": DS2, "ds1": DS1}.get(args.records.lower()) or [
-        r.strip() for r in args.records.split(",") if r.strip()
-    ]
+    if args.records.lower() == "all":
+        listing = args.data_dir / "RECORDS"
+        if not listing.is_file():
+            print(f"ecg-eval: error: --records all: {listing} not found", file=sys.stderr)
+            return 2
+        records = listing.read_text().split()
+    else:
+        records = {"ds2": DS2, "ds1": DS1}.get(args.records.lower()) or [
+            r.strip() for r in args.records.split(",") if r.strip()
+        ]
     try:
-        classifier = default_classifier(args.model)
+        # alarm scoring labels beats one message at a time: one thread is fastest for batches that small
+        classifier = default_classifier(args.model, threads=1 if args.alarms else 0)
     except (OSError, ValueError) as exc:
         print(f"ecg-eval: error: --model: {exc}", file=sys.stderr)
         return 2
+    if args.alarms:
+        return _alarm_eval(args, records, classifier)
     with tempfile.TemporaryDirectory() as tmp:
         ann_dir = args.annotations or Path(tmp)
         try:

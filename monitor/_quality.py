@@ -123,6 +123,17 @@ class QualityTracker:
         k = (sample - self.origin) // self._block - (self._blocks - len(self.states))
         return self.states[k] if 0 <= k < len(self.states) else CLEAN
 
+    @property
+    def judged(self) -> int:
+        """How many blocks have been judged so far."""
+        return self._blocks
+
+    def blocks_from(self, k: int) -> list[tuple[int, str]]:
+        """``(block end sample, state)`` of the judged blocks from the ``k``-th on (those still kept)."""
+        first = self._blocks - len(self.states)
+        k = max(k, first)
+        return [(self.origin + (i + 1) * self._block, self.states[i - first]) for i in range(k, self._blocks)]
+
     def usable(self, sample: int) -> bool:
         return self.state_at(sample) not in UNUSABLE
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from engine import LabeledBeat
+from monitor._rhythm import AlarmEvent, Vitals
 from monitor._stream import Ingest, StreamProcessor
 
 __all__ = ["LiveView", "stream_status"]
@@ -55,6 +56,8 @@ class LiveView:
     _last: float = -1e18
     _drawn: int = 0
     _recent: dict[str, deque[str]] = field(default_factory=dict)
+    _alarms: dict[str, dict[str, AlarmEvent]] = field(default_factory=dict)
+    _hr: dict[str, float | None] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.interactive is None:
@@ -70,6 +73,24 @@ class LiveView:
                 b = lb.beat
                 rr = f"{b.rr_prev * 1000:.0f} ms" if b.rr_prev is not None else "-"
                 self.out.write(f"{b.stream} beat {lb.symbol} at {b.sample / b.fs:9.3f} s (sample {b.sample}) RR {rr}\n")
+
+    def on_alarm(self, event: AlarmEvent) -> None:
+        """Keep the stream's active clinical alarms; in plain mode print each onset and end."""
+        if event.category != "clinical":
+            return
+        active = self._alarms.setdefault(event.stream, {})
+        if event.state == "end":
+            active.pop(event.kind, None)
+        else:
+            active[event.kind] = event
+        if not self.interactive and event.state != "update":
+            word = "ALARM" if event.state == "onset" else "alarm ended:"
+            self.out.write(
+                f"{event.stream} {word} {event.priority.upper()} {event.text} at {event.sample / event.fs:.1f} s\n"
+            )
+
+    def on_vitals(self, vitals: Vitals) -> None:
+        self._hr[vitals.stream] = vitals.hr
 
     def on_stream_end(self, proc: StreamProcessor) -> None:
         if not self.interactive:
@@ -109,10 +130,15 @@ class LiveView:
         return f"ecg-monitor: {n} streams ({ended} ended), {ingest.messages} messages, {rejected} rejected"
 
     def _line(self, p: StreamProcessor) -> str:
-        hr = p.heart_rate
+        hr = self._hr.get(p.stream, p.heart_rate)
         hr_s = f"{hr:5.0f}" if hr is not None else "    -"
         t = (p.samples_end - p.origin) / p.fs
         recent = "".join(self._recent.get(p.stream, ()))
-        return (
-            f"{p.stream:<10} {p.fs:6.0f} {hr_s} {p.stats.beats:7d} {t:8.1f}s  {recent:<{_RECENT}}  {stream_status(p)}"
-        )
+        return f"{p.stream:<10} {p.fs:6.0f} {hr_s} {p.stats.beats:7d} {t:8.1f}s  {recent:<{_RECENT}}  {self._status(p)}"
+
+    def _status(self, p: StreamProcessor) -> str:
+        alarms = self._alarms.get(p.stream)
+        if alarms and not p.stats.ended:
+            order = sorted(alarms.values(), key=lambda e: ("high", "medium", "low").index(e.priority))
+            return "ALARM " + ", ".join(e.text for e in order) + "; " + stream_status(p)
+        return stream_status(p)

@@ -16,9 +16,10 @@ MITDB = SHARED_DATA / "mitdb"
 
 @pytest.fixture(autouse=True)
 def _no_downloads(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """Tests never touch the network or the user's cache."""
+    """Tests never touch the network, the user's cache or the user's alarm log."""
     monkeypatch.setenv("ECG_MONITOR_OFFLINE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     monkeypatch.delenv("ECG_MONITOR_DATA", raising=False)
 
 
