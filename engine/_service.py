@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import zmq
@@ -41,6 +41,9 @@ from engine._model import CLASSES, N_RR, rr_features
 from engine._representation import RepresentationConfig, resample_windows
 from engine._types import Beat
 from monitor._errors import EcgMonitorError
+
+if TYPE_CHECKING:
+    from monitor._security import CurveConfig
 
 __all__ = ["EngineServer", "EngineUnavailable", "RemoteClassifier", "main"]
 
@@ -85,7 +88,9 @@ class EngineServer:
         endpoint: str,
         batcher: BatcherConfig | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: CurveConfig | None = None,
     ) -> None:
+        self.curve = curve  # CURVE server keys: only authorized monitors are served
         self.backend = backend
         self.rep_cfg = rep_cfg
         self.endpoint = endpoint
@@ -98,11 +103,19 @@ class EngineServer:
         self._pending: dict[tuple[bytes, int], _Request] = {}
 
     def run(self, stop: threading.Event) -> None:
+        from monitor._security import Authenticator, secure_bind
+
+        auth = Authenticator(self.ctx, self.curve).start() if self.curve is not None else None
         sock = self.ctx.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
-        sock.bind(self.endpoint)
-        self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        try:
+            self.bound_endpoint = secure_bind(sock, self.endpoint, self.curve, auth)
+        except BaseException:
+            sock.close()
+            if auth is not None:
+                auth.stop()
+            raise
         log.info("serving on %s with the %s backend", self.bound_endpoint, self.backend.name)
         self.ready.set()
         try:
@@ -121,6 +134,8 @@ class EngineServer:
                 self._run_batches(sock)
         finally:
             sock.close()
+            if auth is not None:
+                auth.stop()
 
     def _error(self, sock: zmq.Socket[bytes], identity: bytes, rid: Any, reason: str) -> None:
         self.errors += 1
@@ -192,14 +207,24 @@ class RemoteClassifier:
     """A :class:`BeatClassifier` that sends batches to an ``ecg-engine`` and waits for the labels."""
 
     def __init__(
-        self, endpoint: str, timeout_s: float = 2.0, context: zmq.Context[zmq.Socket[bytes]] | None = None
+        self,
+        endpoint: str,
+        timeout_s: float = 2.0,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        curve: CurveConfig | None = None,
     ) -> None:
+        from monitor._security import secure_connect
+
         self.ctx = context or zmq.Context.instance()
         self.endpoint = endpoint
         self.timeout_ms = max(1, round(1000 * timeout_s))
         self.sock = self.ctx.socket(zmq.DEALER)
         self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.connect(endpoint)
+        try:
+            secure_connect(self.sock, endpoint, curve)
+        except BaseException:
+            self.sock.close()
+            raise
         self._ids = itertools.count(1)
         try:
             hello = self._call([_header(type="hello")], None)
@@ -251,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default=env_default("BACKEND", "auto"), help="auto | cpu | cuda | compiled | tensorrt")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for the cpu backend")
     p.add_argument("--latency-budget-ms", type=float, default=float(env_default("LATENCY_BUDGET_MS", 50)))
+    p.add_argument(
+        "--keys", default=env_default("KEYS"), help="CURVE keys folder (ecg-keys init): serve authorized monitors only"
+    )
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "info"))
     return p
 
@@ -263,8 +291,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         clf = CnnClassifier.load(args.model or DEFAULT_WEIGHTS, args.backend, args.threads)
+        from monitor._security import CurveConfig
+
         batcher = BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000)
-        server = EngineServer(clf.backend, clf.rep_cfg, args.bind, batcher)
+        curve = CurveConfig.server(args.keys) if args.keys else None
+        server = EngineServer(clf.backend, clf.rep_cfg, args.bind, batcher, curve=curve)
     except (OSError, ValueError, EcgMonitorError) as exc:
         print(f"ecg-engine: error: {exc}", file=sys.stderr)
         return 2

@@ -12,7 +12,8 @@ when one arrives, every active alarm whose topic matches it is published
 again as a snapshot (``state: "active"``, ``snapshot: true``), so a bridge that
 joins or restarts mid-alarm learns of it at once. Sends never block: a message
 that would exceed a slow subscriber's queue is counted in ``dropped`` (reported
-in status) instead of stalling the monitor.
+in status) instead of stalling the monitor. With CURVE keys, only bridges whose
+public keys are authorized can subscribe, and the traffic is encrypted.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 import zmq
 
 from monitor._rhythm import ALARM_KINDS, AlarmEvent, Vitals
+from monitor._security import Authenticator, CurveConfig, secure_bind
 
 __all__ = ["SCHEMA_VERSION", "TECHNICAL_KINDS", "AlertBus", "alarm_body", "monitor_id", "priority_of"]
 
@@ -96,7 +98,8 @@ class AlertBus:
         monitor: str | None = None,
         clock: Callable[[], float] = time.time,
         sndhwm: int = 100_000,
-        configure: Callable[[zmq.Socket[bytes]], None] | None = None,
+        curve: CurveConfig | None = None,
+        authenticator: Authenticator | None = None,
     ) -> None:
         self.monitor = monitor or monitor_id()
         self.clock = clock
@@ -105,10 +108,11 @@ class AlertBus:
         self.sock.setsockopt(zmq.SNDHWM, sndhwm)
         self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
         self.sock.setsockopt(zmq.XPUB_NODROP, 1)
-        if configure is not None:
-            configure(self.sock)
-        self.sock.bind(endpoint)
-        self.endpoint = self.sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        try:
+            self.endpoint = secure_bind(self.sock, endpoint, curve, authenticator)
+        except BaseException:
+            self.sock.close(linger=0)
+            raise
         self._seq: Counter[str] = Counter()
         self._active: dict[str, dict[str, Any]] = {}  # alarm_id -> last body, for the last-value cache
         self.sent = 0

@@ -23,9 +23,11 @@ from engine._batcher import Batcher, BatcherConfig
 from monitor._alerts import AlertBus, alarm_body, monitor_id
 from monitor._annotations import AnnotationWriter
 from monitor._errors import SourceError
+from monitor._metrics import LatencyHistogram
 from monitor._quality import TechnicalAlarm
 from monitor._rhythm import AlarmEvent, RhythmAnalyzer, RhythmSettings
 from monitor._scoring import MatchResult, match_beats, reference_beats
+from monitor._security import Authenticator, CurveConfig, secure_bind
 from monitor._stream import Ingest, StreamConfig, StreamProcessor
 from monitor._view import LiveView
 from monitor._wire import MAX_HEADER_BYTES, MAX_SAMPLES_PER_FRAME
@@ -110,6 +112,7 @@ class MonitorConfig:
     lockstep: bool = False  # finish each message (detection, labels, alarms) before the next: scoring runs
     keep_alarms: bool = False  # keep every alarm transition in Monitor.alarm_events (scoring)
     status_interval_s: float = 5.0
+    keys: Path | None = None  # CURVE keys folder (ecg-keys): authenticate devices and bridges
     rhythm_interval_s: float = 0.1  # how often rhythm logic catches up with the streams
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
 
@@ -181,6 +184,7 @@ class Monitor:
         self._shed_last: dict[str, float] = {}  # stream -> wall time of the last shed beat
         self.alarm_events: list[AlarmEvent] = []
         self.alarm_counts: dict[str, int] = {}
+        self.latency = LatencyHistogram()  # beat ready -> label delivered (metrics and status)
         self.bus: AlertBus | None = None
         self.alarm_log: Any = None
         self.id = monitor_id()
@@ -198,6 +202,8 @@ class Monitor:
         self.ready = threading.Event()  # set once the ingest socket is bound
         self.bound_endpoint: str | None = None
         self.alerts_endpoint: str | None = None
+        self._curve: CurveConfig | None = None
+        self._auth: Authenticator | None = None
 
     def stop(self) -> None:
         """Ask ``run()`` to stop (safe from signal handlers and other threads)."""
@@ -216,12 +222,21 @@ class Monitor:
 
     def run(self) -> int:
         """Run until done; return a process exit code (0 ok, 1 a stream or the replay failed)."""
+        self._start_security()
         sock = self._ctx.socket(zmq.PULL)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
         sock.setsockopt(zmq.RCVHWM, 10000)
-        sock.bind(self.endpoint)
-        self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        try:
+            if self.source.endpoint:  # devices connect here: authenticated when keys are configured
+                self.bound_endpoint = secure_bind(sock, self.endpoint, self._curve, self._auth)
+            else:  # the in-process replayer
+                sock.bind(self.endpoint)
+                self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+        except BaseException:
+            sock.close()
+            self._stop_security()
+            raise
         thread = None
         replay_stop = threading.Event()
         try:
@@ -249,6 +264,16 @@ class Monitor:
             return 1
         return 1 if failed else 0
 
+    def _start_security(self) -> None:
+        if self.config.keys is not None:
+            self._curve = CurveConfig.server(self.config.keys)
+            self._auth = Authenticator(self._ctx, self._curve).start()
+
+    def _stop_security(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
+            self._auth = None
+
     def _open_outputs(self) -> None:
         if self.config.alarm_log is not None:
             from monitor._alarmlog import AlarmLog
@@ -260,7 +285,9 @@ class Monitor:
             if closed:
                 log.warning("alarm log: closed %d alarm(s) left open by an earlier run", closed)
         if self.config.alerts is not None:
-            self.bus = AlertBus(self._ctx, self.config.alerts, monitor=self.id)
+            self.bus = AlertBus(
+                self._ctx, self.config.alerts, monitor=self.id, curve=self._curve, authenticator=self._auth
+            )
             self.alerts_endpoint = self.bus.endpoint
 
     def _close_outputs(self) -> None:
@@ -268,6 +295,7 @@ class Monitor:
             self.bus.close()
         if self.alarm_log is not None:
             self.alarm_log.close()
+        self._stop_security()
 
     def _loop(self, sock: zmq.Socket[bytes]) -> None:
         expected = set(self._ids)
@@ -365,6 +393,7 @@ class Monitor:
         now = self.clock()
         for lb in labeled:
             b = lb.beat
+            self.latency.observe(now - b.ready_at)
             inflight = self._inflight[b.stream]
             if inflight and inflight[0] == b.sample:
                 inflight.popleft()
@@ -392,6 +421,8 @@ class Monitor:
             if now - self._last_status >= self.config.status_interval_s:
                 self._last_status = now
                 self.bus.status(self.status())
+                if self._auth is not None:
+                    self._auth.reload_if_changed()  # keys added or revoked with ecg-keys
 
     def _horizon(self, proc: StreamProcessor) -> int:
         """Every beat before this sample has been labelled and handed to the rhythm logic."""
@@ -484,6 +515,7 @@ class Monitor:
             "late": st.late,
             "shed": sum(st.shed.values()),
             "alarms_active": sum(len(a) for a in self._alarm_active.values()),
+            "latency_ms": self.latency.percentiles_ms(),
             "engine": self.classifier.name,
             "health": "degraded" if problems or st.shed else "ok",
             "problems": problems,

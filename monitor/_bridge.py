@@ -33,7 +33,8 @@ import zmq
 
 from monitor._alarmlog import AlarmLog, default_path
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
-from monitor._errors import EcgMonitorError, FrameError
+from monitor._errors import ConfigError, EcgMonitorError, FrameError
+from monitor._security import CurveConfig, secure_connect
 
 __all__ = [
     "ALARM_KINDS",
@@ -722,6 +723,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="the monitor's alert bus endpoint, e.g. tcp://127.0.0.1:5570 (ECG_MONITOR_CONNECT)",
     )
     p.add_argument(
+        "--keys",
+        metavar="DIR",
+        default=env_default("KEYS"),
+        help="CURVE keys folder holding the monitor's server.key and this bridge's key (ECG_MONITOR_KEYS)",
+    )
+    p.add_argument(
+        "--key-name",
+        metavar="NAME",
+        default=env_default("KEY_NAME"),
+        help="this bridge's client key name, made with: ecg-keys add-client DIR NAME (ECG_MONITOR_KEY_NAME)",
+    )
+    p.add_argument(
         "--stream",
         action="append",
         metavar="ID",
@@ -892,6 +905,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     if not args.connect:
         parser.error("--connect is required (or set ECG_MONITOR_CONNECT), e.g. --connect tcp://127.0.0.1:5570")
+    if args.keys and not args.key_name:
+        parser.error("--keys needs --key-name NAME (this bridge's key: ecg-keys add-client DIR NAME)")
+    try:
+        curve = CurveConfig.client(args.keys, args.key_name) if args.keys else None
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
     streams = _split(args.stream if args.stream is not None else env_default("STREAM"))
     for s in streams:
         if not _STREAM_RE.match(s):
@@ -927,8 +947,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     output = BridgeOutput(sys.stdout, sys.stderr, json_lines=args.json, append=append, runner=runner)
     try:
         try:
-            sock.connect(args.connect)
-        except zmq.ZMQError as exc:
+            secure_connect(sock, args.connect, curve)
+        except (zmq.ZMQError, ConfigError) as exc:
             print(f"{PROG}: error: --connect {args.connect}: {exc}", file=sys.stderr)
             return 2
         for prefix in prefixes:

@@ -13,9 +13,11 @@ from engine._batcher import BatcherConfig
 from engine._service import RemoteClassifier
 from monitor._app import Monitor, MonitorConfig, parse_source
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
-from monitor._errors import EcgMonitorError
+from monitor._errors import ConfigError, EcgMonitorError
+from monitor._metrics import MetricsServer, attach, parse_address
 from monitor._rhythm import load_rhythm_settings
 from monitor._scoring import MatchResult
+from monitor._security import CurveConfig
 from monitor._stream import StreamConfig
 from monitor._view import LiveView
 from replay._publisher import ReplayConfig, parse_speed
@@ -78,6 +80,27 @@ def build_parser() -> argparse.ArgumentParser:
         default=env_default("RHYTHM_CONFIG"),
         help="TOML file of alarm thresholds (defaults and per-stream overrides; see monitor/rhythm.toml)",
     )
+    p.add_argument(
+        "--keys",
+        default=env_default("KEYS"),
+        help="CURVE keys folder (ecg-keys init): only authorized devices and bridges may connect; "
+        "also holds this monitor's key for --engine",
+    )
+    p.add_argument(
+        "--key-name", default=env_default("KEY_NAME"), help="this monitor's client key name for --engine (with --keys)"
+    )
+    p.add_argument(
+        "--metrics",
+        default=env_default("METRICS"),
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: 127.0.0.1)",
+    )
+    p.add_argument(
+        "--metrics-per-stream",
+        action="store_true",
+        default=env_flag("METRICS_PER_STREAM"),
+        help="add per-stream metric series (leave off with many streams)",
+    )
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
     return p
 
@@ -130,7 +153,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             rhythm=load_rhythm_settings(args.rhythm_config),
             alerts=args.alerts or None,
             alarm_log=_alarm_log_path(args.alarm_log),
+            keys=Path(args.keys) if args.keys else None,
         )
+        metrics_addr = parse_address(args.metrics) if args.metrics else None
     except (EcgMonitorError, ValueError) as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)
         return 2
@@ -141,7 +166,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     classifier: BeatClassifier
     try:
         if args.engine:
-            classifier = RemoteClassifier(args.engine)
+            curve = None
+            if args.keys:
+                if not args.key_name:
+                    raise ConfigError("--engine with --keys needs --key-name NAME (ecg-keys add-client DIR NAME)")
+                curve = CurveConfig.client(args.keys, args.key_name)
+            classifier = RemoteClassifier(args.engine, curve=curve)
         elif args.model == "none":
             classifier = UnclassifiedClassifier()
         else:
@@ -150,6 +180,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
         return 2
     monitor = Monitor(source, config, view=view, classifier=classifier)
+    metrics = None
+    if metrics_addr is not None:
+        try:
+            registry = attach(monitor, monitor.latency, per_stream=args.metrics_per_stream)
+            metrics = MetricsServer(registry, port=metrics_addr[1], addr=metrics_addr[0])
+        except OSError as exc:
+            print(f"ecg-monitor: error: --metrics {args.metrics}: {exc}", file=sys.stderr)
+            return 2
+        print(f"ecg-monitor: metrics on {metrics.url}", file=sys.stderr)
 
     stop_on_signals(monitor.stop)
     if source.endpoint:
@@ -162,6 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EcgMonitorError as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        if metrics is not None:
+            metrics.close()
     wall = time.monotonic() - t0
     if source.is_replay:
         print(_summary(monitor, wall), flush=True)

@@ -11,6 +11,7 @@ import zmq
 
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor._errors import EcgMonitorError
+from monitor._security import CurveConfig, secure_connect
 from replay._publisher import ReplayConfig, Replayer, parse_speed
 from replay._records import RecordRef, database_records, resolve_record
 
@@ -31,6 +32,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", action="store_true", default=env_flag("LOOP"), help="start over at the end")
     p.add_argument("--stagger-s", type=float, default=0.0, help="delay between the starts of successive streams")
     p.add_argument("--offline", action="store_true", default=env_flag("OFFLINE"), help="never download records")
+    p.add_argument(
+        "--keys", default=env_default("KEYS"), help="CURVE keys folder holding server.key and this device's key"
+    )
+    p.add_argument(
+        "--key-name", default=env_default("KEY_NAME"), help="this device's client key name (ecg-keys add-client)"
+    )
     p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"))
     return p
 
@@ -41,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     if not args.connect:
         parser.error("--connect ENDPOINT is required (or set ECG_MONITOR_CONNECT)")
+    if args.keys and not args.key_name:
+        parser.error("--keys needs --key-name NAME (the device's key, made with: ecg-keys add-client DIR NAME)")
     try:
         refs: list[RecordRef] = []
         for name in args.records:
@@ -61,7 +70,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.LINGER, 10_000)  # let queued frames reach the monitor
     try:
-        sock.connect(args.connect)
+        curve = CurveConfig.client(args.keys, args.key_name) if args.keys else None
+        secure_connect(sock, args.connect, curve)
+    except EcgMonitorError as exc:
+        sock.close()
+        ctx.term()
+        print(f"ecg-replay: error: {exc}", file=sys.stderr)
+        return 2
     except zmq.ZMQError as exc:
         print(f"ecg-replay: error: --connect {args.connect!r}: {exc}", file=sys.stderr)
         return 2
