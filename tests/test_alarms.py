@@ -214,3 +214,26 @@ def test_heart_rate_every_second_in_sample_time(tmp_path: Path) -> None:
     assert hr[15] == pytest.approx(75, abs=2)
     on = [e for e in monitor.alarm_events if e.kind == "asystole" and e.state == "onset"]
     assert len(on) == 1
+
+
+def test_cli_runs_alarms_with_bus_log_metrics_and_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from monitor._cli import main
+
+    path = asystole_record(tmp_path)
+    code = main(
+        [
+            "--source", f"replay:{path}", "--speed", "max", "--view", "plain",
+            "--alerts", "tcp://127.0.0.1:*", "--alarm-log", str(tmp_path / "log.sqlite"),
+            "--metrics", "127.0.0.1:0", "--rhythm-config", str(Path(__file__).parents[1] / "monitor" / "rhythm.toml"),
+        ]
+    )  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "ALARM HIGH Asystole" in out
+    assert "metrics on http://127.0.0.1:" in err
+    with AlarmLog.reader(tmp_path / "log.sqlite") as logged:
+        assert [r["state"] for r in logged.history(kind="asystole", limit=None)] == ["end", "onset"]
+    bad = tmp_path / "bad.toml"
+    bad.write_text("asystole = 4\n")
+    assert main(["--source", f"replay:{path}", "--rhythm-config", str(bad), "--alarm-log", "off"]) == 2
+    assert "unknown setting 'asystole'" in capsys.readouterr().err
