@@ -47,6 +47,7 @@ TECHNICAL_KINDS: dict[str, str] = {
     "beats_shed": "medium",
     "format_changed": "medium",
     "stream_conflict": "high",  # another device's samples may be on this patient's stream
+    "engine_failed": "medium",  # beat labels unavailable; rate, asystole and VF alarms go on
 }
 
 

@@ -115,6 +115,7 @@ class MonitorConfig:
     keys: Path | None = None  # CURVE keys folder (ecg-keys): authenticate devices and bridges
     rhythm_interval_s: float = 0.1  # how often rhythm logic catches up with the streams
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
+    silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
 
 
 @dataclass(frozen=True)
@@ -161,6 +162,7 @@ class Monitor:
         view: LiveView | None = None,
         clock: Callable[[], float] = time.monotonic,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        engine_factory: Callable[[], BeatClassifier] | None = None,
     ) -> None:
         self.source = source
         self.config = config or MonitorConfig()
@@ -181,9 +183,18 @@ class Monitor:
         self._finished: set[str] = set()  # streams whose rhythm logic has ended
         self._alarm_active: dict[str, dict[str, AlarmEvent]] = {}  # stream -> kind -> onset event
         self._rhythm_aux: dict[str, str] = {}
-        self._shed_last: dict[str, float] = {}  # stream -> wall time of the last shed beat
+        self._shed_last: dict[str, float] = {}
+        self._silent: dict[
+            str, float
+        ] = {}  # stream -> wall time of its last data, while silent  # stream -> wall time of the last shed beat
         self.alarm_events: list[AlarmEvent] = []
         self.alarm_counts: dict[str, int] = {}
+        self._engine_factory = engine_factory  # rebuilds the classifier after a failure (None: retry the same one)
+        self._engine_down = False
+        self._engine_retry_at = -math.inf
+        self._engine_backoff = 1.0
+        self.engine_errors = 0
+        self.engine_problem: str | None = None
         self.latency = LatencyHistogram()  # beat ready -> label delivered (metrics and status)
         self.bus: AlertBus | None = None
         self.alarm_log: Any = None
@@ -370,8 +381,58 @@ class Monitor:
             self._receive_burst(sock)
 
     def _classify(self, beats: list[Beat]) -> None:
-        if beats:
-            self._deliver(beats, self.classifier.classify(beats))
+        """Label a batch; while the engine fails, beats go on unclassified (``Q``) and rate, asystole
+        and VF alarms keep running, since they need no labels."""
+        if not beats:
+            return
+        now = self.clock()
+        if self._engine_down and now < self._engine_retry_at:
+            self._deliver(beats, ["Q"] * len(beats))
+            return
+        try:
+            if self._engine_down and self._engine_factory is not None:
+                close = getattr(self.classifier, "close", None)
+                if callable(close):
+                    close()
+                self.classifier = self._engine_factory()  # restart it
+            labels = self.classifier.classify(beats)
+            if len(labels) != len(beats):
+                raise RuntimeError(f"the engine returned {len(labels)} labels for {len(beats)} beats")
+        except Exception as exc:
+            self._engine_failed(beats, exc, now)
+            self._deliver(beats, ["Q"] * len(beats))
+            return
+        if self._engine_down:
+            self._engine_recovered(beats[0])
+        self._deliver(beats, labels)
+
+    def _engine_failed(self, beats: list[Beat], exc: Exception, now: float) -> None:
+        self.engine_errors += 1
+        self._engine_backoff = min(30.0, self._engine_backoff * 2) if self._engine_down else 1.0
+        self._engine_retry_at = now + self._engine_backoff
+        self.engine_problem = f"{type(exc).__name__}: {exc}"
+        if not self._engine_down:
+            log.error("engine failed (%s); beats go unclassified, retrying", self.engine_problem)
+        self._engine_down = True
+        events = []
+        for b in {b.stream: b for b in beats}.values():
+            if "engine_failed" not in self._alarm_active.get(b.stream, {}):
+                text = "Arrhythmia analysis unavailable: engine failed"
+                events.append(AlarmEvent(b.stream, "engine_failed", "onset", b.sample, b.sample, b.fs, text,
+                                         {}, None, "technical"))  # fmt: skip
+        self._alarms(events)
+
+    def _engine_recovered(self, beat: Beat) -> None:
+        log.warning("engine recovered after %d failure(s)", self.engine_errors)
+        self._engine_down = False
+        self.engine_problem = None
+        events = []
+        for sid, active in list(self._alarm_active.items()):
+            onset = active.get("engine_failed")
+            if onset is not None:
+                sample = self.ingest.streams[sid].samples_end
+                events.append(dataclasses.replace(onset, state="end", sample=sample, end_reason="engine recovered"))
+        self._alarms(events)
 
     def _queue(self, beat: Beat) -> None:
         self._inflight[beat.stream].append(beat.sample)
@@ -416,6 +477,7 @@ class Monitor:
             self._last_rhythm = now
             self._update_rhythm(self.ingest.streams.values())
             self._end_shedding(now)
+            self._check_silence(now)
         if self.bus is not None:
             self.bus.serve_subscriptions()
             if now - self._last_status >= self.config.status_interval_s:
@@ -458,6 +520,28 @@ class Monitor:
                     self.bus.vitals(v)
                 if self.view is not None:
                     self.view.on_vitals(v)
+
+    def _check_silence(self, now: float) -> None:
+        """A device that stops sending (no end-of-stream) raises 'signal lost' after ``silence_s``."""
+        limit = self.config.silence_s
+        for sid, proc in self.ingest.streams.items():
+            last = proc.stats.last_arrival
+            if last is None or proc.stats.ended or proc.stats.error is not None:
+                continue
+            silent = now - last >= limit
+            if silent and sid not in self._silent:
+                self._silent[sid] = last
+                if "signal_lost" not in self._alarm_active.get(sid, {}):
+                    text = f"Signal lost: no data from the device for {limit:g} s"
+                    at = proc.samples_end
+                    self._alarms([AlarmEvent(sid, "signal_lost", "onset", at, at, proc.fs, text, {"silent_s": limit},
+                                             None, "technical")])  # fmt: skip
+            elif not silent and sid in self._silent:
+                del self._silent[sid]
+                onset = self._alarm_active.get(sid, {}).get("signal_lost")
+                if onset is not None and onset.text.startswith("Signal lost: no data"):
+                    end = dataclasses.replace(onset, state="end", sample=proc.samples_end, end_reason="data resumed")
+                    self._alarms([end])
 
     def _end_shedding(self, now: float) -> None:
         for sid, last in list(self._shed_last.items()):
@@ -504,6 +588,8 @@ class Monitor:
                 rejected[reason] = rejected.get(reason, 0) + n
         st = self.batcher.stats
         problems = [f"stream {p.stream} failed: {p.stats.error}" for p in procs if p.stats.error is not None]
+        if self.engine_problem is not None:
+            problems.append(f"engine failed ({self.engine_errors} times): {self.engine_problem}")
         return {
             "uptime_s": round(self.clock() - self._started, 3),
             "streams": len(procs),

@@ -91,6 +91,7 @@ ALARM_KINDS = (
     "beats_shed",
     "format_changed",
     "stream_conflict",
+    "engine_failed",
 )
 CATEGORIES = ("clinical", "technical")
 PRIORITIES = ("high", "medium", "low")

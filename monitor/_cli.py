@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
@@ -164,6 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         interactive = {"auto": None, "live": True, "plain": False}[args.view]
         view = LiveView(interactive=interactive, beats=args.beats, interval=1.0 if interactive is not False else 10.0)
     classifier: BeatClassifier
+    factory: Callable[[], BeatClassifier] | None = None
     try:
         if args.engine:
             curve = None
@@ -172,14 +173,23 @@ def main(argv: Sequence[str] | None = None) -> int:
                     raise ConfigError("--engine with --keys needs --key-name NAME (ecg-keys add-client DIR NAME)")
                 curve = CurveConfig.client(args.keys, args.key_name)
             classifier = RemoteClassifier(args.engine, curve=curve)
+            endpoint = args.engine
+
+            def factory() -> BeatClassifier:  # reconnect after a failure
+                return RemoteClassifier(endpoint, curve=curve)
+
         elif args.model == "none":
             classifier = UnclassifiedClassifier()
         else:
             classifier = default_classifier(args.model, args.backend)
+
+            def factory() -> BeatClassifier:  # rebuild after a failure
+                return default_classifier(args.model, args.backend)
+
     except (OSError, ValueError, EcgMonitorError) as exc:
         print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
         return 2
-    monitor = Monitor(source, config, view=view, classifier=classifier)
+    monitor = Monitor(source, config, view=view, classifier=classifier, engine_factory=factory)
     metrics = None
     if metrics_addr is not None:
         try:
