@@ -22,7 +22,7 @@ from engine import Beat, BeatClassifier, LabeledBeat, UnclassifiedClassifier
 from engine._batcher import Batcher, BatcherConfig
 from monitor._alerts import AlertBus, alarm_body, monitor_id
 from monitor._annotations import AnnotationWriter
-from monitor._errors import SourceError
+from monitor._errors import SourceError, require_positive
 from monitor._metrics import LatencyHistogram
 from monitor._quality import TechnicalAlarm
 from monitor._rhythm import AlarmEvent, RhythmAnalyzer, RhythmSettings
@@ -116,6 +116,9 @@ class MonitorConfig:
     rhythm_interval_s: float = 0.1  # how often rhythm logic catches up with the streams
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
     silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
+
+    def __post_init__(self) -> None:
+        require_positive(self, "status_interval_s", "rhythm_interval_s", "shed_clear_s", "silence_s")
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--key-name", default=env_default("KEY_NAME"), help="this monitor's client key name for --engine (with --keys)"
     )
     p.add_argument(
+        "--silence-s",
+        type=float,
+        default=float(env_default("SILENCE_S", 5.0)),
+        help="raise 'signal lost' when a live stream sends nothing for this long",
+    )
+    p.add_argument(
         "--metrics",
         default=env_default("METRICS"),
         metavar="HOST:PORT",
@@ -154,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             alerts=args.alerts or None,
             alarm_log=_alarm_log_path(args.alarm_log),
             keys=Path(args.keys) if args.keys else None,
+            silence_s=args.silence_s,
         )
         metrics_addr = parse_address(args.metrics) if args.metrics else None
     except (EcgMonitorError, ValueError) as exc:
