@@ -183,7 +183,8 @@ class Monitor:
         self.rhythm: dict[str, RhythmAnalyzer] = {}
         self._quality_done: dict[str, int] = {}
         self._inflight: dict[str, deque[int]] = {}  # samples of beats queued for labels, per stream
-        self._finished: set[str] = set()  # streams whose rhythm logic has ended
+        self._finished: set[str] = set()
+        self._rhythm_seen: dict[str, tuple[int, int, int, bool]] = {}  # streams whose rhythm logic has ended
         self._alarm_active: dict[str, dict[str, AlarmEvent]] = {}  # stream -> kind -> onset event
         self._rhythm_aux: dict[str, str] = {}
         self._shed_last: dict[str, float] = {}
@@ -507,11 +508,15 @@ class Monitor:
             if analyzer is None or sid in self._finished:
                 continue
             end = proc.samples_end
+            over = proc.stats.ended or proc.stats.error is not None
+            seen = (end, len(self._inflight[sid]), analyzer.pending, over)
+            if self._rhythm_seen.get(sid) == seen:
+                continue  # nothing new since the last update
+            self._rhythm_seen[sid] = seen
             blocks = proc.quality.blocks_from(self._quality_done[sid])
             self._quality_done[sid] = proc.quality.judged
             for block_end, state in blocks:
                 analyzer.on_quality(block_end, state, arrived=end)
-            over = proc.stats.ended or proc.stats.error is not None
             horizon = end if over else self._horizon(proc)
             events, vitals = analyzer.advance(horizon, arrived=end)
             if over and not self._inflight[sid]:

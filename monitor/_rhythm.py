@@ -128,8 +128,8 @@ class RhythmConfig:
 
     asystole_s: float = 4.0
     pause_s: float = 2.5
-    vf_on_blocks: int = 3
-    vf_window_blocks: int = 4
+    vf_on_blocks: int = 4
+    vf_window_blocks: int = 5
     vt_beats: int = 5
     vt_bpm: float = 100.0
     run_beats: int = 3
@@ -353,6 +353,11 @@ class RhythmAnalyzer:
             self._end(kind, sample, reason)
         events, self._events = self._events, []
         return events
+
+    @property
+    def pending(self) -> int:
+        """Beats delivered but not yet evaluated."""
+        return len(self._pending)
 
     @property
     def active(self) -> tuple[str, ...]:
