@@ -31,6 +31,7 @@ from monitor._security import Authenticator, CurveConfig, secure_bind
 from monitor._stream import Ingest, StreamConfig, StreamProcessor
 from monitor._view import LiveView
 from monitor._wire import MAX_HEADER_BYTES, MAX_SAMPLES_PER_FRAME
+from monitor._worker import EngineWorker
 from replay._publisher import ReplayConfig, Replayer, stream_ids
 from replay._records import RecordRef, database_records, resolve_record
 
@@ -116,6 +117,7 @@ class MonitorConfig:
     rhythm_interval_s: float = 0.1  # how often rhythm logic catches up with the streams
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
     silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
+    engine_thread: bool = True  # label batches on a thread of their own (not in lockstep runs)
 
     def __post_init__(self) -> None:
         require_positive(self, "status_interval_s", "rhythm_interval_s", "shed_clear_s", "silence_s")
@@ -219,6 +221,7 @@ class Monitor:
         self.alerts_endpoint: str | None = None
         self._curve: CurveConfig | None = None
         self._auth: Authenticator | None = None
+        self._worker: EngineWorker | None = None
 
     def stop(self) -> None:
         """Ask ``run()`` to stop (safe from signal handlers and other threads)."""
@@ -256,6 +259,8 @@ class Monitor:
         replay_stop = threading.Event()
         try:
             self._open_outputs()
+            if self.config.engine_thread and not self.config.lockstep:
+                self._worker = EngineWorker(self._ctx, self._engine_call)
             self.ready.set()
             if self.replayer is not None:
                 thread = self.replayer.start_thread(self._ctx, self.endpoint, replay_stop)
@@ -269,6 +274,9 @@ class Monitor:
                 self._finish()
             finally:
                 sock.close()
+                if self._worker is not None:
+                    self._worker.close()
+                    self._worker = None
                 self._close_outputs()
         failed = [p for p in self.ingest.streams.values() if p.stats.error is not None]
         for p in failed:
@@ -315,12 +323,17 @@ class Monitor:
     def _loop(self, sock: zmq.Socket[bytes]) -> None:
         expected = set(self._ids)
         lockstep = self.config.lockstep
+        poller = zmq.Poller()
+        poller.register(sock, zmq.POLLIN)
+        if self._worker is not None:
+            poller.register(self._worker.wake, zmq.POLLIN)
         while not self._stop.is_set():
             timeout = self.config.poll_ms
             due = self.batcher.next_deadline()
-            if due is not None:
+            if due is not None and (self._worker is None or not self._worker.busy):
                 timeout = min(timeout, max(0, math.ceil(1000 * (due - self.clock()))))
-            if sock.poll(timeout, zmq.POLLIN):
+            ready = dict(poller.poll(timeout))
+            if sock in ready:
                 self._receive_burst(sock, limit=1 if lockstep else 2000)
             if lockstep:
                 for batch in self.batcher.flush(self.clock()):
@@ -332,7 +345,8 @@ class Monitor:
                 if self.replayer.error is not None:
                     return
                 finished = self.replayer.done.is_set() and self.ingest.all_ended(expected)
-                if finished and not sock.poll(0, zmq.POLLIN):
+                idle = self._worker is None or not self._worker.busy
+                if finished and idle and not len(self.batcher) and not sock.poll(0, zmq.POLLIN):
                     return
 
     def _receive_burst(self, sock: zmq.Socket[bytes], limit: int = 2000) -> None:
@@ -347,11 +361,47 @@ class Monitor:
         self._technical()
 
     def _run_batches(self) -> None:
-        """Classify every batch the batcher says is due now (full ones, or partial ones at their deadline)."""
-        while (batch := self.batcher.on_deadline(self.clock())) is not None:
-            t0 = time.perf_counter()
-            self._classify(batch)
-            self.batcher.on_done(len(batch), time.perf_counter() - t0)
+        """Label every batch the batcher says is due now (full ones, or partial ones at their deadline):
+        on the engine thread when there is one (one batch at a time), else here."""
+        worker = self._worker
+        if worker is None:
+            while (batch := self.batcher.on_deadline(self.clock())) is not None:
+                t0 = time.perf_counter()
+                self._classify(batch)
+                self.batcher.on_done(len(batch), time.perf_counter() - t0)
+            return
+        self._collect()
+        now = self.clock()
+        while not worker.busy and (batch := self.batcher.on_deadline(now)) is not None:
+            if self._engine_ready(now):
+                worker.submit(batch)
+            else:
+                self._deliver(batch, ["Q"] * len(batch))
+
+    def _collect(self, wait: bool = False) -> None:
+        """Take the engine thread's finished batches (``wait``: also the one in flight)."""
+        worker = self._worker
+        if worker is None:
+            return
+        now = self.clock()
+        if worker.busy and not worker.alive:  # the thread died: surface it, start another
+            beats = worker.running or []
+            worker.close(timeout=0.1)
+            self._worker = EngineWorker(self._ctx, self._engine_call)
+            self._engine_failed(beats, RuntimeError("the engine thread died"), now)
+            self._deliver(beats, ["Q"] * len(beats))
+            return
+        for r in worker.wait() if wait else worker.take():
+            self.batcher.on_done(len(r.beats), r.seconds)
+            if r.error is not None or r.labels is None or len(r.labels) != len(r.beats):
+                exc = r.error or RuntimeError(f"the engine returned {r.labels!r} for {len(r.beats)} beats")
+                self._engine_failed(r.beats, exc if isinstance(exc, Exception) else RuntimeError(str(exc)), now)
+                self._deliver(r.beats, ["Q"] * len(r.beats))
+            else:
+                self._labels_arrived(r.beats, r.labels)
+
+    def _engine_call(self, beats: list[Beat]) -> list[str]:
+        return self.classifier.classify(beats)
 
     def _technical(self) -> None:
         events, self.ingest.technical = self.ingest.technical, []
@@ -385,20 +435,15 @@ class Monitor:
             self._receive_burst(sock)
 
     def _classify(self, beats: list[Beat]) -> None:
-        """Label a batch; while the engine fails, beats go on unclassified (``Q``) and rate, asystole
-        and VF alarms keep running, since they need no labels."""
+        """Label a batch here and now; while the engine fails, beats go on unclassified (``Q``) and rate,
+        asystole and VF alarms keep running, since they need no labels."""
         if not beats:
             return
         now = self.clock()
-        if self._engine_down and now < self._engine_retry_at:
+        if not self._engine_ready(now):
             self._deliver(beats, ["Q"] * len(beats))
             return
         try:
-            if self._engine_down and self._engine_factory is not None:
-                close = getattr(self.classifier, "close", None)
-                if callable(close):
-                    close()
-                self.classifier = self._engine_factory()  # restart it
             labels = self.classifier.classify(beats)
             if len(labels) != len(beats):
                 raise RuntimeError(f"the engine returned {len(labels)} labels for {len(beats)} beats")
@@ -406,8 +451,28 @@ class Monitor:
             self._engine_failed(beats, exc, now)
             self._deliver(beats, ["Q"] * len(beats))
             return
+        self._labels_arrived(beats, labels)
+
+    def _engine_ready(self, now: float) -> bool:
+        """False while a failed engine waits for its retry; rebuilds it (if it can) once the retry is due."""
+        if not self._engine_down:
+            return True
+        if now < self._engine_retry_at:
+            return False
+        if self._engine_factory is not None:
+            close = getattr(self.classifier, "close", None)
+            if callable(close):
+                close()
+            try:
+                self.classifier = self._engine_factory()  # restart it
+            except Exception as exc:
+                self._engine_failed([], exc, now)
+                return False
+        return True
+
+    def _labels_arrived(self, beats: list[Beat], labels: list[str]) -> None:
         if self._engine_down:
-            self._engine_recovered(beats[0])
+            self._engine_recovered()
         self._deliver(beats, labels)
 
     def _engine_failed(self, beats: list[Beat], exc: Exception, now: float) -> None:
@@ -426,7 +491,7 @@ class Monitor:
                                          {}, None, "technical"))  # fmt: skip
         self._alarms(events)
 
-    def _engine_recovered(self, beat: Beat) -> None:
+    def _engine_recovered(self) -> None:
         log.warning("engine recovered after %d failure(s)", self.engine_errors)
         self._engine_down = False
         self.engine_problem = None
@@ -618,6 +683,7 @@ class Monitor:
     def _after_messages(self) -> None:
         ended, self.ingest.ended = self.ingest.ended, []
         if ended:  # their last beats may wait in the batcher: classify them before the files are written
+            self._collect(wait=True)
             for batch in self.batcher.flush(self.clock()):
                 self._classify(batch)
             self._update_rhythm(ended)
@@ -632,6 +698,7 @@ class Monitor:
     def _finish(self) -> None:
         for beat in self.ingest.flush_all():
             self._queue(beat)
+        self._collect(wait=True)
         for batch in self.batcher.flush(self.clock()):
             self._classify(batch)
         self._technical()

@@ -104,3 +104,87 @@ def test_silent_device_raises_signal_lost_and_clears_when_data_resumes() -> None
         monitor.stop()
         thread.join(10)
         ctx.destroy(linger=0)
+
+
+class SlowEngine:
+    """Takes ``seconds`` per batch (a stalled GPU, a far engine)."""
+
+    name = "slow"
+
+    def __init__(self, seconds: float, error: BaseException | None = None) -> None:
+        self.seconds = seconds
+        self.error = error
+        self.calls = 0
+
+    def classify(self, beats: Sequence[Beat]) -> list[str]:
+        self.calls += 1
+        time.sleep(self.seconds)
+        if self.error is not None:
+            raise self.error
+        return ["N"] * len(beats)
+
+
+def _live_monitor(ctx: zmq.Context[zmq.Socket[bytes]], engine: object, name: str) -> tuple[Monitor, threading.Thread]:
+    config = MonitorConfig(keep_alarms=True, alarm_log=None, poll_ms=20, rhythm_interval_s=0.02)
+    monitor = Monitor(Source(endpoint=f"inproc://{name}"), config, context=ctx, classifier=engine)  # type: ignore[arg-type]
+    thread = threading.Thread(target=monitor.run)
+    thread.start()
+    assert monitor.ready.wait(5)
+    return monitor, thread
+
+
+def _send_ecg(ctx: zmq.Context[zmq.Socket[bytes]], name: str, seconds: int) -> int:
+    from tests._synth import ecg
+
+    x, _ = ecg([0.8] * round(seconds / 0.8), 250.0, tail_s=0.5)
+    raw = np.round(x * 200).astype(np.int16)[:, None]
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 1000)
+    push.connect(f"inproc://{name}")
+    kw = {"channels": ["MLII"], "units": ["mV"], "gain": [200.0], "baseline": [0]}
+    for k, i in enumerate(range(0, raw.shape[0] - 25, 25)):
+        push.send_multipart(encode_data("bed-1", k, i, 250.0, raw[i : i + 25], **kw))
+    push.close()
+    return raw.shape[0] // 25
+
+
+def test_ingest_keeps_up_while_the_engine_is_slow() -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    engine = SlowEngine(0.4)
+    monitor, thread = _live_monitor(ctx, engine, "slow-engine")
+    try:
+        frames = _send_ecg(ctx, "slow-engine", 60)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            proc = monitor.ingest.streams.get("bed-1")
+            if proc is not None and proc.stats.frames >= frames - 1:
+                break
+            time.sleep(0.01)
+        proc = monitor.ingest.streams["bed-1"]
+        # every frame was taken while the engine had labelled only a few batches
+        assert proc.stats.frames >= frames - 1
+        assert engine.calls <= 8
+        assert proc.stats.beats >= 60
+    finally:
+        monitor.stop()
+        thread.join(20)
+        ctx.destroy(linger=0)
+    # shutdown drained the queue: every beat got a label
+    assert monitor.labeled == monitor.ingest.streams["bed-1"].stats.beats
+
+
+def test_engine_thread_failures_are_surfaced() -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    monitor, thread = _live_monitor(ctx, SlowEngine(0.0, RuntimeError("CUDA error")), "failing-engine")
+    try:
+        _send_ecg(ctx, "failing-engine", 20)
+        deadline = time.monotonic() + 10
+        while monitor.engine_errors == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert monitor.engine_errors >= 1
+        assert any(e.kind == "engine_failed" for e in list(monitor.alarm_events))
+        assert "CUDA error" in (monitor.engine_problem or "")
+    finally:
+        monitor.stop()
+        thread.join(20)
+        ctx.destroy(linger=0)
