@@ -145,8 +145,8 @@ class RhythmConfig:
     rate_on_s: float = 5.0
     rate_hysteresis_bpm: float = 5.0
     af_window: int = 32
-    af_irregularity: float = 0.08
-    af_on_beats: int = 16
+    af_irregularity: float = 0.10
+    af_on_beats: int = 32
     hr_window_s: float = 4.0
     hr_max_beats: int = 16
     clear_s: float = 5.0
