@@ -10,8 +10,13 @@ last few seconds:
   one (at least ``saturation_fraction`` of the samples sit at the block's
   extreme values, as an amplifier pinned at its rail does);
 * ``fibrillation-like``: the window is a near-sinusoid, by the VF filter
-  leakage of Kuo and Dillman (1978) below ``vf_leakage``: R peaks are
-  meaningless there (ventricular flutter/fibrillation, or a sinusoidal artefact);
+  leakage of Kuo and Dillman (1978) below ``vf_leakage``, and at least
+  ``vf_band`` of its 1-30 Hz power lies in 2.5-8 Hz (VF and flutter
+  concentrate their power there; noise does not), and less than ``vf_quiet``
+  of it lies within 10% of its peak magnitude of zero (VF has no isoelectric
+  line; wide but slow complexes, as in bundle branch block, do): R peaks are
+  meaningless there (ventricular flutter/fibrillation, fast ventricular
+  tachycardia);
 * ``noisy signal``: the median magnitude of the QRS band (5-15 Hz) is at least
   ``noise_ratio`` of its 99th percentile: noise fills the space between
   QRS complexes.
@@ -50,7 +55,9 @@ class QualityConfig:
     flat_mv: float = 0.02
     lost_fraction: float = 0.5
     saturation_fraction: float = 0.2
-    vf_leakage: float = 0.55
+    vf_leakage: float = 0.65
+    vf_band: float = 0.6
+    vf_quiet: float = 0.3
     noise_ratio: float = 0.17
     alarm_on_s: float = 2.0
     noisy_on_s: float = 5.0
@@ -194,7 +201,7 @@ class QualityTracker:
             at_rail = (np.count_nonzero(vals == lo) + np.count_nonzero(vals == hi)) / vals.size
             if hi - lo < cfg.flat_mv or at_rail >= cfg.saturation_fraction:
                 state = LEADS_OFF
-            elif warm and self._leakage(self._wide) < cfg.vf_leakage:
+            elif warm and self._fibrillation_like(self._wide):
                 state = FIBRILLATION
             elif warm and self._noise_ratio(self._qrs) >= cfg.noise_ratio:
                 state = NOISY
@@ -220,6 +227,22 @@ class QualityTracker:
         num = float(np.abs(x[period:] + x[:-period]).sum())
         den = 2.0 * total - float(a[:period].sum()) - float(a[-period:].sum())
         return num / den if den > 0 else 1.0
+
+    def _fibrillation_like(self, x: NDArray[np.float64]) -> bool:
+        cfg = self.config
+        if self._leakage(x) >= cfg.vf_leakage or self._vf_band(x) < cfg.vf_band:
+            return False
+        a = np.abs(x)
+        quiet = float(np.count_nonzero(a < 0.1 * a.max())) / a.size  # near the baseline: none in VF
+        return quiet < cfg.vf_quiet
+
+    def _vf_band(self, x: NDArray[np.float64]) -> float:
+        """Fraction of the 1-30 Hz power that lies in 2.5-8 Hz, where VF and flutter concentrate theirs
+        (noise spreads wider: muscle noise higher, electrode motion lower)."""
+        spectrum = np.abs(np.fft.rfft(x - x.mean())) ** 2
+        f = np.fft.rfftfreq(x.size, 1.0 / self.fs)
+        total = float(spectrum[(f >= 1.0) & (f <= 30.0)].sum())
+        return float(spectrum[(f >= 2.5) & (f <= 8.0)].sum()) / total if total > 0 else 0.0
 
     @staticmethod
     def _noise_ratio(x: NDArray[np.float64]) -> float:

@@ -26,8 +26,8 @@ alarm                   priority  condition
                                   ``vt_bpm``
 ``brady_extreme``       high      heart rate below ``brady_extreme_bpm`` for ``rate_on_s``
 ``tachy_extreme``       high      heart rate above ``tachy_extreme_bpm`` for ``rate_on_s``
-``vrun``                medium    a run of ``run_beats`` to ``vt_beats - 1`` V beats (non-
-                                  sustained VT) at a rate of at least ``vt_bpm``
+``vrun``                medium    a run of at least ``run_beats`` V beats (non-sustained
+                                  VT) at a rate of at least ``run_bpm``, not (yet) VT
 ``pause``               medium    no beat for ``pause_s`` (shorter than asystole)
 ``brady``/``tachy``     medium    heart rate below ``brady_bpm`` / above ``tachy_bpm`` for
                                   ``rate_on_s``
@@ -130,9 +130,10 @@ class RhythmConfig:
     pause_s: float = 2.5
     vf_on_blocks: int = 4
     vf_window_blocks: int = 5
-    vt_beats: int = 5
-    vt_bpm: float = 100.0
+    vt_beats: int = 8
+    vt_bpm: float = 120.0
     run_beats: int = 3
+    run_bpm: float = 100.0
     svt_beats: int = 5
     svt_bpm: float = 100.0
     bigeminy_cycles: int = 4
@@ -405,7 +406,7 @@ class RhythmAnalyzer:
         rate = self._run_rate(v)
         if len(v) >= cfg.vt_beats and rate is not None and rate >= cfg.vt_bpm:
             self._sustain("vtach", v[0].sample, s, {"hr": round(rate, 1), "beats": len(v)}, f"VT {rate:.0f} bpm")
-        elif len(v) >= cfg.run_beats and rate is not None and rate >= cfg.vt_bpm:
+        elif len(v) >= cfg.run_beats and rate is not None and rate >= cfg.run_bpm:
             self._sustain("vrun", v[0].sample, s, {"hr": round(rate, 1), "beats": len(v)}, f"Run of {len(v)} PVCs")
         elif len(v) == 2:
             self._sustain("couplet", v[0].sample, s, {"beats": 2}, "Couplet")

@@ -170,8 +170,8 @@ def test_vt_run_couplet_by_length_and_rate() -> None:
     events, _ = run(beats, 100)
     vt = onsets(events, "vtach")
     assert len(vt) == 1 and vt[0].onset_sample == round(10.0 * FS) and vt[0].priority == "high"
-    # decided at the fifth V beat, with the data that had arrived by the next step (0.1 s)
-    assert 0 <= vt[0].sample - round((10.0 + 0.35 * 4) * FS) <= round(0.1 * FS)
+    # decided at the eighth V beat, with the data that had arrived by the next step (0.1 s)
+    assert 0 <= vt[0].sample - round((10.0 + 0.35 * 7) * FS) <= round(0.1 * FS)
     # the VT began as a run (third V beat) and the VT alarm superseded it
     assert [e.onset_sample for e in onsets(events, "vrun")] == [round(10.0 * FS), round(40.0 * FS)]
     ended = [e for e in events if e.kind == "vrun" and e.state == "end"]
