@@ -21,8 +21,11 @@ last few seconds:
   ``noise_ratio`` of its 99th percentile: noise fills the space between
   QRS complexes.
 
-Blocks that are signal lost, leads off or fibrillation-like are *unusable*: no
-beat is emitted from them. Noisy blocks still give beats. A technical alarm
+Blocks that are signal lost or leads off are *unusable*: no beat is emitted
+from them; nor from fibrillation-like blocks whose leakage is also below
+``vf_gate_leakage`` (a stricter limit: wide regular complexes, paced or
+ventricular, can pass the looser VF-alarm limits and keep their beats). Noisy
+blocks still give beats. A technical alarm
 (``signal lost``, ``leads off``, ``noisy signal``) starts after ``alarm_on_s``
 of consecutive affected blocks and ends after ``alarm_off_s`` without.
 """
@@ -58,6 +61,7 @@ class QualityConfig:
     vf_leakage: float = 0.65
     vf_band: float = 0.6
     vf_quiet: float = 0.3
+    vf_gate_leakage: float = 0.55  # fibrillation-like blocks this sinusoidal give no beats
     noise_ratio: float = 0.17
     alarm_on_s: float = 2.0
     noisy_on_s: float = 5.0
@@ -116,6 +120,7 @@ class QualityTracker:
         self._blocks = 0  # blocks judged so far
         # states of the latest blocks judged (enough for every beat still waiting to be sent)
         self.states: deque[str] = deque(maxlen=_KEEP_BLOCKS)
+        self._gated: deque[bool] = deque(maxlen=_KEEP_BLOCKS)
         self.counts: dict[str, int] = {}
         self._episodes = {kind: _Episode(kind) for kind in _ALARM_OF.values()}
         self.alarms: list[TechnicalAlarm] = []  # every episode, open or closed
@@ -142,7 +147,12 @@ class QualityTracker:
         return [(self.origin + (i + 1) * self._block, self.states[i - first]) for i in range(k, self._blocks)]
 
     def usable(self, sample: int) -> bool:
-        return self.state_at(sample) not in UNUSABLE
+        """Beats may come from here: not lost or flat, and not fibrillation-like by the strict leakage
+        limit ``vf_gate_leakage`` (a fibrillation-like block above it raises VF alarms but keeps its beats)."""
+        k = (sample - self.origin) // self._block - (self._blocks - len(self.states))
+        if not 0 <= k < len(self.states):
+            return True
+        return self.states[k] not in UNUSABLE or (self.states[k] == FIBRILLATION and not self._gated[k])
 
     @property
     def current(self) -> str:
@@ -193,6 +203,7 @@ class QualityTracker:
         self._wide = np.concatenate((self._wide[n:], wide))
         self._qrs = np.concatenate((self._qrs[n:], qrs))
         warm = (self._blocks + 1) * self._block >= self._window
+        gated = False
         if lost >= cfg.lost_fraction:
             state = LOST
         else:
@@ -201,8 +212,9 @@ class QualityTracker:
             at_rail = (np.count_nonzero(vals == lo) + np.count_nonzero(vals == hi)) / vals.size
             if hi - lo < cfg.flat_mv or at_rail >= cfg.saturation_fraction:
                 state = LEADS_OFF
-            elif warm and self._fibrillation_like(self._wide):
+            elif warm and (leakage := self._fibrillation_like(self._wide)) is not None:
                 state = FIBRILLATION
+                gated = leakage < cfg.vf_gate_leakage
             elif warm and self._noise_ratio(self._qrs) >= cfg.noise_ratio:
                 state = NOISY
             else:
@@ -210,6 +222,7 @@ class QualityTracker:
         start = self.origin + self._blocks * self._block
         self._blocks += 1
         self.states.append(state)
+        self._gated.append(gated)
         self.counts[state] = self.counts.get(state, 0) + 1
         self._update_alarms(state, start, start + n)
 
@@ -228,13 +241,15 @@ class QualityTracker:
         den = 2.0 * total - float(a[:period].sum()) - float(a[-period:].sum())
         return num / den if den > 0 else 1.0
 
-    def _fibrillation_like(self, x: NDArray[np.float64]) -> bool:
+    def _fibrillation_like(self, x: NDArray[np.float64]) -> float | None:
+        """The window's VF-filter leakage if it is fibrillation-like, else None."""
         cfg = self.config
-        if self._leakage(x) >= cfg.vf_leakage or self._vf_band(x) < cfg.vf_band:
-            return False
+        leakage = self._leakage(x)
+        if leakage >= cfg.vf_leakage or self._vf_band(x) < cfg.vf_band:
+            return None
         a = np.abs(x)
         quiet = float(np.count_nonzero(a < 0.1 * a.max())) / a.size  # near the baseline: none in VF
-        return quiet < cfg.vf_quiet
+        return leakage if quiet < cfg.vf_quiet else None
 
     def _vf_band(self, x: NDArray[np.float64]) -> float:
         """Fraction of the 1-30 Hz power that lies in 2.5-8 Hz, where VF and flutter concentrate theirs

@@ -9,6 +9,7 @@ import wfdb
 
 from monitor import MatchResult, match_beats
 from monitor._cli import main
+from monitor._scoring import BEAT_SYMBOLS
 from tests.conftest import reference
 
 
@@ -35,8 +36,9 @@ def test_all_48_records_through_the_monitor(mitdb: Path, tmp_path: Path) -> None
     total = MatchResult(0, 0, 0)
     records = (mitdb / "RECORDS").read_text().split()
     for rec in records:
-        ann = wfdb.rdann(str(tmp_path / rec), "mon")
-        total = total + match_beats(reference(mitdb, rec), ann.sample, 54)
+        ann = wfdb.rdann(str(tmp_path / rec), "mon")  # beats, '+' rhythm and '~' quality annotations
+        beats = [s for s, sym in zip(ann.sample, ann.symbol, strict=True) if sym in BEAT_SYMBOLS]
+        total = total + match_beats(reference(mitdb, rec), beats, 54)
     assert len(records) == 48
     # the detection goals: Se >= 99.6, +P >= 99.6, F1 >= 99.7
     assert total.se >= 99.6 and total.ppv >= 99.6 and total.f1 >= 99.7, total
