@@ -114,7 +114,7 @@ class MonitorConfig:
     keep_alarms: bool = False  # keep every alarm transition in Monitor.alarm_events (scoring)
     status_interval_s: float = 5.0
     keys: Path | None = None  # CURVE keys folder (ecg-keys): authenticate devices and bridges
-    rhythm_interval_s: float = 0.1  # how often rhythm logic catches up with the streams
+    rhythm_interval_s: float = 0.25  # how often rhythm logic catches up with the streams (wall time)
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
     silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
     engine_thread: bool = True  # label batches on a thread of their own (not in lockstep runs)
