@@ -26,6 +26,7 @@ class RingBuffer:
         if channels < 1:
             raise ConfigError(f"channels must be >= 1, got {channels!r}")
         self._buf: NDArray[np.floating] = np.zeros((capacity, channels), dtype=dtype)
+        self._col = self._buf[:, 0]  # a view of the first channel
         self.capacity = capacity
         self.end = 0  # absolute index one past the newest sample
 
@@ -35,19 +36,27 @@ class RingBuffer:
         return max(0, self.end - self.capacity)
 
     def append(self, samples: NDArray[np.floating]) -> None:
-        x = np.asarray(samples)
+        """Append samples, shape (n, channels), or (n,) for a one-channel buffer; cast to the buffer's dtype."""
+        x = samples if type(samples) is np.ndarray else np.asarray(samples)
+        buf = self._buf
         if x.ndim == 1:
-            x = x[:, None]
+            if buf.shape[1] == 1:
+                buf = self._col  # the one column: no reshaping of small chunks
+            else:
+                x = x[:, None]
         n = x.shape[0]
-        if n >= self.capacity:  # only the newest `capacity` samples survive
-            x = x[-self.capacity :]
-            self.end += n - self.capacity
-            n = self.capacity
-        pos = self.end % self.capacity
-        first = min(n, self.capacity - pos)
-        self._buf[pos : pos + first] = x[:first]
-        if first < n:
-            self._buf[: n - first] = x[first:]
+        cap = self.capacity
+        if n >= cap:  # only the newest `capacity` samples survive
+            x = x[-cap:]
+            self.end += n - cap
+            n = cap
+        pos = self.end % cap
+        first = min(n, cap - pos)
+        if first == n:
+            buf[pos : pos + n] = x
+        else:
+            buf[pos : pos + first] = x[:first]
+            buf[: n - first] = x[first:]
         self.end += n
 
     def read(self, start: int, stop: int) -> NDArray[np.floating]:

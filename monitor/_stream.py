@@ -66,6 +66,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -75,7 +76,7 @@ from monitor._detector import DetectorBank, DetectorConfig
 from monitor._errors import ConfigError, FrameError, require_positive
 from monitor._quality import QualityConfig, QualityTracker, TechnicalAlarm
 from monitor._ring import RingBuffer, SequenceTracker
-from monitor._wire import MAX_FRAME_SECONDS, DataFrame, EndOfStream, decode_frame
+from monitor._wire import _UNIT_SCALE_TO_MV, MAX_FRAME_SECONDS, DataFrame, EndOfStream, decode_frame
 
 __all__ = ["MAX_ABS_MV", "Ingest", "StreamConfig", "StreamProcessor", "StreamStats"]
 
@@ -150,6 +151,7 @@ class _Held:
     frame: DataFrame
     x: NDArray[np.float64]  # the monitored lead in mV
     reason: str  # the rejection reason if it turns out to be neither restart nor conflict
+    clean: bool = False  # x is known to be finite and within MAX_ABS_MV (see StreamProcessor._convert)
 
 
 @dataclass
@@ -172,6 +174,28 @@ class _Run:
         self.length += 1
         self.next_seq = item.frame.seq + 1
         self.next_start = item.frame.start + item.frame.n
+
+
+_SLOW = None  # conversion plan: the general path (DataFrame.millivolts and per-sample checks)
+_UNKNOWN: Any = object()  # no plan made yet for a format
+_INT_RANGE = {"<i2": (-(2**15), 2**15 - 1), "<i4": (-(2**31), 2**31 - 1)}
+_Plan = tuple[float, float, float, bytes | None]
+
+
+def _plan(dtype: str, gain: float, baseline: float, units: str, invalid: int | None) -> _Plan | None:
+    """``(gain, baseline, mV scale, invalid value's bytes)`` when every raw value of ``dtype``
+    maps to a finite value within :data:`MAX_ABS_MV`; None (the general path) otherwise."""
+    scale = _UNIT_SCALE_TO_MV.get(units.strip().lower())
+    limits = _INT_RANGE.get(dtype)
+    if scale is None or limits is None:
+        return _SLOW
+    bound = (-limits[0] + abs(baseline)) / abs(gain) * scale
+    if not bound <= 0.5 * MAX_ABS_MV:  # a wide margin over rounding
+        return _SLOW
+    pattern = None
+    if invalid is not None and limits[0] <= invalid <= limits[1]:
+        pattern = np.array(invalid, dtype=dtype).tobytes()
+    return (gain, baseline, scale, pattern)
 
 
 class StreamProcessor:
@@ -220,6 +244,7 @@ class StreamProcessor:
         # called when queued input reaches max_queued, so the owner runs detection (set by the owner)
         self.drain: Callable[[], None] = lambda: None
         self._run: _Run | None = None
+        self._plans: dict[tuple[str, float, float, str, int | None], _Plan | None] = {}
         self._pending: deque[int] = deque()  # detected peaks not yet sent (absolute)
         self._last_sent: int | None = None
         self._rr_recent: deque[float] = deque(maxlen=8)
@@ -261,7 +286,7 @@ class StreamProcessor:
                 f"stream {self.stream!r} changed fs/channels mid-stream "
                 f"({self.fs} Hz {list(self.channels)} -> {frame.fs} Hz {list(frame.channels)})",
             )
-        x = frame.millivolts(self.lead)
+        x, clean = self._convert(frame)
         verdict = self.tracker.check(frame.seq, frame.start)
         if verdict.accept:
             run = self._run
@@ -271,13 +296,14 @@ class StreamProcessor:
                     self._release(run)
                 if self.tracker.next_sample - run.main_at_last > self._stale:
                     self._drop_run()
-            self._accept(frame, x, verdict.gap, now)
-            self._close_alarm(FORMAT_ALARM, end=frame.start + self.offset)
+            self._accept(frame, x, verdict.gap, now, clean)
+            if self._alarms:
+                self._close_alarm(FORMAT_ALARM, end=frame.start + self.offset)
             return None
         if not verdict.foreign:
             self.stats.rejected[verdict.reason] += 1
             return None
-        return self._foreign(_Held(frame, x, verdict.reason))
+        return self._foreign(_Held(frame, x, verdict.reason, clean))
 
     def _foreign(self, item: _Held) -> list[_Held] | None:
         run = self._run
@@ -318,11 +344,45 @@ class StreamProcessor:
             self._close_alarm(CONFLICT_ALARM)
         self._run = None
 
-    def _accept(self, frame: DataFrame, x: NDArray[np.float64], gap: int, now: float) -> None:
-        out_of_range = np.abs(x) > MAX_ABS_MV
-        n_out = int(np.count_nonzero(out_of_range))
-        if n_out:
-            x = np.where(out_of_range, np.nan, x)
+    def _convert(self, frame: DataFrame) -> tuple[NDArray[np.float64], bool]:
+        """The monitored lead in mV (as :meth:`DataFrame.millivolts`), and whether it is clean.
+
+        Clean: integer samples with a gain, baseline and unit under which no
+        raw value can map beyond :data:`MAX_ABS_MV` (e.g. 16-bit samples at
+        200 units/mV), and none equal to the ``invalid`` value. Then every value
+        is finite and in range, so the per-sample checks are skipped; the
+        arithmetic is the same as :meth:`DataFrame.millivolts`, value for value.
+        """
+        lead = self.lead
+        key = (frame.dtype, frame.gain[lead], frame.baseline[lead], frame.units[lead], frame.invalid)
+        plan = self._plans.get(key, _UNKNOWN)
+        if plan is _UNKNOWN:
+            plan = self._plans[key] = _plan(*key)
+            if len(self._plans) > 16:  # a device cycling through formats: keep the newest
+                del self._plans[next(iter(self._plans))]
+        if plan is _SLOW:
+            return frame.millivolts(lead), False
+        gain, baseline, scale, pattern = plan
+        # the invalid value's bytes anywhere in the samples (any channel, any offset): the general path
+        if pattern is not None and pattern in frame.samples.tobytes():
+            return frame.millivolts(lead), False
+        raw = frame.samples[:, lead]
+        x = raw.astype(np.float64)
+        if baseline != 0:
+            x -= baseline
+        x /= gain
+        if scale != 1.0:
+            x *= scale
+        return x, True
+
+    def _accept(self, frame: DataFrame, x: NDArray[np.float64], gap: int, now: float, clean: bool = False) -> None:
+        if clean:
+            n_out = 0
+        else:
+            out_of_range = np.abs(x) > MAX_ABS_MV
+            n_out = int(np.count_nonzero(out_of_range))
+            if n_out:
+                x = np.where(out_of_range, np.nan, x)
         # Missing samples are filled with NaN so indices stay aligned; the
         # detector holds the last value across them. Long gaps go in pieces, so
         # queued input never outgrows the ring buffer.
@@ -336,14 +396,14 @@ class StreamProcessor:
         st.frames += 1
         st.samples += frame.n
         st.out_of_range += n_out
-        st.nan_samples += gap + int(np.count_nonzero(np.isnan(x)))
+        st.nan_samples += gap if clean else gap + int(np.count_nonzero(np.isnan(x)))
         if st.first_arrival is None:
             st.first_arrival = now
         st.last_arrival = now
 
     def _append(self, x: NDArray[np.float64]) -> None:
         self.tracker.advance(x.size)
-        self.ring.append(x.astype(np.float32))
+        self.ring.append(x)  # stored as float32
         self.quality.process(x)
         self.queued.append(x)
         self.queued_samples += x.size
@@ -368,7 +428,7 @@ class StreamProcessor:
         """Accept a held frame of the new segment (see :meth:`on_frame`)."""
         verdict = self.tracker.check(item.frame.seq, item.frame.start)
         if verdict.accept:
-            self._accept(item.frame, item.x, verdict.gap, now)
+            self._accept(item.frame, item.x, verdict.gap, now, item.clean)
         else:
             self.stats.rejected[verdict.reason] += 1
 
@@ -415,7 +475,8 @@ class StreamProcessor:
 
     def add_peaks(self, peaks: NDArray[np.int64]) -> None:
         """R peaks from the detector, in detector indexing (0 = first sample of the segment)."""
-        self._pending.extend((peaks + self.segment_origin).tolist())
+        if peaks.size:
+            self._pending.extend((peaks + self.segment_origin).tolist())
 
     # --------------------------------------------------------------- output
     def ready(self, now: float, final: bool = False) -> list[Beat]:

@@ -38,7 +38,7 @@ import json
 import math
 import re
 import reprlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -229,8 +229,139 @@ def _numbers(header: dict[str, Any], key: str, count: int) -> tuple[float, ...]:
     return tuple(_number(v, key) for v in value)
 
 
+# the parser json.loads runs (on a str, default options), without its per-call set-up
+_scan_once: Callable[[str, int], tuple[Any, int]] = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_ITEMSIZE = {d: np.dtype(d).itemsize for d in DTYPES}
+_INT_MAX = 2**63 - 1
+_START_MAX = 2**62
+_NEW = object.__new__
+_stream_ok: dict[str, bool] = {}  # valid stream ids seen (at most 65536 of at most 64 characters)
+
+
+def _fast_float(value: Any) -> float | None:
+    """A finite JSON number as a float, or None where the full checks must decide."""
+    t = type(value)
+    if t is float:
+        return value if value - value == 0.0 else None  # inf - inf and NaN - NaN are NaN
+    if t is int and -(2**53) <= value <= 2**53:
+        return float(value)
+    return None
+
+
+def _fast_data(header: Any, payload: bytes) -> DataFrame | None:
+    """The checks of :func:`_checked` for a data header, straight-line, on what a well-formed one holds.
+
+    Returns None as soon as anything is out of the ordinary; the full checks
+    then decide (and name the problem). JSON gives exact types, so ``type(v) is
+    int`` is the integer-not-boolean test.
+    """
+    if type(header) is not dict:
+        return None
+    get = header.get
+    version = get("v")
+    if type(version) is not int or version != FORMAT_VERSION or get("type") != "data":
+        return None
+    stream = get("stream")
+    if type(stream) is not str:
+        return None
+    if stream not in _stream_ok:
+        if _STREAM_ID.fullmatch(stream) is None:
+            return None
+        if len(_stream_ok) >= 65536:
+            _stream_ok.clear()
+        _stream_ok[stream] = True
+    seq = get("seq")
+    start = get("start")
+    if type(seq) is not int or type(start) is not int or not (0 <= seq <= _INT_MAX and 0 <= start <= _START_MAX):
+        return None
+    sent = get("sent")
+    if sent is not None:
+        sent = _fast_float(sent)
+        if sent is None:
+            return None
+    fs = _fast_float(get("fs"))
+    if fs is None or not 0 < fs <= MAX_FS:
+        return None
+    n = get("n")
+    if type(n) is not int or not 1 <= n <= min(MAX_SAMPLES_PER_FRAME, max(1, math.ceil(MAX_FRAME_SECONDS * fs))):
+        return None
+    channels, units, gain, baseline = get("channels"), get("units"), get("gain"), get("baseline")
+    if type(channels) is not list or type(units) is not list or type(gain) is not list or type(baseline) is not list:
+        return None
+    nch = len(channels)
+    if not 1 <= nch <= MAX_CHANNELS or len(units) != nch or len(gain) != nch or len(baseline) != nch:
+        return None
+    for name in channels:
+        if type(name) is not str or len(name) > 64:
+            return None
+    for name in units:
+        if type(name) is not str or len(name) > 64:
+            return None
+    gains = []
+    for g in gain:
+        g = _fast_float(g)
+        if g is None or g == 0:
+            return None
+        gains.append(g)
+    bases = []
+    for b in baseline:
+        b = _fast_float(b)
+        if b is None:
+            return None
+        bases.append(b)
+    dtype = get("dtype")
+    itemsize = _ITEMSIZE.get(dtype) if type(dtype) is str else None
+    if itemsize is None:
+        return None
+    invalid = get("invalid")
+    if invalid is not None and (type(invalid) is not int or not -(2**63) <= invalid < 2**63):
+        return None
+    if len(payload) != n * nch * itemsize:
+        return None
+    frame: DataFrame = _NEW(DataFrame)
+    # a frozen dataclass: fill its fields at once instead of one object.__setattr__ each
+    frame.__dict__.update(
+        stream=stream,
+        seq=seq,
+        start=start,
+        fs=fs,
+        channels=tuple(channels),
+        units=tuple(units),
+        gain=tuple(gains),
+        baseline=tuple(bases),
+        dtype=dtype,
+        samples=np.frombuffer(payload, dtype=dtype).reshape(n, nch),
+        invalid=invalid,
+        sent=sent,
+    )
+    return frame
+
+
 def decode_frame(parts: Sequence[bytes]) -> Frame:
     """Parse and validate one message; raise :class:`FrameError` if it is malformed."""
+    if len(parts) == 2:
+        # the common case, a well-formed data message, checked in one pass; anything
+        # unusual (or wrong) goes through the full checks, which name the problem
+        head, payload = parts[0], parts[1]
+        if (
+            type(head) is bytes
+            and type(payload) is bytes
+            and len(head) <= MAX_HEADER_BYTES
+            and len(payload) <= MAX_PAYLOAD_BYTES
+            and head[:1] == b"{"
+            and head[1:2] != b"\x00"  # json.loads would read UTF-16/32
+        ):
+            try:
+                text = head.decode("utf-8", "surrogatepass")
+                header, end = _scan_once(text, 0)
+            except RecursionError:
+                raise FrameError("json", "header is nested too deeply") from None
+            except (StopIteration, ValueError):
+                pass  # not JSON: json.loads below gives the error
+            else:
+                if end == len(text):  # else trailing text: json.loads below decides
+                    frame = _fast_data(header, payload)
+                    return frame if frame is not None else _checked(header, parts)
     if not parts or len(parts) > 2:
         raise FrameError("parts", f"expected 1 or 2 message parts, got {len(parts)}")
     if not all(isinstance(p, (bytes, bytearray, memoryview)) for p in parts):
@@ -246,6 +377,11 @@ def decode_frame(parts: Sequence[bytes]) -> Frame:
         raise FrameError("json", f"header is not UTF-8 JSON ({exc})") from None
     except RecursionError:
         raise FrameError("json", "header is nested too deeply") from None
+    return _checked(header, parts)
+
+
+def _checked(header: Any, parts: Sequence[bytes]) -> Frame:
+    """Validate a parsed header field by field, raising the first problem found."""
     if not isinstance(header, dict):
         raise FrameError("header", "header must be a JSON object")
     version = header.get("v")
