@@ -668,6 +668,8 @@ class Monitor:
             "streams": len(procs),
             "streams_active": sum(1 for p in procs if not p.stats.ended),
             "messages": self.ingest.messages,
+            "frames": sum(p.stats.frames for p in procs),
+            "samples": sum(p.stats.samples for p in procs),
             "rejected": rejected,
             "beats": sum(p.stats.beats for p in procs),
             "labelled": self.labeled,

@@ -63,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto | cpu | cuda | compiled | tensorrt (local engine)",
     )
     p.add_argument(
+        "--threads",
+        type=int,
+        default=int(env_default("THREADS", 1)),
+        help="PyTorch CPU threads of the local classifier (more than one competes with ingest on small machines)",
+    )
+    p.add_argument(
         "--model", default=env_default("MODEL"), help="classifier weights file, or 'none' (default: the shipped CNN)"
     )
     p.add_argument(
@@ -188,10 +194,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.model == "none":
             classifier = UnclassifiedClassifier()
         else:
-            classifier = default_classifier(args.model, args.backend)
+            classifier = default_classifier(args.model, args.backend, threads=max(1, args.threads))
 
             def factory() -> BeatClassifier:  # rebuild after a failure
-                return default_classifier(args.model, args.backend)
+                return default_classifier(args.model, args.backend, threads=max(1, args.threads))
 
     except (OSError, ValueError, EcgMonitorError) as exc:
         print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
