@@ -84,6 +84,10 @@ class AnnotationWriter:
         """Make sure a stream gets a file even if it never has a beat."""
         self._tracks.setdefault(stream, _Track(fs))
 
+    def forget(self, stream: str) -> None:
+        """Drop a stream's annotations (written already); a new stream with its id starts afresh."""
+        self._tracks.pop(stream, None)
+
     def path(self, stream: str) -> Path:
         return self.dir / f"{stream}.{ANNOTATION_EXT}"
 

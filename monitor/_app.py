@@ -117,6 +117,7 @@ class MonitorConfig:
     rhythm_interval_s: float = 0.25  # how often rhythm logic catches up with the streams (wall time)
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
     silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
+    retain_ended_s: float = 60.0  # live sources: an ended stream is forgotten this long after its end
     engine_thread: bool = True  # label batches on a thread of their own (not in lockstep runs)
 
     def __post_init__(self) -> None:
@@ -186,13 +187,13 @@ class Monitor:
         self._quality_done: dict[str, int] = {}
         self._inflight: dict[str, deque[int]] = {}  # samples of beats queued for labels, per stream
         self._finished: set[str] = set()
-        self._rhythm_seen: dict[str, tuple[int, int, int, bool]] = {}  # streams whose rhythm logic has ended
+        self._rhythm_seen: dict[str, tuple[int, int, int, bool]] = {}  # what each update last saw
         self._alarm_active: dict[str, dict[str, AlarmEvent]] = {}  # stream -> kind -> onset event
         self._rhythm_aux: dict[str, str] = {}
-        self._shed_last: dict[str, float] = {}
-        self._silent: dict[
-            str, float
-        ] = {}  # stream -> wall time of its last data, while silent  # stream -> wall time of the last shed beat
+        self._shed_last: dict[str, float] = {}  # stream -> wall time of the last shed beat
+        self._silent: dict[str, float] = {}  # stream -> wall time of its last data, while silent
+        self._ended_at: dict[str, float] = {}  # stream -> wall time its end was first seen
+        self.forgotten = 0  # ended streams dropped from the tables
         self.alarm_events: list[AlarmEvent] = []
         self.alarm_counts: dict[str, int] = {}
         self._engine_factory = engine_factory  # rebuilds the classifier after a failure (None: retry the same one)
@@ -547,6 +548,8 @@ class Monitor:
             self._update_rhythm(self.ingest.streams.values())
             self._end_shedding(now)
             self._check_silence(now)
+            if not self.source.is_replay:
+                self._forget_ended(now)
         if self.bus is not None:
             self.bus.serve_subscriptions()
             if now - self._last_status >= self.config.status_interval_s:
@@ -593,6 +596,25 @@ class Monitor:
                     self.bus.vitals(v)
                 if self.view is not None:
                     self.view.on_vitals(v)
+
+    def _forget_ended(self, now: float) -> None:
+        """Streams that ended (or failed) ``retain_ended_s`` ago are dropped: the table stays bounded over
+        months, and a device that reuses its id after its end-of-stream starts a new stream."""
+        for sid, proc in list(self.ingest.streams.items()):
+            if not (proc.stats.ended or proc.stats.error is not None):
+                continue
+            since = self._ended_at.setdefault(sid, now)
+            if now - since < self.config.retain_ended_s or sid not in self._finished or self._inflight[sid]:
+                continue
+            if self.annotations is not None:
+                self.annotations.write(sid)
+                self.annotations.forget(sid)
+            self.ingest.forget(sid)
+            for table in (self.rhythm, self._quality_done, self._inflight, self._alarm_active, self._rhythm_aux,
+                          self._rhythm_seen, self._silent, self._shed_last, self._ended_at):  # fmt: skip
+                table.pop(sid, None)
+            self._finished.discard(sid)
+            self.forgotten += 1
 
     def _check_silence(self, now: float) -> None:
         """A device that stops sending (no end-of-stream) raises 'signal lost' after ``silence_s``."""

@@ -61,6 +61,7 @@ stops another stream. The rules, with their counter keys:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import Counter, deque
@@ -772,6 +773,20 @@ class Ingest:
                 proc.eos = True
                 self._dirty[proc.stream] = proc
         return self.step()
+
+    def forget(self, stream: str) -> StreamProcessor | None:
+        """Drop an ended (or failed) stream, so that its id can start a new stream and the
+        table of streams stays bounded on a monitor that runs for months."""
+        proc = self.streams.get(stream)
+        if proc is None or not (proc.stats.ended or proc.stats.error is not None):
+            return None
+        del self.streams[stream]
+        self._dirty.pop(stream, None)
+        bank = self.banks.get(proc.fs)
+        if bank is not None and proc.stats.error is not None:
+            with contextlib.suppress(KeyError):  # already out of the detector bank
+                bank.remove(stream)
+        return proc
 
     def all_ended(self, expected: set[str]) -> bool:
         return all(s in self.streams and self.streams[s].stats.ended for s in expected)

@@ -188,3 +188,40 @@ def test_engine_thread_failures_are_surfaced() -> None:
         monitor.stop()
         thread.join(20)
         ctx.destroy(linger=0)
+
+
+def test_ended_streams_are_forgotten_and_their_id_can_start_again() -> None:
+    from monitor._wire import encode_eos
+
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    config = MonitorConfig(alarm_log=None, poll_ms=20, rhythm_interval_s=0.02, retain_ended_s=0.1)
+    monitor = Monitor(Source(endpoint="inproc://reuse"), config, context=ctx)
+    thread = threading.Thread(target=monitor.run)
+    thread.start()
+    try:
+        assert monitor.ready.wait(5)
+        push = ctx.socket(zmq.PUSH)
+        push.setsockopt(zmq.LINGER, 0)
+        push.connect("inproc://reuse")
+        x = (100 * np.sin(np.arange(360) / 9.0)).astype(np.int16)[:, None]
+        kw = {"channels": ["MLII"], "units": ["mV"], "gain": [200.0], "baseline": [0]}
+        for k in range(10):
+            push.send_multipart(encode_data("bed-9", k, 36 * k, 360.0, x[36 * k : 36 * (k + 1)], **kw))
+        push.send_multipart(encode_eos("bed-9", 10, 360))
+        deadline = time.monotonic() + 5
+        while monitor.forgotten == 0 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert monitor.forgotten == 1 and "bed-9" not in monitor.ingest.streams
+        for k in range(3):  # the device starts again under the same id
+            push.send_multipart(encode_data("bed-9", k, 36 * k, 360.0, x[36 * k : 36 * (k + 1)], **kw))
+        deadline = time.monotonic() + 5
+        while "bed-9" not in monitor.ingest.streams and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.1)
+        proc = monitor.ingest.streams["bed-9"]
+        assert proc.stats.frames == 3 and not proc.stats.rejected
+        push.close()
+    finally:
+        monitor.stop()
+        thread.join(10)
+        ctx.destroy(linger=0)
