@@ -64,6 +64,7 @@ once the wait reaches ``asystole_s``.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import itertools
 import math
@@ -316,8 +317,14 @@ class RhythmAnalyzer:
 
     # ------------------------------------------------------------ input
     def on_beat(self, sample: int, label: str) -> None:
-        """A labelled beat (beats of one stream arrive in sample order)."""
-        self._pending.append(_Beat(sample, label))
+        """A labelled beat. Labels may come back out of order (an alarm stream's newer beats are
+        labelled first); beats are evaluated in sample order, up to the horizon given to :meth:`advance`."""
+        beat = _Beat(sample, label)
+        if not self._pending or self._pending[-1].sample <= sample:
+            self._pending.append(beat)
+        else:
+            i = bisect.bisect_right([b.sample for b in self._pending], sample)
+            self._pending.insert(i, beat)
 
     def on_quality(self, block_end: int, state: str, arrived: int | None = None) -> None:
         """The verdict of the signal block ending at ``block_end`` (``arrived``: the newest sample now)."""

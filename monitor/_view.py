@@ -85,9 +85,8 @@ class LiveView:
             active[event.kind] = event
         if not self.interactive and event.state != "update":
             word = "ALARM" if event.state == "onset" else "alarm ended:"
-            self.out.write(
-                f"{event.stream} {word} {event.priority.upper()} {event.text} at {event.sample / event.fs:.1f} s\n"
-            )
+            at = event.onset_sample if event.state == "onset" else event.sample  # in the stream's time
+            self.out.write(f"{event.stream} {word} {event.priority.upper()} {event.text} at {at / event.fs:.1f} s\n")
 
     def on_vitals(self, vitals: Vitals) -> None:
         self._hr[vitals.stream] = vitals.hr

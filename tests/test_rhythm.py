@@ -272,3 +272,20 @@ def test_same_alarms_whatever_the_advance_steps() -> None:
     assert key(a) == key(b) and a
     n = min(len(va), len(vb))
     assert [v.hr for v in va[:n]] == [v.hr for v in vb[:n]] and n >= 149
+
+
+def test_labels_arriving_out_of_order_give_the_same_alarms() -> None:
+    beats = regular(0.5, 10, 75) + [(10.0 + 0.4 * k, "V") for k in range(10)] + regular(14.3, 60, 75)
+    in_order, _ = run(beats, 60)
+    an = RhythmAnalyzer("s", FS)
+    events: list[AlarmEvent] = []
+    for t0 in np.arange(0, 60, 2.0):  # each 2 s: newer beats labelled before older ones, then the horizon moves
+        chunk = [b for b in beats if t0 <= b[0] < t0 + 2.0]
+        for t, label in reversed(chunk):
+            an.on_beat(round(t * FS), label)
+        for k in range(int(t0), int(t0) + 2):
+            an.on_quality(round((k + 1) * FS), "clean")
+        events += an.advance(round((t0 + 2.0) * FS))[0]
+    events += an.finish(round(60 * FS))
+    key = [(e.kind, e.state, e.onset_sample) for e in in_order]
+    assert [(e.kind, e.state, e.onset_sample) for e in events] == key and key
