@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import zmq
@@ -66,17 +67,30 @@ def test_engine_failure_shows_in_status() -> None:
     assert any("engine failed" in p for p in status["problems"])
 
 
-def test_silent_device_raises_signal_lost_and_clears_when_data_resumes() -> None:
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    config = MonitorConfig(keep_alarms=True, silence_s=0.3, rhythm_interval_s=0.02, poll_ms=20, alarm_log=None)
-    monitor = Monitor(Source(endpoint="inproc://silent-device"), config, context=ctx)
+def _live_monitor(
+    ctx: zmq.Context[zmq.Socket[bytes]], name: str, engine: object = None, **settings: Any
+) -> tuple[Monitor, threading.Thread]:
+    """A monitor listening on ``inproc://<name>``, running on a thread (stop it and join the thread)."""
+    config = MonitorConfig(keep_alarms=True, alarm_log=None, poll_ms=20, rhythm_interval_s=0.02, **settings)
+    monitor = Monitor(Source(endpoint=f"inproc://{name}"), config, context=ctx, classifier=engine)  # type: ignore[arg-type]
     thread = threading.Thread(target=monitor.run)
     thread.start()
+    assert monitor.ready.wait(5)
+    return monitor, thread
+
+
+def _device(ctx: zmq.Context[zmq.Socket[bytes]], name: str) -> zmq.Socket[bytes]:
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.connect(f"inproc://{name}")
+    return push
+
+
+def test_silent_device_raises_signal_lost_and_clears_when_data_resumes() -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    monitor, thread = _live_monitor(ctx, "silent-device", silence_s=0.3)
     try:
-        assert monitor.ready.wait(5)
-        push = ctx.socket(zmq.PUSH)
-        push.setsockopt(zmq.LINGER, 0)
-        push.connect("inproc://silent-device")
+        push = _device(ctx, "silent-device")
         x = (100 * np.sin(np.arange(3600) / 9.0)).astype(np.int16)[:, None]
         kw = {"channels": ["MLII"], "units": ["mV"], "gain": [200.0], "baseline": [0]}
 
@@ -124,23 +138,13 @@ class SlowEngine:
         return ["N"] * len(beats)
 
 
-def _live_monitor(ctx: zmq.Context[zmq.Socket[bytes]], engine: object, name: str) -> tuple[Monitor, threading.Thread]:
-    config = MonitorConfig(keep_alarms=True, alarm_log=None, poll_ms=20, rhythm_interval_s=0.02)
-    monitor = Monitor(Source(endpoint=f"inproc://{name}"), config, context=ctx, classifier=engine)  # type: ignore[arg-type]
-    thread = threading.Thread(target=monitor.run)
-    thread.start()
-    assert monitor.ready.wait(5)
-    return monitor, thread
-
-
 def _send_ecg(ctx: zmq.Context[zmq.Socket[bytes]], name: str, seconds: int) -> int:
     from tests._synth import ecg
 
     x, _ = ecg([0.8] * round(seconds / 0.8), 250.0, tail_s=0.5)
     raw = np.round(x * 200).astype(np.int16)[:, None]
-    push = ctx.socket(zmq.PUSH)
+    push = _device(ctx, name)
     push.setsockopt(zmq.LINGER, 1000)
-    push.connect(f"inproc://{name}")
     kw = {"channels": ["MLII"], "units": ["mV"], "gain": [200.0], "baseline": [0]}
     for k, i in enumerate(range(0, raw.shape[0] - 25, 25)):
         push.send_multipart(encode_data("bed-1", k, i, 250.0, raw[i : i + 25], **kw))
@@ -151,7 +155,7 @@ def _send_ecg(ctx: zmq.Context[zmq.Socket[bytes]], name: str, seconds: int) -> i
 def test_ingest_keeps_up_while_the_engine_is_slow() -> None:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     engine = SlowEngine(0.4)
-    monitor, thread = _live_monitor(ctx, engine, "slow-engine")
+    monitor, thread = _live_monitor(ctx, "slow-engine", engine)
     try:
         frames = _send_ecg(ctx, "slow-engine", 60)
         deadline = time.monotonic() + 10
@@ -175,7 +179,7 @@ def test_ingest_keeps_up_while_the_engine_is_slow() -> None:
 
 def test_engine_thread_failures_are_surfaced() -> None:
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    monitor, thread = _live_monitor(ctx, SlowEngine(0.0, RuntimeError("CUDA error")), "failing-engine")
+    monitor, thread = _live_monitor(ctx, "failing-engine", SlowEngine(0.0, RuntimeError("CUDA error")))
     try:
         _send_ecg(ctx, "failing-engine", 20)
         deadline = time.monotonic() + 10
@@ -194,15 +198,9 @@ def test_ended_streams_are_forgotten_and_their_id_can_start_again() -> None:
     from monitor._wire import encode_eos
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    config = MonitorConfig(alarm_log=None, poll_ms=20, rhythm_interval_s=0.02, retain_ended_s=0.1)
-    monitor = Monitor(Source(endpoint="inproc://reuse"), config, context=ctx)
-    thread = threading.Thread(target=monitor.run)
-    thread.start()
+    monitor, thread = _live_monitor(ctx, "reuse", retain_ended_s=0.1)
     try:
-        assert monitor.ready.wait(5)
-        push = ctx.socket(zmq.PUSH)
-        push.setsockopt(zmq.LINGER, 0)
-        push.connect("inproc://reuse")
+        push = _device(ctx, "reuse")
         x = (100 * np.sin(np.arange(360) / 9.0)).astype(np.int16)[:, None]
         kw = {"channels": ["MLII"], "units": ["mV"], "gain": [200.0], "baseline": [0]}
         for k in range(10):
