@@ -34,7 +34,7 @@ import zmq
 from monitor._alarmlog import AlarmLog, default_path
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor._errors import ConfigError, EcgMonitorError, FrameError
-from monitor._security import CurveConfig, secure_connect
+from monitor._security import client_from_flags, secure_connect
 
 __all__ = [
     "ALARM_KINDS",
@@ -906,10 +906,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     if not args.connect:
         parser.error("--connect is required (or set ECG_MONITOR_CONNECT), e.g. --connect tcp://127.0.0.1:5570")
-    if args.keys and not args.key_name:
-        parser.error("--keys needs --key-name NAME (this bridge's key: ecg-keys add-client DIR NAME)")
     try:
-        curve = CurveConfig.client(args.keys, args.key_name) if args.keys else None
+        curve = client_from_flags(args.keys, args.key_name, "this bridge's")
     except ConfigError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

@@ -13,11 +13,11 @@ from engine._batcher import BatcherConfig
 from engine._service import RemoteClassifier
 from monitor._app import Monitor, MonitorConfig, parse_source
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
-from monitor._errors import ConfigError, EcgMonitorError
+from monitor._errors import EcgMonitorError
 from monitor._metrics import MetricsServer, attach, parse_address
 from monitor._rhythm import load_rhythm_settings
 from monitor._scoring import MatchResult
-from monitor._security import CurveConfig
+from monitor._security import client_from_flags
 from monitor._stream import StreamConfig
 from monitor._view import LiveView
 from replay._publisher import ReplayConfig, parse_speed
@@ -180,11 +180,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     factory: Callable[[], BeatClassifier] | None = None
     try:
         if args.engine:
-            curve = None
-            if args.keys:
-                if not args.key_name:
-                    raise ConfigError("--engine with --keys needs --key-name NAME (ecg-keys add-client DIR NAME)")
-                curve = CurveConfig.client(args.keys, args.key_name)
+            curve = client_from_flags(args.keys, args.key_name, "this monitor's --engine")
             classifier = RemoteClassifier(args.engine, curve=curve)
             endpoint = args.engine
 

@@ -322,6 +322,16 @@ def _require_unused(sock: zmq.Socket[Any], what: str) -> None:
         raise ConfigError(f"{what} must be called before the socket binds or connects")
 
 
+def client_from_flags(keys_dir: PathLike | None, key_name: str | None, whose: str) -> CurveConfig | None:
+    """The client config for a program's ``--keys DIR --key-name NAME``: None without ``--keys``;
+    a :class:`ConfigError` naming the missing flag when only ``--keys`` is given."""
+    if not keys_dir:
+        return None
+    if not key_name:
+        raise ConfigError(f"--keys needs --key-name NAME ({whose} key, made with: ecg-keys add-client DIR NAME)")
+    return CurveConfig.client(keys_dir, key_name)
+
+
 def secure_server(sock: zmq.Socket[Any], config: CurveConfig, authenticator: Authenticator) -> None:
     """Make ``sock`` a CURVE server checked by ``authenticator``; call before ``bind``."""
     if not config.is_server:

@@ -11,7 +11,7 @@ import zmq
 
 from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor._errors import EcgMonitorError
-from monitor._security import CurveConfig, secure_connect
+from monitor._security import client_from_flags, secure_connect
 from replay._publisher import ReplayConfig, Replayer, parse_speed
 from replay._records import RecordRef, database_records, resolve_record
 
@@ -48,8 +48,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     if not args.connect:
         parser.error("--connect ENDPOINT is required (or set ECG_MONITOR_CONNECT)")
-    if args.keys and not args.key_name:
-        parser.error("--keys needs --key-name NAME (the device's key, made with: ecg-keys add-client DIR NAME)")
     try:
         refs: list[RecordRef] = []
         for name in args.records:
@@ -70,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sock = ctx.socket(zmq.PUSH)
     sock.setsockopt(zmq.LINGER, 10_000)  # let queued frames reach the monitor
     try:
-        curve = CurveConfig.client(args.keys, args.key_name) if args.keys else None
+        curve = client_from_flags(args.keys, args.key_name, "the device's")
         secure_connect(sock, args.connect, curve)
     except EcgMonitorError as exc:
         sock.close()

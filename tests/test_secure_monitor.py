@@ -136,3 +136,13 @@ def test_engine_serves_authorized_monitors_only(keys: Path, tmp_path: Path) -> N
         stop.set()
         thread.join(5)
         ctx.destroy(linger=0)
+
+
+def test_client_flags_need_a_key_name(keys: Path) -> None:
+    from monitor._errors import ConfigError
+    from monitor._security import client_from_flags
+
+    assert client_from_flags(None, "device-1", "the device's") is None
+    with pytest.raises(ConfigError, match="--keys needs --key-name"):
+        client_from_flags(keys, None, "the device's")
+    assert client_from_flags(keys, "device-1", "the device's") == CurveConfig.client(keys, "device-1")
