@@ -67,7 +67,6 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import itertools
-import math
 import tomllib
 from collections import deque
 from collections.abc import Mapping
@@ -75,7 +74,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from monitor._errors import ConfigError
+from monitor._errors import ConfigError, require_positive
 
 __all__ = [
     "ALARM_KINDS",
@@ -158,17 +157,14 @@ class RhythmConfig:
     disabled: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name == "disabled":
-                unknown = sorted(set(value) - set(ALARM_KINDS))
-                if unknown:
-                    raise ConfigError(f"rhythm disabled: unknown alarm kind(s) {unknown}; known: {sorted(ALARM_KINDS)}")
-                continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-                raise ConfigError(f"rhythm {f.name} must be a positive number, got {value!r}")
-            if f.type == "int" and not isinstance(value, int):
-                raise ConfigError(f"rhythm {f.name} must be a whole number, got {value!r}")
+        unknown = sorted(set(self.disabled) - set(ALARM_KINDS))
+        if unknown:
+            raise ConfigError(f"rhythm disabled: unknown alarm kind(s) {unknown}; known: {sorted(ALARM_KINDS)}")
+        numbers = [f for f in dataclasses.fields(self) if f.name != "disabled"]
+        require_positive(self, *(f.name for f in numbers), prefix="rhythm ")
+        for f in numbers:
+            if f.type == "int" and not isinstance(getattr(self, f.name), int):
+                raise ConfigError(f"rhythm {f.name} must be a whole number, got {getattr(self, f.name)!r}")
         if self.pause_s >= self.asystole_s:
             raise ConfigError(f"rhythm pause_s={self.pause_s} must be shorter than asystole_s={self.asystole_s}")
         if self.run_beats >= self.vt_beats:
