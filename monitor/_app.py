@@ -394,12 +394,7 @@ class Monitor:
             return
         for r in worker.wait() if wait else worker.take():
             self.batcher.on_done(len(r.beats), r.seconds)
-            if r.error is not None or r.labels is None or len(r.labels) != len(r.beats):
-                exc = r.error or RuntimeError(f"the engine returned {r.labels!r} for {len(r.beats)} beats")
-                self._engine_failed(r.beats, exc if isinstance(exc, Exception) else RuntimeError(str(exc)), now)
-                self._deliver(r.beats, ["Q"] * len(r.beats))
-            else:
-                self._labels_arrived(r.beats, r.labels)
+            self._labels_arrived(r.beats, r.labels, r.error, now)
 
     def _engine_call(self, beats: list[Beat]) -> list[str]:
         return self.classifier.classify(beats)
@@ -446,13 +441,10 @@ class Monitor:
             return
         try:
             labels = self.classifier.classify(beats)
-            if len(labels) != len(beats):
-                raise RuntimeError(f"the engine returned {len(labels)} labels for {len(beats)} beats")
         except Exception as exc:
-            self._engine_failed(beats, exc, now)
-            self._deliver(beats, ["Q"] * len(beats))
+            self._labels_arrived(beats, None, exc, now)
             return
-        self._labels_arrived(beats, labels)
+        self._labels_arrived(beats, labels, None, now)
 
     def _engine_ready(self, now: float) -> bool:
         """False while a failed engine waits for its retry; rebuilds it (if it can) once the retry is due."""
@@ -471,7 +463,16 @@ class Monitor:
                 return False
         return True
 
-    def _labels_arrived(self, beats: list[Beat], labels: list[str]) -> None:
+    def _labels_arrived(self, beats: list[Beat], labels: list[str] | None, error: Exception | None, now: float) -> None:
+        """A batch came back from the engine (here or from its thread): deliver its labels, or on a
+        failure (an exception, or the wrong number of labels) surface it and deliver the beats as ``Q``."""
+        if error is None and (labels is None or len(labels) != len(beats)):
+            got = "no" if labels is None else len(labels)
+            error = RuntimeError(f"the engine returned {got} labels for {len(beats)} beats")
+        if error is not None or labels is None:
+            self._engine_failed(beats, error or RuntimeError("no labels"), now)
+            self._deliver(beats, ["Q"] * len(beats))
+            return
         if self._engine_down:
             self._engine_recovered()
         self._deliver(beats, labels)

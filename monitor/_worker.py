@@ -26,7 +26,7 @@ class WorkerResult:
 
     beats: list[Beat]
     labels: list[str] | None
-    error: BaseException | None
+    error: Exception | None
     seconds: float
 
 
@@ -111,7 +111,7 @@ class EngineWorker:
             t0 = time.perf_counter()
             try:
                 labels: list[str] | None = self.classify(beats)
-                error: BaseException | None = None
+                error: Exception | None = None
             except Exception as exc:  # reported to the owner, which raises the technical alarm
                 labels, error = None, exc
             self._results.append(WorkerResult(beats, labels, error, time.perf_counter() - t0))
