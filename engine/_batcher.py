@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from monitor._errors import ConfigError, require_positive
+from monitor.errors import ConfigError, require_positive
 
 
 class Queued(Protocol):

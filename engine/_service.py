@@ -40,10 +40,10 @@ from engine._batcher import Batcher, BatcherConfig
 from engine._model import CLASSES, N_RR, rr_features
 from engine._representation import RepresentationConfig, resample_windows
 from engine._types import Beat
-from monitor._errors import EcgMonitorError
+from monitor.errors import EcgMonitorError
 
 if TYPE_CHECKING:
-    from monitor._security import CurveConfig
+    from monitor.transport._curve import CurveConfig
 
 __all__ = ["EngineServer", "EngineUnavailable", "RemoteClassifier", "main"]
 
@@ -103,7 +103,7 @@ class EngineServer:
         self._pending: dict[tuple[bytes, int], _Request] = {}
 
     def run(self, stop: threading.Event) -> None:
-        from monitor._security import Authenticator, secure_bind
+        from monitor.transport._curve import Authenticator, secure_bind
 
         auth = Authenticator(self.ctx, self.curve).start() if self.curve is not None else None
         sock = self.ctx.socket(zmq.ROUTER)
@@ -213,7 +213,7 @@ class RemoteClassifier:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: CurveConfig | None = None,
     ) -> None:
-        from monitor._security import secure_connect
+        from monitor.transport._curve import secure_connect
 
         self.ctx = context or zmq.Context.instance()
         self.endpoint = endpoint
@@ -268,7 +268,7 @@ class RemoteClassifier:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from monitor._envargs import env_default
+    from monitor.cli._options import env_default
 
     p = argparse.ArgumentParser(prog="ecg-engine", description=__doc__.split("\n")[0])
     p.add_argument("--bind", default=env_default("ENGINE_BIND", "tcp://127.0.0.1:5560"), help="ROUTER endpoint")
@@ -285,13 +285,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier
-    from monitor._envargs import setup_logging, stop_on_signals
+    from monitor.cli._options import setup_logging, stop_on_signals
 
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
         clf = CnnClassifier.load(args.model or DEFAULT_WEIGHTS, args.backend, args.threads)
-        from monitor._security import CurveConfig
+        from monitor.transport._curve import CurveConfig
 
         batcher = BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000)
         curve = CurveConfig.server(args.keys) if args.keys else None

@@ -2,9 +2,8 @@
 
 from typing import TYPE_CHECKING, Any
 
-from monitor._annotations import ANNOTATION_EXT, AnnotationWriter
-from monitor._detector import DetectorBank, DetectorConfig, StreamingDetector
-from monitor._errors import (
+from monitor.detect._qrs import DetectorBank, DetectorConfig, StreamingDetector
+from monitor.errors import (
     ConfigError,
     EcgMonitorError,
     FrameError,
@@ -12,12 +11,13 @@ from monitor._errors import (
     RecordNotFoundError,
     SourceError,
 )
-from monitor._offline import beats_of_signal, detect_beats
-from monitor._ring import RingBuffer, SequenceTracker
-from monitor._scoring import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
-from monitor._stream import Ingest, StreamConfig, StreamProcessor, StreamStats
-from monitor._view import LiveView
-from monitor._wire import DataFrame, EndOfStream, decode_frame, encode_data, encode_eos
+from monitor.evaluation._scoring import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
+from monitor.ingest._offline import beats_of_signal, detect_beats
+from monitor.ingest._ring import RingBuffer, SequenceTracker
+from monitor.ingest._stream import Ingest, StreamConfig, StreamProcessor, StreamStats
+from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
+from monitor.outputs._view import LiveView
+from monitor.protocol._wire import DataFrame, EndOfStream, decode_frame, encode_data, encode_eos
 
 __all__ = [
     "ANNOTATION_EXT",
@@ -62,12 +62,12 @@ __all__ = [
 _LAZY = {"Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"}
 
 if TYPE_CHECKING:
-    from monitor._app import Monitor, MonitorConfig, RecordSummary, Source, parse_source
+    from monitor.app._monitor import Monitor, MonitorConfig, RecordSummary, Source, parse_source
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from monitor import _app
+        from monitor.app import _monitor as _app
 
         return getattr(_app, name)
     raise AttributeError(f"module 'monitor' has no attribute {name!r}")

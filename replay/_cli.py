@@ -9,9 +9,9 @@ from collections.abc import Sequence
 
 import zmq
 
-from monitor._envargs import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
-from monitor._errors import EcgMonitorError
-from monitor._security import client_from_flags, secure_connect
+from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
+from monitor.errors import EcgMonitorError
+from monitor.transport._curve import client_from_flags, secure_connect
 from replay._publisher import ReplayConfig, Replayer, parse_speed
 from replay._records import RecordRef, database_records, resolve_record
 

@@ -12,7 +12,7 @@ import numpy as np
 import wfdb
 from numpy.typing import NDArray
 
-from monitor._errors import RecordError, RecordNotFoundError
+from monitor.errors import RecordError, RecordNotFoundError
 
 __all__ = [
     "DATA_ENV",

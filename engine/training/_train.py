@@ -1,0 +1,294 @@
+"""``ecg-train``: train a beat classifier on DS1 only, with a patient-wise validation split.
+
+DS2 is never read here: training, validation, early stopping and model
+selection all use DS1 records. The weights are written with a model card
+(JSON) beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import random
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine._model import CLASSES, build_model, init_weights, load_imagenet
+from engine._representation import RepresentationConfig, Representer
+from engine.training._dataset import DS1, BeatSet, load_beatset
+
+__all__ = ["main", "train"]
+
+MAIN_CLASSES = (0, 1, 2)  # N, S, V: the classes model selection balances
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def split_patients(records: Sequence[str], val_count: int, seed: int) -> tuple[list[str], list[str]]:
+    rng = np.random.default_rng(seed)
+    order = list(rng.permutation(sorted(records)))
+    return sorted(order[val_count:]), sorted(order[:val_count])
+
+
+def macro_f1(confusion: np.ndarray, classes: Sequence[int] = MAIN_CLASSES) -> float:
+    f1s = []
+    for c in classes:
+        tp = confusion[c, c]
+        fp = confusion[:, c].sum() - tp
+        fn = confusion[c, :].sum() - tp
+        f1s.append(2 * tp / (2 * tp + fp + fn) if tp else 0.0)
+    return float(np.mean(f1s))
+
+
+def class_weights(data: BeatSet, min_patients: int = 3, min_beats: int = 20) -> np.ndarray:
+    """Loss weight per class: 1/sqrt(frequency), relative to N.
+
+    A class seen (with at least ``min_beats`` beats) in fewer than
+    ``min_patients`` training patients cannot be learned across patients: it
+    keeps N's weight instead of being boosted (in DS1 nearly all F beats come
+    from one patient, 208, and boosting F turns normal beats of other patients
+    into F).
+    """
+    counts = np.bincount(data.labels, minlength=len(CLASSES)).astype(np.float64)
+    weights = np.sqrt(counts[0] / np.maximum(counts, 1))
+    for c in range(len(CLASSES)):
+        patients = {
+            r
+            for r in np.unique(data.records[data.labels == c])
+            if np.sum((data.records == r) & (data.labels == c)) >= min_beats
+        }
+        if len(patients) < min_patients:
+            weights[c] = 1.0
+    return weights
+
+
+def _progress(text: str, done: int, total: int) -> None:
+    width = 30
+    filled = int(width * done / max(total, 1))
+    sys.stderr.write(f"\r{text} [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()
+
+
+def _images(rep: Representer, windows: np.ndarray, batch: int = 4096) -> torch.Tensor:
+    return torch.cat([torch.from_numpy(rep(windows[i : i + batch])) for i in range(0, len(windows), batch)])
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, rr: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+    """Confusion matrix (reference x predicted) over CLASSES."""
+    model.eval()
+    preds = []
+    with torch.inference_mode():
+        for i in range(0, len(images), 1024):
+            preds.append(model(images[i : i + 1024], rr[i : i + 1024]).argmax(1).numpy())
+    pred = np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
+    conf = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
+    np.add.at(conf, (labels, pred), 1)
+    return conf
+
+
+def train(
+    data: BeatSet,
+    val: BeatSet,
+    *,
+    arch: str = "beatnet",
+    rep_cfg: RepresentationConfig | None = None,
+    epochs: int = 12,
+    batch: int = 256,
+    lr: float = 2e-3,
+    seed: int = 0,
+    init: nn.Module | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, dict[str, Any]]:
+    """Train on ``data``; keep the epoch with the best validation macro-F1 (N, S, V)."""
+    seed_everything(seed)
+    rep = Representer(rep_cfg)
+    model = init if init is not None else build_model(arch)
+    if init is None:
+        init_weights(model, seed)
+    images = _images(rep, data.windows)
+    rr = torch.from_numpy(data.rr)
+    y = torch.from_numpy(data.labels)
+    v_images, v_rr = _images(rep, val.windows), torch.from_numpy(val.rr)
+    weights = class_weights(data)
+    loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
+    steps = epochs * ((len(y) + batch - 1) // batch)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=max(steps, 1))
+    gen = torch.Generator().manual_seed(seed)
+    best: dict[str, Any] = {"score": -1.0}
+    history = []
+    step = 0
+    for epoch in range(epochs):
+        model.train()
+        order = torch.randperm(len(y), generator=gen)
+        total_loss = 0.0
+        for i in range(0, len(y), batch):
+            idx = order[i : i + batch]
+            img = images[idx]
+            img = img + 0.05 * torch.randn(img.shape, generator=gen)  # mild image noise
+            loss = loss_fn(model(img, rr[idx]), y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            total_loss += loss.item() * len(idx)
+            if progress and step % 20 == 0:
+                _progress(f"epoch {epoch + 1}/{epochs}", min(i + batch, len(y)), len(y))
+        conf = evaluate(model, v_images, v_rr, val.labels)
+        score = macro_f1(conf)
+        history.append({"epoch": epoch + 1, "loss": round(total_loss / len(y), 4), "val_macro_f1_nsv": round(score, 4)})
+        if progress:
+            _progress(f"epoch {epoch + 1}/{epochs}", len(y), len(y))
+            print(
+                f"epoch {epoch + 1}: loss {total_loss / len(y):.4f}, validation macro-F1 (N,S,V) {score:.4f}",
+                file=sys.stderr,
+            )
+        if score > best["score"]:
+            best = {
+                "score": score,
+                "epoch": epoch + 1,
+                "state": {k: v.clone() for k, v in model.state_dict().items()},
+                "confusion": conf.tolist(),
+            }
+    model.load_state_dict(best["state"])
+    model.eval()
+    info = {
+        "history": history,
+        "best_epoch": best["epoch"],
+        "val_macro_f1_nsv": round(best["score"], 4),
+        "val_confusion": best["confusion"],
+        "class_weights": [round(float(w), 4) for w in weights],
+    }
+    return model, info
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def save(model: nn.Module, path: Path, card: dict[str, Any]) -> dict[str, Any]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    card = {**card, "weights_file": path.name, "weights_sha256": sha256(path)}
+    path.with_suffix(".json").write_text(json.dumps(card, indent=1))
+    return card
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecg-train", description=__doc__.split("\n")[0])
+    p.add_argument("--data-dir", required=True, type=Path, help="mitdb folder (only DS1 records are read)")
+    p.add_argument("--out", type=Path, default=Path("engine/weights/beatnet.pt"))
+    p.add_argument("--arch", choices=("beatnet", "resnet18"), default="beatnet")
+    p.add_argument("--representation", choices=("stft", "cwt"), default="stft")
+    p.add_argument("--epochs", type=int, default=12)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--val-records", type=int, default=4, help="DS1 patients held out for validation")
+    p.add_argument(
+        "--patients", type=float, default=1.0, help="fraction of DS1 training patients used (small-data runs)"
+    )
+    p.add_argument("--init", default="scratch", help="scratch | imagenet:PATH (resnet18) | pretrained:PATH")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    rep_cfg = RepresentationConfig(kind=args.representation)
+    train_recs, val_recs = split_patients(DS1, args.val_records, args.seed)
+    if args.patients < 1.0:
+        rng = np.random.default_rng(args.seed + 1)
+        k = max(1, round(args.patients * len(train_recs)))
+        train_recs = sorted(rng.choice(train_recs, size=k, replace=False).tolist())
+    data = load_beatset(args.data_dir, train_recs, rep_cfg)
+    val = load_beatset(args.data_dir, val_recs, rep_cfg)
+    seed_everything(args.seed)
+    model: nn.Module = build_model(args.arch)
+    init_weights(model, args.seed)
+    if args.init.startswith("imagenet:"):
+        if args.arch != "resnet18":
+            print("ecg-train: error: --init imagenet: needs --arch resnet18", file=sys.stderr)
+            return 2
+        load_imagenet(model, args.init.split(":", 1)[1])  # type: ignore[arg-type]
+    elif args.init.startswith("pretrained:"):
+        # image layers from ecg-pretrain; the head is trained from scratch
+        state = torch.load(args.init.split(":", 1)[1], map_location="cpu", weights_only=True)
+        own = model.state_dict()
+        picked = {k: v for k, v in state.items() if not k.startswith("head.") and k in own and own[k].shape == v.shape}
+        if not picked:
+            print(f"ecg-train: error: {args.init}: no layer fits the {args.arch} model", file=sys.stderr)
+            return 2
+        own.update(picked)
+        model.load_state_dict(own)
+    elif args.init != "scratch":
+        print(f"ecg-train: error: --init {args.init!r}: use scratch, imagenet:PATH or pretrained:PATH", file=sys.stderr)
+        return 2
+    model, info = train(
+        data,
+        val,
+        arch=args.arch,
+        rep_cfg=rep_cfg,
+        epochs=args.epochs,
+        batch=args.batch,
+        lr=args.lr,
+        seed=args.seed,
+        init=model,
+    )
+    card = {
+        "model": args.arch,
+        "classes": list(CLASSES),
+        "representation": asdict(rep_cfg),
+        "data": {
+            "database": "mitdb",
+            "train_records": train_recs,
+            "validation_records": val_recs,
+            "train_counts": data.counts(),
+            "validation_counts": val.counts(),
+            "beats": "detected by the monitor's own detector, labelled from the nearest .atr beat within 150 ms",
+            "lead": 0,
+        },
+        "split": "inter-patient: DS1 only (de Chazal); validation = DS1 patients held out; DS2 never read",
+        "hyperparameters": {
+            "epochs": args.epochs,
+            "batch": args.batch,
+            "lr": args.lr,
+            "seed": args.seed,
+            "optimizer": "AdamW(weight_decay=1e-3) + one-cycle",
+            "loss": "cross-entropy, 1/sqrt(freq)",
+            "init": args.init,
+            "patients_fraction": args.patients,
+        },
+        "metrics": info,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "train_seconds": round(time.time() - t0, 1),
+        "command": "ecg-train " + " ".join(sys.argv[1:] if argv is None else argv),
+    }
+    card = save(model, args.out, card)
+    print(f"wrote {args.out} and {args.out.with_suffix('.json')} ({card['train_seconds']} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,295 @@
+"""Per-stream signal quality: clean, noisy or unusable, and technical alarms.
+
+The signal is judged in fixed blocks (default 1 s, on the stream's own sample
+indices, so the result does not depend on chunking), each from a window of the
+last few seconds:
+
+* ``signal lost``: at least half of the block's samples are missing (NaN,
+  ``invalid`` values, gaps in the stream);
+* ``leads off``: a flat line (peak-to-peak below ``flat_mv``) or a saturated
+  one (at least ``saturation_fraction`` of the samples sit at the block's
+  extreme values, as an amplifier pinned at its rail does);
+* ``fibrillation-like``: the window is a near-sinusoid, by the VF filter
+  leakage of Kuo and Dillman (1978) below ``vf_leakage``, and at least
+  ``vf_band`` of its 1-30 Hz power lies in 2.5-8 Hz (VF and flutter
+  concentrate their power there; noise does not), and less than ``vf_quiet``
+  of it lies within 10% of its peak magnitude of zero (VF has no isoelectric
+  line; wide but slow complexes, as in bundle branch block, do): R peaks are
+  meaningless there (ventricular flutter/fibrillation, fast ventricular
+  tachycardia);
+* ``noisy signal``: the median magnitude of the QRS band (5-15 Hz) is at least
+  ``noise_ratio`` of its 99th percentile: noise fills the space between
+  QRS complexes.
+
+Blocks that are signal lost or leads off are *unusable*: no beat is emitted
+from them; nor from fibrillation-like blocks whose leakage is also below
+``vf_gate_leakage`` (a stricter limit: wide regular complexes, paced or
+ventricular, can pass the looser VF-alarm limits and keep their beats). Noisy
+blocks still give beats. A technical alarm
+(``signal lost``, ``leads off``, ``noisy signal``) starts after ``alarm_on_s``
+of consecutive affected blocks and ends after ``alarm_off_s`` without.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+from monitor.detect._qrs import _sosfilt
+from monitor.errors import ConfigError, require_positive
+
+__all__ = ["QualityConfig", "QualityTracker", "TechnicalAlarm"]
+
+CLEAN, NOISY, LOST, LEADS_OFF, FIBRILLATION = "clean", "noisy", "signal lost", "leads off", "fibrillation-like"
+UNUSABLE = frozenset({LOST, LEADS_OFF, FIBRILLATION})
+_KEEP_BLOCKS = 256
+_ALARM_OF = {LOST: "signal lost", LEADS_OFF: "leads off", NOISY: "noisy signal"}
+
+
+@dataclass(frozen=True)
+class QualityConfig:
+    block_s: float = 1.0
+    window_s: float = 4.0
+    flat_mv: float = 0.02
+    lost_fraction: float = 0.5
+    saturation_fraction: float = 0.2
+    vf_leakage: float = 0.65
+    vf_band: float = 0.6
+    vf_quiet: float = 0.3
+    vf_gate_leakage: float = 0.55  # fibrillation-like blocks this sinusoidal give no beats
+    noise_ratio: float = 0.17
+    alarm_on_s: float = 2.0
+    noisy_on_s: float = 5.0
+    alarm_off_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        require_positive(self, *self.__dict__, prefix="quality ")
+        if self.window_s < self.block_s:
+            raise ConfigError(f"quality window_s={self.window_s} must be >= block_s={self.block_s}")
+
+
+@dataclass
+class TechnicalAlarm:
+    """A technical alarm episode; ``end`` is None while it lasts. Samples in stream indexing."""
+
+    stream: str
+    kind: str
+    onset: int
+    end: int | None = None
+
+
+@dataclass
+class _Episode:
+    kind: str
+    run: int = 0  # consecutive affected blocks
+    clear: int = 0  # consecutive unaffected blocks
+    first_bad: int = 0  # first sample of the current run
+    last_bad_end: int = 0
+    alarm: TechnicalAlarm | None = None
+
+
+@dataclass
+class QualityTracker:
+    """Judges one stream's signal block by block; see the module docstring."""
+
+    stream: str
+    fs: float
+    origin: int = 0
+    config: QualityConfig = field(default_factory=QualityConfig)
+
+    def __post_init__(self) -> None:
+        cfg = self.config
+        self._block = max(1, round(cfg.block_s * self.fs))
+        self._window = max(self._block, round(cfg.window_s * self.fs))
+        hi = min(30.0, 0.45 * self.fs)
+        self._sos_wide = np.ascontiguousarray(signal.butter(2, (1.0, hi), btype="bandpass", fs=self.fs, output="sos"))
+        hi = min(15.0, 0.45 * self.fs)
+        self._sos_qrs = np.ascontiguousarray(signal.butter(2, (5.0, hi), btype="bandpass", fs=self.fs, output="sos"))
+        self._zi_wide = np.zeros((1, self._sos_wide.shape[0], 2))
+        self._zi_qrs = np.zeros((1, self._sos_qrs.shape[0], 2))
+        self._raw: list[NDArray[np.float64]] = []  # samples of the block being filled
+        self._raw_n = 0
+        self._wide = np.zeros(self._window)  # last window of the 1-30 Hz signal
+        self._qrs = np.zeros(self._window)
+        self._last = 0.0
+        self._blocks = 0  # blocks judged so far
+        # states of the latest blocks judged (enough for every beat still waiting to be sent)
+        self.states: deque[str] = deque(maxlen=_KEEP_BLOCKS)
+        self._gated: deque[bool] = deque(maxlen=_KEEP_BLOCKS)
+        self.counts: dict[str, int] = {}
+        self._episodes = {kind: _Episode(kind) for kind in _ALARM_OF.values()}
+        self.alarms: list[TechnicalAlarm] = []  # every episode, open or closed
+        self.events: list[TechnicalAlarm] = []  # onsets and ends not yet taken by the owner
+
+    @property
+    def known_until(self) -> int:
+        """Samples (stream indexing) before this index have been judged."""
+        return self.origin + self._blocks * self._block
+
+    def state_at(self, sample: int) -> str:
+        k = (sample - self.origin) // self._block - (self._blocks - len(self.states))
+        return self.states[k] if 0 <= k < len(self.states) else CLEAN
+
+    @property
+    def judged(self) -> int:
+        """How many blocks have been judged so far."""
+        return self._blocks
+
+    def blocks_from(self, k: int) -> list[tuple[int, str]]:
+        """``(block end sample, state)`` of the judged blocks from the ``k``-th on (those still kept)."""
+        first = self._blocks - len(self.states)
+        k = max(k, first)
+        return [(self.origin + (i + 1) * self._block, self.states[i - first]) for i in range(k, self._blocks)]
+
+    def usable(self, sample: int) -> bool:
+        """Beats may come from here: not lost or flat, and not fibrillation-like by the strict leakage
+        limit ``vf_gate_leakage`` (a fibrillation-like block above it raises VF alarms but keeps its beats)."""
+        k = (sample - self.origin) // self._block - (self._blocks - len(self.states))
+        if not 0 <= k < len(self.states):
+            return True
+        return self.states[k] not in UNUSABLE or (self.states[k] == FIBRILLATION and not self._gated[k])
+
+    @property
+    def current(self) -> str:
+        return self.states[-1] if self.states else CLEAN
+
+    @property
+    def active_alarms(self) -> list[str]:
+        return [e.kind for e in self._episodes.values() if e.alarm is not None and e.alarm.end is None]
+
+    def process(self, x: NDArray[np.float64]) -> None:
+        """Take the next samples (mV, NaN for missing)."""
+        pos = 0
+        while pos < x.size:
+            take = min(self._block - self._raw_n, x.size - pos)
+            self._raw.append(x[pos : pos + take])
+            self._raw_n += take
+            pos += take
+            if self._raw_n == self._block:
+                block = np.concatenate(self._raw) if len(self._raw) > 1 else self._raw[0]
+                self._raw, self._raw_n = [], 0
+                self._judge(block)
+
+    def flush(self) -> None:
+        """End of stream: close open alarms at the last judged sample."""
+        for ep in self._episodes.values():
+            if ep.alarm is not None and ep.alarm.end is None:
+                ep.alarm.end = self.known_until
+                self.events.append(replace(ep.alarm))
+                ep.alarm = None
+
+    # ------------------------------------------------------------ internals
+    def _judge(self, block: NDArray[np.float64]) -> None:
+        cfg = self.config
+        finite = np.isfinite(block)
+        n_finite = int(np.count_nonzero(finite))
+        lost = 1.0 - n_finite / block.size
+        if n_finite == block.size:
+            held = block
+        else:  # hold the last finite value across missing samples
+            idx = np.where(finite, np.arange(block.size), -1)
+            np.maximum.accumulate(idx, out=idx)
+            held = np.where(idx >= 0, block[np.maximum(idx, 0)], self._last)
+        self._last = float(held[-1])
+        xx = np.array(held, dtype=np.float64)[None, :]
+        wide = _sosfilt(self._sos_wide, xx, self._zi_wide)[0]
+        qrs = _sosfilt(self._sos_qrs, xx, self._zi_qrs)[0]
+        n = block.size
+        self._wide = np.concatenate((self._wide[n:], wide))
+        self._qrs = np.concatenate((self._qrs[n:], qrs))
+        warm = (self._blocks + 1) * self._block >= self._window
+        gated = False
+        if lost >= cfg.lost_fraction:
+            state = LOST
+        else:
+            vals = block if n_finite == block.size else block[finite]
+            lo, hi = float(vals.min()), float(vals.max())
+            at_rail = (np.count_nonzero(vals == lo) + np.count_nonzero(vals == hi)) / vals.size
+            if hi - lo < cfg.flat_mv or at_rail >= cfg.saturation_fraction:
+                state = LEADS_OFF
+            elif warm and (leakage := self._fibrillation_like(self._wide)) is not None:
+                state = FIBRILLATION
+                gated = leakage < cfg.vf_gate_leakage
+            elif warm and self._noise_ratio(self._qrs) >= cfg.noise_ratio:
+                state = NOISY
+            else:
+                state = CLEAN
+        start = self.origin + self._blocks * self._block
+        self._blocks += 1
+        self.states.append(state)
+        self._gated.append(gated)
+        self.counts[state] = self.counts.get(state, 0) + 1
+        self._update_alarms(state, start, start + n)
+
+    @staticmethod
+    def _leakage(x: NDArray[np.float64]) -> float:
+        """VF filter leakage: near 0 for a sinusoid, ~1 for spiky QRS complexes."""
+        a = np.abs(x)
+        slope = float(np.abs(x[1:] - x[:-1]).sum())
+        if slope <= 0:
+            return 1.0
+        total = float(a.sum())
+        period = round(math.pi * total / slope)
+        if not 1 <= period < x.size // 2:
+            return 1.0
+        num = float(np.abs(x[period:] + x[:-period]).sum())
+        den = 2.0 * total - float(a[:period].sum()) - float(a[-period:].sum())
+        return num / den if den > 0 else 1.0
+
+    def _fibrillation_like(self, x: NDArray[np.float64]) -> float | None:
+        """The window's VF-filter leakage if it is fibrillation-like, else None."""
+        cfg = self.config
+        leakage = self._leakage(x)
+        if leakage >= cfg.vf_leakage or self._vf_band(x) < cfg.vf_band:
+            return None
+        a = np.abs(x)
+        quiet = float(np.count_nonzero(a < 0.1 * a.max())) / a.size  # near the baseline: none in VF
+        return leakage if quiet < cfg.vf_quiet else None
+
+    def _vf_band(self, x: NDArray[np.float64]) -> float:
+        """Fraction of the 1-30 Hz power that lies in 2.5-8 Hz, where VF and flutter concentrate theirs
+        (noise spreads wider: muscle noise higher, electrode motion lower)."""
+        spectrum = np.abs(np.fft.rfft(x - x.mean())) ** 2
+        f = np.fft.rfftfreq(x.size, 1.0 / self.fs)
+        total = float(spectrum[(f >= 1.0) & (f <= 30.0)].sum())
+        return float(spectrum[(f >= 2.5) & (f <= 8.0)].sum()) / total if total > 0 else 0.0
+
+    @staticmethod
+    def _noise_ratio(x: NDArray[np.float64]) -> float:
+        """Median over 99th percentile (nearest rank) of the magnitude."""
+        a = np.abs(x)
+        k50, k99 = (a.size - 1) // 2, int(0.99 * (a.size - 1))
+        part = np.partition(a, (k50, k99))
+        p99 = float(part[k99])
+        return float(part[k50]) / p99 if p99 > 0 else 0.0
+
+    def _update_alarms(self, state: str, start: int, end: int) -> None:
+        cfg = self.config
+        on_blocks = max(1, round(cfg.alarm_on_s / cfg.block_s))
+        noisy_on = max(1, round(cfg.noisy_on_s / cfg.block_s))
+        off_blocks = max(1, round(cfg.alarm_off_s / cfg.block_s))
+        for kind, ep in self._episodes.items():
+            affected = _ALARM_OF.get(state) == kind
+            if affected:
+                if ep.run == 0:
+                    ep.first_bad = start
+                ep.run += 1
+                ep.clear = 0
+                ep.last_bad_end = end
+                needed = noisy_on if kind == "noisy signal" else on_blocks
+                if ep.alarm is None and ep.run >= needed:
+                    ep.alarm = TechnicalAlarm(self.stream, kind, ep.first_bad)
+                    self.alarms.append(ep.alarm)
+                    self.events.append(replace(ep.alarm))
+            else:
+                ep.run = 0
+                ep.clear += 1
+                if ep.alarm is not None and ep.clear >= off_blocks:
+                    ep.alarm.end = ep.last_bad_end
+                    self.events.append(replace(ep.alarm))
+                    ep.alarm = None

@@ -1,0 +1,201 @@
+"""The alert bus: alarms, beat labels, vitals and status published over ZeroMQ.
+
+The monitor binds an XPUB socket; bridges connect SUB sockets and subscribe to
+topics (``alarm/<stream>/``, ``beat/<stream>/``, ``vitals/<stream>/``,
+``status/``; a prefix such as ``alarm/`` takes every stream). Each message is
+two frames: the topic and a JSON object carrying ``schema`` (1), ``type``,
+a per-topic ``seq`` and the publication ``time``; the JSON Schema is
+``monitor/protocol/schema/alert-bus-v1.schema.json`` and the README documents it.
+
+Last-value cache: the socket reports every subscription (``XPUB_VERBOSE``);
+when one arrives, every active alarm whose topic matches it is published
+again as a snapshot (``state: "active"``, ``snapshot: true``), so a bridge that
+joins or restarts mid-alarm learns of it at once. Sends never block: a message
+that would exceed a slow subscriber's queue is counted in ``dropped`` (reported
+in status) instead of stalling the monitor. With CURVE keys, only bridges whose
+public keys are authorized can subscribe, and the traffic is encrypted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import secrets
+import socket
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import zmq
+
+from monitor.alarms._rhythm import ALARM_KINDS, AlarmEvent, Vitals
+from monitor.transport._curve import Authenticator, CurveConfig, secure_bind
+
+__all__ = ["SCHEMA_VERSION", "TECHNICAL_KINDS", "AlertBus", "alarm_body", "monitor_id", "priority_of"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+#: technical alarm kind -> priority
+TECHNICAL_KINDS: dict[str, str] = {
+    "signal_lost": "medium",
+    "leads_off": "medium",
+    "noisy_signal": "low",
+    "beats_shed": "medium",
+    "format_changed": "medium",
+    "stream_conflict": "high",  # another device's samples may be on this patient's stream
+    "engine_failed": "medium",  # beat labels unavailable; rate, asystole and VF alarms go on
+}
+
+
+def monitor_id() -> str:
+    """An id for this monitor instance: host, process, start time and a random part."""
+    return f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{secrets.token_hex(3)}"
+
+
+def priority_of(kind: str) -> str:
+    if kind in ALARM_KINDS:
+        return ALARM_KINDS[kind][0]
+    return TECHNICAL_KINDS.get(kind, "medium")
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def alarm_body(event: AlarmEvent) -> dict[str, Any]:
+    """The bus/log representation of an alarm transition (without the envelope fields)."""
+    return {
+        "type": "alarm",
+        "stream": event.stream,
+        "alarm_id": event.alarm_id,
+        "kind": event.kind,
+        "category": event.category,
+        "priority": priority_of(event.kind),
+        "state": event.state,
+        "snapshot": False,
+        "onset_sample": int(event.onset_sample),
+        "sample": int(event.sample),
+        "fs": float(event.fs),
+        "text": event.text,
+        "details": {k: _clean(v) for k, v in event.details.items()},
+        "end_reason": event.end_reason,
+    }
+
+
+class AlertBus:
+    """Publishes on an XPUB socket bound at ``endpoint``; see the module docstring."""
+
+    def __init__(
+        self,
+        context: zmq.Context[zmq.Socket[bytes]],
+        endpoint: str,
+        *,
+        monitor: str | None = None,
+        clock: Callable[[], float] = time.time,
+        sndhwm: int = 100_000,
+        curve: CurveConfig | None = None,
+        authenticator: Authenticator | None = None,
+    ) -> None:
+        self.monitor = monitor or monitor_id()
+        self.clock = clock
+        self.sock = context.socket(zmq.XPUB)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.sock.setsockopt(zmq.SNDHWM, sndhwm)
+        self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+        self.sock.setsockopt(zmq.XPUB_NODROP, 1)
+        try:
+            self.endpoint = secure_bind(self.sock, endpoint, curve, authenticator)
+        except BaseException:
+            self.sock.close(linger=0)
+            raise
+        self._seq: Counter[str] = Counter()
+        self._active: dict[str, dict[str, Any]] = {}  # alarm_id -> last body, for the last-value cache
+        self.sent = 0
+        self.dropped = 0
+        self.subscriptions = 0
+
+    # ------------------------------------------------------------ publish
+    def _publish(self, topic: str, body: dict[str, Any]) -> None:
+        self._seq[topic] += 1
+        body["schema"] = SCHEMA_VERSION
+        body["seq"] = self._seq[topic]
+        body["time"] = self.clock()
+        body["monitor"] = self.monitor
+        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        try:
+            self.sock.send_multipart([topic.encode(), data], flags=zmq.NOBLOCK)
+            self.sent += 1
+        except zmq.Again:
+            self.dropped += 1
+
+    def alarm(self, event: AlarmEvent) -> dict[str, Any]:
+        """Publish an alarm transition; returns the body sent (for the alarm log)."""
+        body = alarm_body(event)
+        if event.state == "end":
+            self._active.pop(event.alarm_id, None)
+        else:
+            self._active[event.alarm_id] = body
+        self._publish(f"alarm/{event.stream}/", dict(body))
+        return body
+
+    def beat(self, stream: str, sample: int, fs: float, label: str, rr_prev: float | None, latency_s: float) -> None:
+        body = {
+            "type": "beat",
+            "stream": stream,
+            "sample": int(sample),
+            "fs": float(fs),
+            "label": label,
+            "rr_prev": _clean(rr_prev),
+            "latency_ms": _clean(round(latency_s * 1000.0, 3)),
+        }
+        self._publish(f"beat/{stream}/", body)
+
+    def vitals(self, v: Vitals) -> None:
+        body = {
+            "type": "vitals",
+            "stream": v.stream,
+            "sample": int(v.sample),
+            "fs": float(v.fs),
+            "hr": None if v.hr is None else _clean(round(v.hr, 1)),
+            "pvc_per_min": v.pvc_per_min,
+            "quality": v.quality,
+            "active_alarms": list(v.active),
+        }
+        self._publish(f"vitals/{v.stream}/", body)
+
+    def status(self, fields: Mapping[str, Any]) -> None:
+        body = {"type": "status", **fields}
+        self._publish("status/", body)
+
+    # ------------------------------------------------------------ last-value cache
+    def serve_subscriptions(self) -> int:
+        """Answer new subscriptions with snapshots of matching active alarms; returns how many arrived."""
+        n = 0
+        while True:
+            try:
+                msg = self.sock.recv(flags=zmq.NOBLOCK)
+            except zmq.Again:
+                return n
+            if not msg or msg[0] != 1:
+                continue  # an unsubscription
+            n += 1
+            self.subscriptions += 1
+            prefix = msg[1:].decode("utf-8", "replace")
+            for body in list(self._active.values()):
+                topic = f"alarm/{body['stream']}/"
+                if topic.startswith(prefix):
+                    snap = dict(body, state="active", snapshot=True)
+                    self._publish(topic, snap)
+
+    @property
+    def active_alarms(self) -> int:
+        return len(self._active)
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
