@@ -5,10 +5,21 @@ The beat types load at once; the CNN parts (PyTorch) load on first use.
 
 from typing import TYPE_CHECKING, Any
 
-from engine._types import AAMI_SYMBOLS, Beat, BeatClassifier, LabeledBeat, UnclassifiedClassifier
+from engine._types import (
+    AAMI_OF_SYMBOL,
+    AAMI_SYMBOLS,
+    BEAT_SYMBOLS,
+    CLASSES,
+    Beat,
+    BeatClassifier,
+    LabeledBeat,
+    UnclassifiedClassifier,
+)
 
 __all__ = [
+    "AAMI_OF_SYMBOL",
     "AAMI_SYMBOLS",
+    "BEAT_SYMBOLS",
     "CLASSES",
     "DEFAULT_WEIGHTS",
     "Beat",
@@ -27,7 +38,6 @@ __all__ = [
 ]
 
 _LAZY = {
-    "CLASSES": "engine._model",
     "BeatNet": "engine._model",
     "ResNet18Beat": "engine._model",
     "load_imagenet": "engine._model",
@@ -42,7 +52,7 @@ _LAZY = {
 
 if TYPE_CHECKING:
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier, default_classifier
-    from engine._model import CLASSES, BeatNet, ResNet18Beat, load_imagenet, rr_features
+    from engine._model import BeatNet, ResNet18Beat, load_imagenet, rr_features
     from engine._representation import RepresentationConfig, Representer, resample_windows
 
 

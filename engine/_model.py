@@ -18,12 +18,10 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
-from engine._types import Beat
+from engine._types import CLASSES, Beat
 
 __all__ = ["CLASSES", "N_RR", "BeatNet", "ResNet18Beat", "build_model", "load_imagenet", "rr_features"]
 
-#: Output classes, in order (AAMI EC57).
-CLASSES = ("N", "S", "V", "F", "Q")
 N_RR = 5
 
 

@@ -9,10 +9,37 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["AAMI_SYMBOLS", "Beat", "BeatClassifier", "LabeledBeat", "UnclassifiedClassifier"]
+__all__ = [
+    "AAMI_OF_SYMBOL",
+    "AAMI_SYMBOLS",
+    "BEAT_SYMBOLS",
+    "CLASSES",
+    "Beat",
+    "BeatClassifier",
+    "LabeledBeat",
+    "UnclassifiedClassifier",
+]
+
+# The beat vocabulary lives here, at the lowest layer, because the engine cannot import the monitor;
+# ``monitor.vocabulary`` re-exports it beside the alarm kinds.
+
+#: Beat classes (AAMI EC57), in the order of the classifier's outputs.
+CLASSES: tuple[str, ...] = ("N", "S", "V", "F", "Q")
 
 #: AAMI EC57 class -> the MIT-BIH symbol written for it in annotation files.
-AAMI_SYMBOLS = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
+AAMI_SYMBOLS: dict[str, str] = {"N": "N", "S": "A", "V": "V", "F": "F", "Q": "Q"}
+
+#: MIT-BIH beat symbol -> AAMI EC57 class (the symbols of ``AAMI_SYMBOLS`` map back to their class).
+AAMI_OF_SYMBOL: dict[str, str] = {
+    **dict.fromkeys("NLRej", "N"),
+    **dict.fromkeys("AaJS", "S"),
+    **dict.fromkeys("VE", "V"),
+    "F": "F",
+    **dict.fromkeys("/fQ", "Q"),
+}
+
+#: MIT-BIH annotation symbols that mark a beat (reference beats for detection scoring).
+BEAT_SYMBOLS: frozenset[str] = frozenset("NLRBAaJSVrFejnE/fQ?")
 
 
 @dataclass(frozen=True, eq=False)

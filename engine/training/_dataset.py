@@ -16,19 +16,11 @@ import numpy as np
 import wfdb
 from numpy.typing import NDArray
 
-from engine._model import CLASSES, rr_features
+from engine._model import rr_features
 from engine._representation import RepresentationConfig, resample_windows
+from engine._types import AAMI_OF_SYMBOL, CLASSES
 
-__all__ = ["AAMI_OF_SYMBOL", "DS1", "DS2", "BeatSet", "aami_labels", "beats_of_record", "load_beatset"]
-
-#: MIT-BIH beat symbol -> AAMI EC57 class.
-AAMI_OF_SYMBOL = {
-    **dict.fromkeys("NLRej", "N"),
-    **dict.fromkeys("AaJS", "S"),
-    **dict.fromkeys("VE", "V"),
-    "F": "F",
-    **dict.fromkeys("/fQ", "Q"),
-}
+__all__ = ["DS1", "DS2", "BeatSet", "aami_labels", "beats_of_record", "load_beatset"]
 
 #: de Chazal's inter-patient split (paced records 102, 104, 107, 217 in neither).
 DS1 = ("101 106 108 109 112 114 115 116 118 119 122 124 201 203 205 207 208 209 215 220 223 230").split()

@@ -75,9 +75,9 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import ConfigError, require_positive
+from monitor.vocabulary import ALARM_KINDS, CLINICAL_KINDS, MEDIUM
 
 __all__ = [
-    "ALARM_KINDS",
     "AlarmEvent",
     "RhythmAnalyzer",
     "RhythmConfig",
@@ -85,27 +85,6 @@ __all__ = [
     "Vitals",
     "load_rhythm_settings",
 ]
-
-HIGH, MEDIUM, LOW = "high", "medium", "low"
-
-#: Every clinical alarm kind -> (priority, human name).
-ALARM_KINDS: dict[str, tuple[str, str]] = {
-    "asystole": (HIGH, "Asystole"),
-    "vfib": (HIGH, "VF/VFL"),
-    "vtach": (HIGH, "VT"),
-    "brady_extreme": (HIGH, "Extreme brady"),
-    "tachy_extreme": (HIGH, "Extreme tachy"),
-    "vrun": (MEDIUM, "Run PVCs"),
-    "pause": (MEDIUM, "Pause"),
-    "brady": (MEDIUM, "Brady"),
-    "tachy": (MEDIUM, "Tachy"),
-    "afib": (MEDIUM, "AF"),
-    "svt": (MEDIUM, "SVT"),
-    "bigeminy": (MEDIUM, "Bigeminy"),
-    "trigeminy": (MEDIUM, "Trigeminy"),
-    "couplet": (LOW, "Couplet"),
-    "pvc_frequent": (LOW, "PVCs/min high"),
-}
 
 #: alarm -> the lesser alarms it supersedes.
 SUPERSEDES: dict[str, tuple[str, ...]] = {
@@ -157,9 +136,9 @@ class RhythmConfig:
     disabled: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        unknown = sorted(set(self.disabled) - set(ALARM_KINDS))
+        unknown = sorted(set(self.disabled) - set(CLINICAL_KINDS))
         if unknown:
-            raise ConfigError(f"rhythm disabled: unknown alarm kind(s) {unknown}; known: {sorted(ALARM_KINDS)}")
+            raise ConfigError(f"rhythm disabled: unknown alarm kind(s) {unknown}; known: {sorted(CLINICAL_KINDS)}")
         numbers = [f for f in dataclasses.fields(self) if f.name != "disabled"]
         require_positive(self, *(f.name for f in numbers), prefix="rhythm ")
         for f in numbers:
@@ -253,7 +232,7 @@ class AlarmEvent:
 
     @property
     def priority(self) -> str:
-        return ALARM_KINDS[self.kind][0] if self.kind in ALARM_KINDS else MEDIUM
+        return ALARM_KINDS[self.kind].priority if self.kind in ALARM_KINDS else MEDIUM
 
     @property
     def alarm_id(self) -> str:
@@ -428,9 +407,9 @@ class RhythmAnalyzer:
             n = len(unit) * cycles
             if len(labels) >= n and labels[-n:] == unit * cycles:
                 start = self._beats[-n].sample
-                self._sustain(kind, start, s, {}, ALARM_KINDS[kind][1])
+                self._sustain(kind, start, s, {}, ALARM_KINDS[kind].text)
             elif len(labels) >= len(unit) and labels[-len(unit) :] == unit and kind in self._active:
-                self._sustain(kind, self._active[kind].onset, s, {}, ALARM_KINDS[kind][1])
+                self._sustain(kind, self._active[kind].onset, s, {}, ALARM_KINDS[kind].text)
 
     def _check_af(self, s: int) -> None:
         cfg = self.config
@@ -523,7 +502,7 @@ class RhythmAnalyzer:
             if present:
                 first = self._rate_run.setdefault(kind, t)
                 if (t - first) / self.fs >= cfg.rate_on_s:
-                    text = f"{ALARM_KINDS[kind][1]} {hr:.0f} bpm"
+                    text = f"{ALARM_KINDS[kind].text} {hr:.0f} bpm"
                     self._sustain(kind, first, t, {"hr": round(hr or 0.0, 1)}, text)
             else:
                 self._rate_run.pop(kind, None)
@@ -579,7 +558,7 @@ class RhythmAnalyzer:
             for lesser in SUPERSEDES.get(kind, ()):
                 if lesser in self._active:
                     self._end(lesser, s, f"superseded by {kind}")
-            self._emit(kind, "onset", onset, decision, text or ALARM_KINDS[kind][1], details)
+            self._emit(kind, "onset", onset, decision, text or ALARM_KINDS[kind].text, details)
             return
         act.last_seen = s
         changed = False
@@ -613,7 +592,7 @@ class RhythmAnalyzer:
         self._emit(kind, "end", act.onset, max(s, act.onset), self._text(kind, act.details), act.details, reason)
 
     def _text(self, kind: str, details: Mapping[str, float | int | None]) -> str:
-        name = ALARM_KINDS[kind][1]
+        name = ALARM_KINDS[kind].text
         hr = details.get("hr")
         return f"{name} {hr:.0f} bpm" if isinstance(hr, (int, float)) and kind != "afib" else name
 

@@ -32,26 +32,13 @@ from monitor.outputs._bus import AlertBus, alarm_body, monitor_id
 from monitor.outputs._view import LiveView
 from monitor.protocol._wire import MAX_HEADER_BYTES, MAX_SAMPLES_PER_FRAME
 from monitor.transport._curve import Authenticator, CurveConfig, secure_bind
+from monitor.vocabulary import NORMAL_AUX, rhythm_aux
 from replay._publisher import ReplayConfig, Replayer, stream_ids
 from replay._records import RecordRef, database_records, resolve_record
 
 __all__ = ["Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"]
 
 log = logging.getLogger(__name__)
-
-#: rhythm alarm -> aux note of the ``+`` rhythm annotation (most serious first)
-_RHYTHM_AUX = (
-    ("vfib", "(VFL"),
-    ("asystole", "(ASYS"),
-    ("vtach", "(VT"),
-    ("vrun", "(VT"),
-    ("svt", "(SVTA"),
-    ("afib", "(AFIB"),
-    ("bigeminy", "(B"),
-    ("trigeminy", "(T"),
-    ("brady_extreme", "(SBR"),
-    ("brady", "(SBR"),
-)
 
 #: Largest message the ingest socket accepts (bigger ones are dropped by ZeroMQ).
 MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_SAMPLES_PER_FRAME * 32 * 8 + 1024
@@ -669,8 +656,8 @@ class Monitor:
             if self.view is not None:
                 self.view.on_alarm(e)
             if self.annotations is not None and e.category == "clinical":
-                aux = next((a for kind, a in _RHYTHM_AUX if kind in active), "(N")
-                if aux != self._rhythm_aux.get(e.stream, "(N"):
+                aux = rhythm_aux(active)
+                if aux != self._rhythm_aux.get(e.stream, NORMAL_AUX):
                     self._rhythm_aux[e.stream] = aux
                     at = e.onset_sample if e.state == "onset" else e.sample
                     self.annotations.add_rhythm(e.stream, e.fs, at, aux)

@@ -35,11 +35,8 @@ from typing import Any
 import numpy as np
 import wfdb
 
-from engine._model import CLASSES
-from engine.training._dataset import AAMI_OF_SYMBOL as _AAMI
 from engine.training._dataset import DS1, DS2
-
-_LABEL_OF_SYMBOL = {"N": "N", "A": "S", "S": "S", "V": "V", "F": "F", "Q": "Q"}
+from monitor.vocabulary import AAMI_OF_SYMBOL, CLASSES
 
 __all__ = ["RecordScore", "main", "score_record", "summarize"]
 
@@ -62,13 +59,13 @@ def score_record(ref_dir: Path, ann_dir: Path, record: str, extension: str = "mo
     from monitor.evaluation._scoring import pair_beats
 
     ref = wfdb.rdann(str(ref_dir / record), "atr")
-    keep = [i for i, s in enumerate(ref.symbol) if s in _AAMI]
+    keep = [i for i, s in enumerate(ref.symbol) if s in AAMI_OF_SYMBOL]
     r_samp = np.asarray(ref.sample)[keep]
-    r_cls = [CLASSES.index(_AAMI[ref.symbol[i]]) for i in keep]
+    r_cls = [CLASSES.index(AAMI_OF_SYMBOL[ref.symbol[i]]) for i in keep]
     test = wfdb.rdann(str(ann_dir / record), extension)
-    tkeep = [i for i, s in enumerate(test.symbol) if s in _LABEL_OF_SYMBOL]
+    tkeep = [i for i, s in enumerate(test.symbol) if s in AAMI_OF_SYMBOL]
     t_samp = np.asarray(test.sample)[tkeep]
-    t_cls = [CLASSES.index(_LABEL_OF_SYMBOL[test.symbol[i]]) for i in tkeep]
+    t_cls = [CLASSES.index(AAMI_OF_SYMBOL[test.symbol[i]]) for i in tkeep]
     window = round(0.150 * float(ref.fs or test.fs or 360))
     ri, di = pair_beats(r_samp, t_samp, window)
     out = RecordScore(record)

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["BEAT_SYMBOLS", "MatchResult", "match_beats", "pair_beats", "reference_beats"]
+from monitor.vocabulary import BEAT_SYMBOLS
 
-#: Annotation symbols that mark a beat (PhysioNet's ``isqrs`` set).
-BEAT_SYMBOLS = frozenset("NLRBAaJSVrFejnE/fQ?")
+__all__ = ["BEAT_SYMBOLS", "MatchResult", "match_beats", "pair_beats", "reference_beats"]
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from prometheus_client.utils import floatToGoString
 
 from monitor.errors import ConfigError
-from monitor.outputs._bus import priority_of
+from monitor.vocabulary import ALARM_KINDS, MEDIUM, PRIORITIES
 
 __all__ = [
     "BATCH_SIZE_BUCKETS",
@@ -90,7 +90,6 @@ log = logging.getLogger(__name__)
 LATENCY_BUCKETS: tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: upper bounds (beats) of the batch size histogram; +Inf is implied
 BATCH_SIZE_BUCKETS: tuple[float, ...] = (1, 4, 16, 64, 256, 1024)
-_PRIORITIES = ("high", "medium", "low")
 _PREFIX = "ecg_monitor_"
 
 
@@ -404,11 +403,11 @@ class MonitorCollector(Collector):
         total = CounterMetricFamily(_PREFIX + "alarms", "Alarm onsets, by kind", labels=["kind"])
         for kind in sorted(onsets, key=str):
             total.add_metric([str(kind)], onsets[kind])
-        active = dict.fromkeys(_PRIORITIES, 0)
+        active = dict.fromkeys(PRIORITIES, 0)
         for per_stream in _values(getattr(m, "_alarm_active", None)):
             for event in _values(per_stream):
                 ev_kind = getattr(event, "kind", None)
-                prio = priority_of(ev_kind) if isinstance(ev_kind, str) else "medium"
+                prio = ALARM_KINDS[ev_kind].priority if ev_kind in ALARM_KINDS else MEDIUM
                 active[prio] = active.get(prio, 0) + 1
         gauge = GaugeMetricFamily(_PREFIX + "alarms_active", "Alarms active now, by priority", labels=["priority"])
         for prio, n in active.items():

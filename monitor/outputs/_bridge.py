@@ -31,6 +31,7 @@ from typing import IO, Any, NoReturn
 
 import zmq
 
+from monitor import vocabulary
 from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor.errors import ConfigError, EcgMonitorError, FrameError
 from monitor.outputs._alarmlog import AlarmLog, default_path
@@ -69,34 +70,11 @@ PROG = "ecg-alerts"
 SCHEMA = 1
 MESSAGE_TYPES = ("alarm", "beat", "vitals", "status")
 TOPICS = MESSAGE_TYPES
-ALARM_KINDS = (
-    "asystole",
-    "vfib",
-    "vtach",
-    "vrun",
-    "couplet",
-    "bigeminy",
-    "trigeminy",
-    "pvc_frequent",
-    "pause",
-    "brady",
-    "brady_extreme",
-    "tachy",
-    "tachy_extreme",
-    "afib",
-    "svt",
-    "signal_lost",
-    "leads_off",
-    "noisy_signal",
-    "beats_shed",
-    "format_changed",
-    "stream_conflict",
-    "engine_failed",
-)
-CATEGORIES = ("clinical", "technical")
-PRIORITIES = ("high", "medium", "low")
+ALARM_KINDS = tuple(vocabulary.ALARM_KINDS)
+CATEGORIES = vocabulary.CATEGORIES
+PRIORITIES = vocabulary.PRIORITIES
 ALARM_STATES = ("onset", "update", "end", "active")
-BEAT_LABELS = ("N", "S", "V", "F", "Q")
+BEAT_LABELS = vocabulary.CLASSES
 HEALTH = ("ok", "degraded")
 STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _STREAM_RE = re.compile(STREAM_PATTERN)

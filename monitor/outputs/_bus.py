@@ -31,35 +31,19 @@ from typing import Any
 
 import zmq
 
-from monitor.alarms._rhythm import ALARM_KINDS, AlarmEvent, Vitals
+from monitor.alarms._rhythm import AlarmEvent, Vitals
 from monitor.transport._curve import Authenticator, CurveConfig, secure_bind
 
-__all__ = ["SCHEMA_VERSION", "TECHNICAL_KINDS", "AlertBus", "alarm_body", "monitor_id", "priority_of"]
+__all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "monitor_id"]
 
 log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
-#: technical alarm kind -> priority
-TECHNICAL_KINDS: dict[str, str] = {
-    "signal_lost": "medium",
-    "leads_off": "medium",
-    "noisy_signal": "low",
-    "beats_shed": "medium",
-    "format_changed": "medium",
-    "stream_conflict": "high",  # another device's samples may be on this patient's stream
-    "engine_failed": "medium",  # beat labels unavailable; rate, asystole and VF alarms go on
-}
 
 
 def monitor_id() -> str:
     """An id for this monitor instance: host, process, start time and a random part."""
     return f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{secrets.token_hex(3)}"
-
-
-def priority_of(kind: str) -> str:
-    if kind in ALARM_KINDS:
-        return ALARM_KINDS[kind][0]
-    return TECHNICAL_KINDS.get(kind, "medium")
 
 
 def _clean(value: Any) -> Any:
@@ -76,7 +60,7 @@ def alarm_body(event: AlarmEvent) -> dict[str, Any]:
         "alarm_id": event.alarm_id,
         "kind": event.kind,
         "category": event.category,
-        "priority": priority_of(event.kind),
+        "priority": event.priority,
         "state": event.state,
         "snapshot": False,
         "onset_sample": int(event.onset_sample),

@@ -11,6 +11,7 @@ from typing import TextIO
 from engine import LabeledBeat
 from monitor.alarms._rhythm import AlarmEvent, Vitals
 from monitor.ingest._stream import Ingest, StreamProcessor
+from monitor.vocabulary import priority_rank
 
 __all__ = ["LiveView", "stream_status"]
 
@@ -138,6 +139,6 @@ class LiveView:
     def _status(self, p: StreamProcessor) -> str:
         alarms = self._alarms.get(p.stream)
         if alarms and not p.stats.ended:
-            order = sorted(alarms.values(), key=lambda e: ("high", "medium", "low").index(e.priority))
+            order = sorted(alarms.values(), key=lambda e: priority_rank(e.priority))
             return "ALARM " + ", ".join(e.text for e in order) + "; " + stream_status(p)
         return stream_status(p)

@@ -58,12 +58,11 @@ def asystole_record(tmp_path: Path) -> Path:
 
 # ------------------------------------------------------------------ the bus alone
 def test_every_alarm_kind_the_monitor_raises_is_known_to_the_bridge() -> None:
-    from monitor.alarms._rhythm import ALARM_KINDS
     from monitor.detect._quality import _ALARM_OF
     from monitor.outputs._bridge import ALARM_KINDS as BRIDGE_KINDS
-    from monitor.outputs._bus import TECHNICAL_KINDS
+    from monitor.vocabulary import CLINICAL_KINDS, TECHNICAL_KINDS
 
-    assert set(BRIDGE_KINDS) == set(ALARM_KINDS) | set(TECHNICAL_KINDS)
+    assert set(BRIDGE_KINDS) == set(CLINICAL_KINDS) | set(TECHNICAL_KINDS)
     assert {k.replace(" ", "_") for k in _ALARM_OF.values()} <= set(TECHNICAL_KINDS)
 
 
