@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from monitor import Ingest, StreamConfig, encode_data, encode_eos
-from monitor.protocol._wire import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
+from monitor.protocol import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 FS = 360.0

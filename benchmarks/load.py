@@ -75,7 +75,7 @@ class _Device:
     """One stream: a record looped from its own starting point; headers built from a template."""
 
     def __init__(self, sid: str, x: np.ndarray, desc: dict[str, Any], fs: float, pos: int, offset: float) -> None:
-        from monitor.protocol._wire import encode_data
+        from monitor.protocol import encode_data
 
         self.raw = x.astype("<i2").tobytes()
         self.n = x.size
@@ -113,7 +113,7 @@ def publish(n: int, endpoint: str, seconds: float, data: Path, period: float) ->
     """The device simulator process: N streams until ``seconds`` have passed; progress as JSON lines."""
     import zmq
 
-    from monitor.protocol._wire import encode_data
+    from monitor.protocol import encode_data
 
     recs = _records(data)
     devices = []

@@ -43,7 +43,7 @@ from engine._types import Beat
 from monitor.errors import EcgMonitorError
 
 if TYPE_CHECKING:
-    from monitor.transport._curve import CurveConfig
+    from monitor.transport import CurveConfig
 
 __all__ = ["EngineServer", "EngineUnavailable", "RemoteClassifier", "main"]
 
@@ -103,7 +103,7 @@ class EngineServer:
         self._pending: dict[tuple[bytes, int], _Request] = {}
 
     def run(self, stop: threading.Event) -> None:
-        from monitor.transport._curve import Authenticator, secure_bind
+        from monitor.transport import Authenticator, secure_bind
 
         auth = Authenticator(self.ctx, self.curve).start() if self.curve is not None else None
         sock = self.ctx.socket(zmq.ROUTER)
@@ -213,7 +213,7 @@ class RemoteClassifier:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         curve: CurveConfig | None = None,
     ) -> None:
-        from monitor.transport._curve import secure_connect
+        from monitor.transport import secure_connect
 
         self.ctx = context or zmq.Context.instance()
         self.endpoint = endpoint
@@ -291,7 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(args.log_level)
     try:
         clf = CnnClassifier.load(args.model or DEFAULT_WEIGHTS, args.backend, args.threads)
-        from monitor.transport._curve import CurveConfig
+        from monitor.transport import CurveConfig
 
         batcher = BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000)
         curve = CurveConfig.server(args.keys) if args.keys else None

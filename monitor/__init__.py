@@ -2,7 +2,7 @@
 
 from typing import TYPE_CHECKING, Any
 
-from monitor.detect._qrs import DetectorBank, DetectorConfig, StreamingDetector
+from monitor.detect import DetectorBank, DetectorConfig, StreamingDetector
 from monitor.errors import (
     ConfigError,
     EcgMonitorError,
@@ -11,13 +11,19 @@ from monitor.errors import (
     RecordNotFoundError,
     SourceError,
 )
-from monitor.evaluation._scoring import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
-from monitor.ingest._offline import beats_of_signal, detect_beats
-from monitor.ingest._ring import RingBuffer, SequenceTracker
-from monitor.ingest._stream import Ingest, StreamConfig, StreamProcessor, StreamStats
-from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
-from monitor.outputs._view import LiveView
-from monitor.protocol._wire import DataFrame, EndOfStream, decode_frame, encode_data, encode_eos
+from monitor.evaluation import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
+from monitor.ingest import (
+    Ingest,
+    RingBuffer,
+    SequenceTracker,
+    StreamConfig,
+    StreamProcessor,
+    StreamStats,
+    beats_of_signal,
+    detect_beats,
+)
+from monitor.outputs import ANNOTATION_EXT, AnnotationWriter, LiveView
+from monitor.protocol import DataFrame, EndOfStream, decode_frame, encode_data, encode_eos
 
 __all__ = [
     "ANNOTATION_EXT",
@@ -62,7 +68,7 @@ __all__ = [
 _LAZY = {"Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"}
 
 if TYPE_CHECKING:
-    from monitor.app._monitor import Monitor, MonitorConfig, RecordSummary, Source, parse_source
+    from monitor.app import Monitor, MonitorConfig, RecordSummary, Source, parse_source
 
 
 def __getattr__(name: str) -> Any:

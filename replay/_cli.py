@@ -11,7 +11,7 @@ import zmq
 
 from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor.errors import EcgMonitorError
-from monitor.transport._curve import client_from_flags, secure_connect
+from monitor.transport import client_from_flags, secure_connect
 from replay._publisher import ReplayConfig, Replayer, parse_speed
 from replay._records import RecordRef, database_records, resolve_record
 

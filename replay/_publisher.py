@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import zmq
 
 from monitor.errors import ConfigError
-from monitor.protocol._wire import encode_data, encode_eos
+from monitor.protocol import encode_data, encode_eos
 from replay._records import LoadedRecord, RecordRef, load_record
 
 __all__ = ["ReplayConfig", "Replayer", "parse_speed", "stream_ids"]

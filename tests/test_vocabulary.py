@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from monitor.alarms._rhythm import AlarmEvent
+from monitor.alarms import AlarmEvent
 from monitor.vocabulary import (
     ALARM_KINDS,
     CLINICAL_KINDS,

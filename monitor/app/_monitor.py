@@ -21,17 +21,15 @@ import zmq
 from engine import Beat, BeatClassifier, LabeledBeat, UnclassifiedClassifier
 from engine._batcher import Batcher, BatcherConfig
 from engine._worker import EngineWorker
-from monitor.alarms._rhythm import AlarmEvent, RhythmAnalyzer, RhythmSettings
-from monitor.detect._quality import TechnicalAlarm
+from monitor.alarms import AlarmEvent, RhythmAnalyzer, RhythmSettings
+from monitor.detect import TechnicalAlarm
 from monitor.errors import SourceError, require_positive
-from monitor.evaluation._scoring import MatchResult, match_beats, reference_beats
-from monitor.ingest._stream import Ingest, StreamConfig, StreamProcessor
-from monitor.observe._metrics import LatencyHistogram
-from monitor.outputs._annotations import AnnotationWriter
-from monitor.outputs._bus import AlertBus, alarm_body, monitor_id
-from monitor.outputs._view import LiveView
-from monitor.protocol._wire import MAX_HEADER_BYTES, MAX_SAMPLES_PER_FRAME
-from monitor.transport._curve import Authenticator, CurveConfig, secure_bind
+from monitor.evaluation import MatchResult, match_beats, reference_beats
+from monitor.ingest import Ingest, StreamConfig, StreamProcessor
+from monitor.observe import LatencyHistogram
+from monitor.outputs import AlertBus, AnnotationWriter, LiveView, alarm_body, monitor_id
+from monitor.protocol import MAX_HEADER_BYTES, MAX_SAMPLES_PER_FRAME
+from monitor.transport import Authenticator, CurveConfig, secure_bind
 from monitor.vocabulary import NORMAL_AUX, rhythm_aux
 from replay._publisher import ReplayConfig, Replayer, stream_ids
 from replay._records import RecordRef, database_records, resolve_record
@@ -287,7 +285,7 @@ class Monitor:
 
     def _open_outputs(self) -> None:
         if self.config.alarm_log is not None:
-            from monitor.outputs._alarmlog import AlarmLog
+            from monitor.outputs import AlarmLog
 
             self.alarm_log = AlarmLog(self.config.alarm_log, run_id=self.id)
             closed = self.alarm_log.close_orphans(

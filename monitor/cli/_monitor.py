@@ -11,15 +11,15 @@ from pathlib import Path
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
 from engine._batcher import BatcherConfig
 from engine._service import RemoteClassifier
-from monitor.alarms._rhythm import load_rhythm_settings
-from monitor.app._monitor import Monitor, MonitorConfig, parse_source
+from monitor.alarms import load_rhythm_settings
+from monitor.app import Monitor, MonitorConfig, parse_source
 from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor.errors import EcgMonitorError
-from monitor.evaluation._scoring import MatchResult
-from monitor.ingest._stream import StreamConfig
-from monitor.observe._metrics import MetricsServer, attach, parse_address
-from monitor.outputs._view import LiveView
-from monitor.transport._curve import client_from_flags
+from monitor.evaluation import MatchResult
+from monitor.ingest import StreamConfig
+from monitor.observe import MetricsServer, attach, parse_address
+from monitor.outputs import LiveView
+from monitor.transport import client_from_flags
 from replay._publisher import ReplayConfig, parse_speed
 
 __all__ = ["main"]
@@ -143,7 +143,7 @@ def _alarm_log_path(value: str | None) -> Path | None:
         return None
     if value:
         return Path(value)
-    from monitor.outputs._alarmlog import default_path
+    from monitor.outputs import default_path
 
     return default_path()
 

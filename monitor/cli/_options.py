@@ -1,35 +1,164 @@
-"""argparse helpers: flags that fall back to ``ECG_MONITOR_*`` environment variables."""
+"""The one option layer of every console script: flags that fall back to ``ECG_MONITOR_*`` variables.
+
+Each option is declared once, with its default, through :class:`OptionParser`:
+
+* ``parser.option("--lead", env="LEAD", type=int, default=0, help=...)``: the
+  value of ``ECG_MONITOR_LEAD`` (when set and non-empty) replaces the default
+  *as a string*, so argparse converts it with the option's own ``type``; a bad
+  value is argparse's clean "argument --lead: invalid int value" and exit 2,
+  never a traceback while the parser is built.
+* ``parser.flag("--loop", env="LOOP", help=...)``: on/off; the variable reads
+  ``1/true/yes/on`` or ``0/false/no/off``; anything else is an error naming the
+  variable, reported when the command line is parsed.
+* :func:`positive` and :func:`non_negative` build ``type`` functions whose errors
+  name the unit: ``argument --latency-budget-ms: must be > 0 ms, got '0'``.
+
+Help shows every default once (``(default: 5; env ECG_MONITOR_X)``); no option
+repeats a default that a settings dataclass also declares: pass the dataclass
+field's default (:func:`field_default`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import logging
+import math
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import FrameType
-from typing import Any
+from typing import Any, NoReturn
 
-__all__ = ["env_default", "setup_logging", "stop_on_signals"]
+__all__ = [
+    "ENV_PREFIX",
+    "OptionParser",
+    "env_value",
+    "field_default",
+    "non_negative",
+    "positive",
+    "setup_logging",
+    "stop_on_signals",
+]
+
+ENV_PREFIX = "ECG_MONITOR_"
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off", ""})
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 
 
-def env_default(name: str, default: Any = None) -> Any:
-    """The value of ``ECG_MONITOR_<NAME>`` if set and non-empty, else ``default``."""
-    value = os.environ.get(f"ECG_MONITOR_{name}")
-    return value if value not in (None, "") else default
+def env_value(name: str) -> str | None:
+    """The value of ``ECG_MONITOR_<NAME>`` if set and non-empty, else None."""
+    value = os.environ.get(ENV_PREFIX + name)
+    return value if value not in (None, "") else None
 
 
-def env_flag(name: str) -> bool:
-    return str(env_default(name, "")).strip().lower() in ("1", "true", "yes", "on")
+def field_default(settings: type[Any], name: str) -> Any:
+    """The default a settings dataclass declares for ``name`` (so a flag never repeats it)."""
+    for f in dataclasses.fields(settings):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+    raise KeyError(f"{settings.__name__} has no field {name!r} with a default")
+
+
+def _number_type(kind: Callable[[str], float], unit: str, allow_zero: bool) -> Callable[[str], Any]:
+    word = ">= 0" if allow_zero else "> 0"
+    suffix = f" {unit}" if unit else ""
+
+    def convert(text: str) -> Any:
+        try:
+            value = kind(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"must be a number{suffix} {word}, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+            raise argparse.ArgumentTypeError(f"must be {word}{suffix}, got {text!r}")
+        return value
+
+    convert.__name__ = kind.__name__
+    return convert
+
+
+def positive(kind: Callable[[str], float] = float, unit: str = "") -> Callable[[str], Any]:
+    """An argparse ``type``: a finite number > 0 (``int`` or ``float``), errors naming ``unit``."""
+    return _number_type(kind, unit, allow_zero=False)
+
+
+def non_negative(kind: Callable[[str], float] = float, unit: str = "") -> Callable[[str], Any]:
+    """An argparse ``type``: a finite number >= 0, errors naming ``unit``."""
+    return _number_type(kind, unit, allow_zero=True)
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the description's line breaks; option help is written with its default already in it."""
+
+
+class OptionParser(argparse.ArgumentParser):
+    """An ``ArgumentParser`` whose options may fall back to ``ECG_MONITOR_*`` environment variables."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self._env_errors: list[str] = []
+
+    def option(
+        self,
+        *flags: str,
+        env: str | None = None,
+        default: Any = None,
+        help: str,
+        group: argparse._ActionsContainer | None = None,
+        **kwargs: Any,
+    ) -> argparse.Action:
+        """An option taking a value. ``env`` names the ``ECG_MONITOR_`` variable that replaces ``default``."""
+        raw = env_value(env) if env else None
+        value = raw if raw is not None else default
+        shown = "none" if default is None else ("%(default)s" if raw is None else repr(default))
+        text = f"{help} (default: {shown}" + (f"; env {ENV_PREFIX}{env})" if env else ")")
+        choices = kwargs.get("choices")
+        if raw is not None and choices is not None and "type" not in kwargs and raw not in choices:
+            allowed = ", ".join(map(str, choices))
+            self._env_errors.append(f"{ENV_PREFIX}{env}: invalid choice {raw!r} for {flags[0]} (choose from {allowed})")
+            value = default
+        target = group if group is not None else self
+        return target.add_argument(*flags, default=value, help=text, **kwargs)
+
+    def flag(
+        self, *flags: str, env: str | None = None, help: str, group: argparse._ActionsContainer | None = None
+    ) -> argparse.Action:
+        """An on/off flag, off by default, on when given or when ``ECG_MONITOR_<env>`` reads true."""
+        on = False
+        raw = os.environ.get(ENV_PREFIX + env) if env else None
+        if raw is not None:
+            word = raw.strip().lower()
+            if word in _TRUE:
+                on = True
+            elif word not in _FALSE:
+                self._env_errors.append(f"{ENV_PREFIX}{env}: expected 1/true/yes/on or 0/false/no/off, got {raw!r}")
+        text = help + (f" (env {ENV_PREFIX}{env})" if env else "")
+        target = group if group is not None else self
+        return target.add_argument(*flags, action="store_true", default=on, help=text)
+
+    def logging_option(self) -> argparse.Action:
+        return self.option("--log-level", env="LOG_LEVEL", default="warning", choices=LOG_LEVELS, help="logging level")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        ns = super().parse_args(args, namespace)
+        if self._env_errors:
+            self.error("; ".join(self._env_errors))
+        return ns
+
+    def error(self, message: str) -> NoReturn:
+        """Usage and the message on stderr, exit status 2 (argparse's convention)."""
+        super().error(message)
 
 
 def setup_logging(level: str) -> None:
-    import logging
-
     logging.basicConfig(level=level.upper(), format="%(name)s: %(levelname)s: %(message)s")
-
-
-class EnvHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    pass
 
 
 def stop_on_signals(stop: Callable[[], object]) -> None:
@@ -40,3 +169,18 @@ def stop_on_signals(stop: Callable[[], object]) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+# --- being replaced by OptionParser.option/flag in every console script -----------------------------------------
+def env_default(name: str, default: Any = None) -> Any:
+    """The value of ``ECG_MONITOR_<NAME>`` if set and non-empty, else ``default``."""
+    value = env_value(name)
+    return value if value is not None else default
+
+
+def env_flag(name: str) -> bool:
+    return str(env_default(name, "")).strip().lower() in _TRUE
+
+
+class EnvHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    pass

@@ -1,1 +1,22 @@
-"""TODO"""
+"""Scoring against reference annotations: beat matching, AAMI EC57 statistics, alarm episodes."""
+
+from monitor.evaluation._alarms import ALARM_TYPES, Episode, TypeScore, alarm_episodes, reference_episodes, score_alarms
+from monitor.evaluation._ec57 import RecordScore, score_record, summarize
+from monitor.evaluation._scoring import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
+
+__all__ = [
+    "ALARM_TYPES",
+    "BEAT_SYMBOLS",
+    "Episode",
+    "MatchResult",
+    "RecordScore",
+    "TypeScore",
+    "alarm_episodes",
+    "match_beats",
+    "pair_beats",
+    "reference_beats",
+    "reference_episodes",
+    "score_alarms",
+    "score_record",
+    "summarize",
+]

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import wfdb
 
-from monitor.alarms._rhythm import AlarmEvent
+from monitor.alarms import AlarmEvent
 
 __all__ = ["ALARM_TYPES", "Episode", "TypeScore", "alarm_episodes", "reference_episodes", "score_alarms"]
 

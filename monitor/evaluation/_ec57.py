@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 import wfdb
 
-from engine.training._dataset import DS1, DS2
+from engine.training import DS1, DS2
 from monitor.vocabulary import AAMI_OF_SYMBOL, CLASSES
 
 __all__ = ["RecordScore", "main", "score_record", "summarize"]
@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _alarm_eval(args: argparse.Namespace, records: list[str], classifier: Any) -> int:
-    from monitor.app._monitor import Monitor, MonitorConfig, parse_source
+    from monitor.app import Monitor, MonitorConfig, parse_source
     from monitor.errors import EcgMonitorError
     from monitor.evaluation._alarms import score_alarms, write_alarm_report
     from replay._publisher import ReplayConfig
@@ -227,7 +227,7 @@ def _alarm_eval(args: argparse.Namespace, records: list[str], classifier: Any) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     from engine import default_classifier
-    from monitor.app._monitor import Monitor, MonitorConfig, parse_source
+    from monitor.app import Monitor, MonitorConfig, parse_source
     from monitor.errors import EcgMonitorError
     from replay._publisher import ReplayConfig
 

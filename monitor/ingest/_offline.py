@@ -10,7 +10,7 @@ from numpy.typing import NDArray
 
 from engine import Beat
 from monitor.ingest._stream import Ingest, StreamConfig
-from monitor.protocol._wire import MAX_FRAME_SECONDS, encode_data, encode_eos
+from monitor.protocol import MAX_FRAME_SECONDS, encode_data, encode_eos
 
 __all__ = ["beats_of_signal", "detect_beats"]
 

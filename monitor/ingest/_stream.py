@@ -73,8 +73,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine import Beat
-from monitor.detect._qrs import DetectorBank, DetectorConfig
-from monitor.detect._quality import QualityConfig, QualityTracker, TechnicalAlarm
+from monitor.detect import DetectorBank, DetectorConfig, QualityConfig, QualityTracker, TechnicalAlarm
 from monitor.errors import ConfigError, FrameError, require_positive
 from monitor.ingest._ring import RingBuffer, SequenceTracker
 from monitor.protocol._wire import _UNIT_SCALE_TO_MV, MAX_FRAME_SECONDS, DataFrame, EndOfStream, decode_frame

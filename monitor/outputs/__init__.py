@@ -1,1 +1,64 @@
-"""TODO"""
+"""Outputs: the alert bus, the alarm log, annotation files, the live view and the bedside bridge."""
+
+from monitor.outputs._alarmlog import LOGGED_STATES, AlarmLog, AlarmLogError, default_path
+from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
+from monitor.outputs._bridge import (
+    ALARM_KINDS,
+    ALARM_STATES,
+    BEAT_LABELS,
+    CATEGORIES,
+    HEALTH,
+    MESSAGE_FIELDS,
+    MESSAGE_TYPES,
+    PRIORITIES,
+    SCHEMA,
+    TOPICS,
+    AlertBridge,
+    BridgeEvent,
+    BridgeOutput,
+    BridgeStats,
+    CommandRunner,
+    check_body,
+    decode_message,
+    format_message,
+    parse_time,
+    serve,
+    subscriptions,
+)
+from monitor.outputs._bus import AlertBus, alarm_body, monitor_id
+from monitor.outputs._view import LiveView, stream_status
+
+__all__ = [
+    "ALARM_KINDS",
+    "ALARM_STATES",
+    "ANNOTATION_EXT",
+    "BEAT_LABELS",
+    "CATEGORIES",
+    "HEALTH",
+    "LOGGED_STATES",
+    "MESSAGE_FIELDS",
+    "MESSAGE_TYPES",
+    "PRIORITIES",
+    "SCHEMA",
+    "TOPICS",
+    "AlarmLog",
+    "AlarmLogError",
+    "AlertBridge",
+    "AlertBus",
+    "AnnotationWriter",
+    "BridgeEvent",
+    "BridgeOutput",
+    "BridgeStats",
+    "CommandRunner",
+    "LiveView",
+    "alarm_body",
+    "check_body",
+    "decode_message",
+    "default_path",
+    "format_message",
+    "monitor_id",
+    "parse_time",
+    "serve",
+    "stream_status",
+    "subscriptions",
+]

@@ -12,7 +12,7 @@ import numpy as np
 import wfdb
 
 from engine import LabeledBeat
-from monitor.detect._quality import TechnicalAlarm
+from monitor.detect import TechnicalAlarm
 from monitor.errors import ConfigError
 
 __all__ = ["ANNOTATION_EXT", "AnnotationWriter"]

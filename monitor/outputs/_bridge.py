@@ -35,7 +35,7 @@ from monitor import vocabulary
 from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor.errors import ConfigError, EcgMonitorError, FrameError
 from monitor.outputs._alarmlog import AlarmLog, default_path
-from monitor.transport._curve import client_from_flags, secure_connect
+from monitor.transport import client_from_flags, secure_connect
 
 __all__ = [
     "ALARM_KINDS",

@@ -31,8 +31,8 @@ from typing import Any
 
 import zmq
 
-from monitor.alarms._rhythm import AlarmEvent, Vitals
-from monitor.transport._curve import Authenticator, CurveConfig, secure_bind
+from monitor.alarms import AlarmEvent, Vitals
+from monitor.transport import Authenticator, CurveConfig, secure_bind
 
 __all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "monitor_id"]
 

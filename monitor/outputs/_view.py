@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from engine import LabeledBeat
-from monitor.alarms._rhythm import AlarmEvent, Vitals
-from monitor.ingest._stream import Ingest, StreamProcessor
+from monitor.alarms import AlarmEvent, Vitals
+from monitor.ingest import Ingest, StreamProcessor
 from monitor.vocabulary import priority_rank
 
 __all__ = ["LiveView", "stream_status"]

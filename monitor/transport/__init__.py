@@ -1,1 +1,45 @@
-"""TODO"""
+"""ZeroMQ transport security: CURVE keys, authenticator, secure bind/connect."""
+
+from monitor.transport._curve import (
+    AUTHORIZED_DIR,
+    CLIENTS_DIR,
+    SERVER_PUBLIC,
+    SERVER_SECRET,
+    ZAP_DOMAIN,
+    Authenticator,
+    ClientKey,
+    CurveConfig,
+    add_client,
+    check_bind,
+    client_from_flags,
+    init_keys,
+    is_loopback,
+    list_clients,
+    revoke_client,
+    secure_bind,
+    secure_client,
+    secure_connect,
+    secure_server,
+)
+
+__all__ = [
+    "AUTHORIZED_DIR",
+    "CLIENTS_DIR",
+    "SERVER_PUBLIC",
+    "SERVER_SECRET",
+    "ZAP_DOMAIN",
+    "Authenticator",
+    "ClientKey",
+    "CurveConfig",
+    "add_client",
+    "check_bind",
+    "client_from_flags",
+    "init_keys",
+    "is_loopback",
+    "list_clients",
+    "revoke_client",
+    "secure_bind",
+    "secure_client",
+    "secure_connect",
+    "secure_server",
+]

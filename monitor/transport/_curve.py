@@ -81,6 +81,7 @@ __all__ = [
     "CurveConfig",
     "add_client",
     "check_bind",
+    "client_from_flags",
     "init_keys",
     "is_loopback",
     "list_clients",

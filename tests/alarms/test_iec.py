@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
-from monitor.alarms._rhythm import AlarmEvent, Vitals
-from monitor.app._monitor import Monitor, MonitorConfig, parse_source
+from monitor.alarms import AlarmEvent, Vitals
+from monitor.app import Monitor, MonitorConfig, parse_source
 from replay._publisher import ReplayConfig
 from tests._synth import ecg, write_record
 from tests.outputs.test_alarms import Recorder

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor.alarms._rhythm import AlarmEvent, RhythmAnalyzer, RhythmConfig, Vitals, load_rhythm_settings
+from monitor.alarms import AlarmEvent, RhythmAnalyzer, RhythmConfig, Vitals, load_rhythm_settings
 from monitor.errors import ConfigError
 
 FS = 250.0

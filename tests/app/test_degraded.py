@@ -14,8 +14,8 @@ import numpy as np
 import zmq
 
 from engine import Beat
-from monitor.app._monitor import Monitor, MonitorConfig, Source, parse_source
-from monitor.protocol._wire import encode_data
+from monitor.app import Monitor, MonitorConfig, Source, parse_source
+from monitor.protocol import encode_data
 from replay._publisher import ReplayConfig
 from tests.outputs.test_alarms import asystole_record
 
@@ -195,7 +195,7 @@ def test_engine_thread_failures_are_surfaced() -> None:
 
 
 def test_ended_streams_are_forgotten_and_their_id_can_start_again() -> None:
-    from monitor.protocol._wire import encode_eos
+    from monitor.protocol import encode_eos
 
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     monitor, thread = _live_monitor(ctx, "reuse", retain_ended_s=0.1)

@@ -9,7 +9,7 @@ import wfdb
 
 from monitor import MatchResult, match_beats
 from monitor.cli._monitor import main
-from monitor.evaluation._scoring import BEAT_SYMBOLS
+from monitor.evaluation import BEAT_SYMBOLS
 from tests.conftest import reference
 
 

@@ -7,7 +7,7 @@ import pytest
 import wfdb
 
 from monitor import AnnotationWriter, Ingest, encode_data, encode_eos
-from monitor.detect._quality import QualityConfig, QualityTracker
+from monitor.detect import QualityConfig, QualityTracker
 from tests.conftest import lead_mv
 
 FS = 360.0

@@ -138,7 +138,7 @@ def test_synthetic_pretraining_then_fine_tuning_start(tmp_path: Path) -> None:
     """ecg-pretrain writes image layers that ecg-train's --init pretrained: can take."""
     pytest.importorskip("neurokit2")
     from engine.training._pretrain import main as pretrain
-    from engine.training._pretrain import synthetic_beats
+    from engine.training import synthetic_beats
 
     windows, rr, target = synthetic_beats(3, 12.0, RepresentationConfig(), seed=1)
     assert windows.shape[0] == rr.shape[0] == target.shape[0] > 20

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from monitor.evaluation._ec57 import score_record, summarize
+from monitor.evaluation import score_record, summarize
 
 
 def write(dirpath: Path, name: str, ext: str, samples: list[int], symbols: list[str]) -> None:

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from engine import Beat
 from monitor import DataFrame, EndOfStream, FrameError, Ingest, StreamConfig, decode_frame, encode_data, encode_eos
-from monitor.protocol._wire import DTYPES
+from monitor.protocol import DTYPES
 from tests.conftest import lead_mv
 
 FAST = settings(deadline=None, derandomize=True, max_examples=200, suppress_health_check=list(HealthCheck))

@@ -10,7 +10,7 @@ import pytest
 
 from engine import Beat
 from monitor import FrameError, Ingest, decode_frame, encode_data, encode_eos
-from monitor.protocol._wire import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
+from monitor.protocol import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES
 from tests.conftest import lead_mv
 
 KW = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])

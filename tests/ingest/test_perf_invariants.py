@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 
 from monitor.errors import FrameError
-from monitor.ingest._ring import RingBuffer
-from monitor.ingest._stream import MAX_ABS_MV, StreamConfig, StreamProcessor
+from monitor.ingest import MAX_ABS_MV, RingBuffer, StreamConfig, StreamProcessor
 from monitor.protocol._wire import DataFrame, _checked, decode_frame, encode_data
 
 _VALUES = [None, True, False, 0, 1, -1, 2**53 + 1, 2**70, 1.5, "x", "<i2", "<f8", [], [1], ["a"], [200.0], [0]]

@@ -15,10 +15,10 @@ from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.registry import CollectorRegistry
 
 from monitor import encode_data, encode_eos
-from monitor.alarms._rhythm import AlarmEvent
-from monitor.app._monitor import Monitor, Source
+from monitor.alarms import AlarmEvent
+from monitor.app import Monitor, Source
 from monitor.errors import ConfigError
-from monitor.observe._metrics import LatencyHistogram, MetricsServer, MonitorCollector, attach, parse_address
+from monitor.observe import LatencyHistogram, MetricsServer, MonitorCollector, attach, parse_address
 from tests._synth import ecg
 
 KW: dict[str, Any] = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])

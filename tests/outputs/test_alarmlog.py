@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from monitor.errors import ConfigError
-from monitor.outputs._alarmlog import SCHEMA_VERSION, AlarmLog, AlarmLogError, default_path
+from monitor.outputs import AlarmLog, AlarmLogError, default_path
+from monitor.outputs._alarmlog import SCHEMA_VERSION
 
 MONITOR_DIR = Path(__file__).resolve().parents[2] / "monitor"
 

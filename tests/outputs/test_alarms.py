@@ -13,12 +13,9 @@ import pytest
 import wfdb
 import zmq
 
-from monitor.alarms._rhythm import AlarmEvent, Vitals
-from monitor.app._monitor import Monitor, MonitorConfig, parse_source
-from monitor.outputs._alarmlog import AlarmLog
-from monitor.outputs._bridge import AlertBridge, check_body
-from monitor.outputs._bus import AlertBus
-from monitor.outputs._view import LiveView
+from monitor.alarms import AlarmEvent, Vitals
+from monitor.app import Monitor, MonitorConfig, parse_source
+from monitor.outputs import AlarmLog, AlertBridge, AlertBus, LiveView, check_body
 from replay._publisher import ReplayConfig
 from tests._synth import ecg, write_record
 
@@ -59,7 +56,7 @@ def asystole_record(tmp_path: Path) -> Path:
 # ------------------------------------------------------------------ the bus alone
 def test_every_alarm_kind_the_monitor_raises_is_known_to_the_bridge() -> None:
     from monitor.detect._quality import _ALARM_OF
-    from monitor.outputs._bridge import ALARM_KINDS as BRIDGE_KINDS
+    from monitor.outputs import ALARM_KINDS as BRIDGE_KINDS
     from monitor.vocabulary import CLINICAL_KINDS, TECHNICAL_KINDS
 
     assert set(BRIDGE_KINDS) == set(CLINICAL_KINDS) | set(TECHNICAL_KINDS)

@@ -17,7 +17,7 @@ import pytest
 import zmq
 
 from monitor.errors import FrameError
-from monitor.outputs._alarmlog import AlarmLog
+from monitor.outputs import AlarmLog
 from monitor.outputs._bridge import (
     MESSAGE_FIELDS,
     MESSAGE_TYPES,

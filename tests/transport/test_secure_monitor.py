@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 import zmq
 
-from monitor.app._monitor import Monitor, MonitorConfig, Source
-from monitor.protocol._wire import encode_data
-from monitor.transport._curve import CurveConfig, add_client, init_keys, secure_connect
+from monitor.app import Monitor, MonitorConfig, Source
+from monitor.protocol import encode_data
+from monitor.transport import CurveConfig, add_client, init_keys, secure_connect
 
 
 @pytest.fixture
@@ -140,7 +140,7 @@ def test_engine_serves_authorized_monitors_only(keys: Path, tmp_path: Path) -> N
 
 def test_client_flags_need_a_key_name(keys: Path) -> None:
     from monitor.errors import ConfigError
-    from monitor.transport._curve import client_from_flags
+    from monitor.transport import client_from_flags
 
     assert client_from_flags(None, "device-1", "the device's") is None
     with pytest.raises(ConfigError, match="--keys needs --key-name"):
