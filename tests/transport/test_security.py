@@ -1,10 +1,12 @@
-"""CURVE authentication of the ingest, alerts and engine socket pairs, the ecg-keys CLI and the loopback guard."""
+"""CURVE authentication of the ingest, alerts and engine socket pairs, the ecg-keys CLI, the loopback guard
+and sockets as context managers."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import logging
+import re
 import shutil
 import stat
 import threading
@@ -17,20 +19,25 @@ import zmq
 import zmq.auth
 from zmq.utils.monitor import recv_monitor_message
 
+from monitor.cli._keys import main
 from monitor.errors import ConfigError
-from monitor.transport._curve import (
+from monitor.transport import (
     Authenticator,
     CurveConfig,
     add_client,
+    bound_socket,
     check_bind,
+    connected_socket,
     init_keys,
     is_loopback,
+    last_endpoint,
     list_clients,
-    main,
+    open_socket,
     secure_bind,
     secure_client,
     secure_connect,
     secure_server,
+    server_public_key,
 )
 
 Socket = zmq.Socket[bytes]
@@ -69,32 +76,21 @@ def client_ctx() -> Iterator[Context]:
     context.destroy(linger=0)
 
 
-class Sockets:
+class Sockets(contextlib.ExitStack):
     """Every socket a test opens, closed (linger 0) when the test ends, before its context is destroyed."""
 
-    def __init__(self) -> None:
-        self.opened: list[Socket] = []
-
     def open(self, ctx: Context, kind: int) -> Socket:
-        sock = ctx.socket(kind)
-        sock.linger = 0
-        self.opened.append(sock)
-        return sock
+        return self.enter_context(open_socket(ctx, kind))
 
     def keep(self, sock: Socket) -> Socket:
-        self.opened.append(sock)
+        self.callback(sock.close, linger=0)
         return sock
-
-    def close(self) -> None:
-        for sock in reversed(self.opened):
-            sock.close(linger=0)
 
 
 @pytest.fixture
 def sockets(ctx: Context, client_ctx: Context) -> Iterator[Sockets]:
-    opened = Sockets()
-    yield opened
-    opened.close()
+    with Sockets() as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -378,7 +374,7 @@ def test_cli_init_add_list_revoke(tmp_path: Path, capsys: pytest.CaptureFixture[
     capsys.readouterr()
     assert main(["list", str(folder)]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("server")
+    assert lines[0].startswith("server") and lines[0].endswith(server_public_key(folder))
     assert [line.split()[:2] for line in lines[1:]] == [["bridge", "authorized"], ["monitor-a", "authorized"]]
     assert public.decode() in lines[2]
 
@@ -429,13 +425,121 @@ def test_cli_errors_exit_2(
     assert err.startswith("ecg-keys: error:") and message in err
 
 
-def test_cli_bad_usage_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        ([], "ecg-keys: error: the following arguments are required: COMMAND"),
+        (["add-client"], "ecg-keys add-client: error: the following arguments are required: DIR, NAME"),
+        (["rotate", "keys"], "ecg-keys: error: argument COMMAND: invalid choice: 'rotate'"),
+        (["add-client", "keys"], "ecg-keys add-client: error: the following arguments are required: NAME"),
+        (["init", "keys", "--bogus"], "ecg-keys: error: unrecognized arguments: --bogus"),
+    ],
+)
+def test_cli_bad_usage_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main(["add-client"])
+        main(argv)
     assert exc.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith("usage: ecg-keys") and message in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_cli_help_describes_commands_and_layout(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exc:
-        main([])
-    assert exc.value.code == 2
+        main(["--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ecg-keys")
+    assert all(f"    {command}" in out for command in ("init", "add-client", "revoke", "list"))
+    assert "KEYS folder:" in out and "authorized/NAME.key" in out and "clients/NAME.key_secret" in out
+    assert "``" not in out and "(default" not in out
+
+
+@pytest.mark.parametrize(
+    ("command", "positionals", "options"),
+    [
+        ("init", ["DIR"], ["--force"]),
+        ("add-client", ["DIR", "NAME"], ["--force"]),
+        ("revoke", ["DIR", "NAME"], []),
+        ("list", ["DIR"], []),
+    ],
+)
+def test_cli_command_help_describes_every_argument(
+    command: str, positionals: list[str], options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main([command, "-h"])
+    assert exc.value.code == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith(f"usage: ecg-keys {command}") and captured.err == ""
+    entries = [line.split() for line in captured.out.splitlines() if re.match(r"  \S", line)]
+    assert [words[0] for words in entries] == [*positionals, "-h,", *options]
+    assert all(len(words) > 1 for words in entries)  # each with its description
+    assert "``" not in captured.out
+
+
+# --------------------------------------------------------------------------- sockets as context managers
+
+
+def test_open_socket_is_closed_after_the_block(ctx: Context) -> None:
+    with open_socket(ctx, zmq.PULL) as sock:
+        assert not sock.closed and sock.linger == 0 and sock.type == zmq.PULL
+    assert sock.closed
+    with open_socket(ctx, zmq.PUSH, linger=250) as sock:
+        assert sock.linger == 250
+    assert sock.closed
+
+
+def test_open_socket_is_closed_on_an_exception(ctx: Context) -> None:
+    with pytest.raises(RuntimeError, match="inside"), open_socket(ctx, zmq.PUSH) as sock:
+        sock.connect("tcp://127.0.0.1:9")  # nobody listens: the message stays queued, dropped on close
+        sock.send(b"never delivered", zmq.NOBLOCK)
+        raise RuntimeError("inside")
+    assert sock.closed
+
+
+class RecordingContext(zmq.Context[Socket]):
+    """A context that remembers every socket it made."""
+
+    made: list[Socket]
+
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "made", [])  # zmq.Context maps unknown attribute names to context options
+
+    def socket(self, *args: Any, **kwargs: Any) -> Socket:
+        sock = super().socket(*args, **kwargs)
+        self.made.append(sock)
+        return sock
+
+
+def test_bound_and_connected_sockets_talk_with_curve_and_close(tmp_path: Path, keys: Path) -> None:
+    server_ctx, client_ctx = RecordingContext(), RecordingContext()
+    try:
+        with (
+            Authenticator(server_ctx, CurveConfig.server(keys)) as auth,
+            bound_socket(server_ctx, zmq.PULL, "tcp://127.0.0.1:*", CurveConfig.server(keys), auth) as server,
+        ):
+            endpoint = last_endpoint(server)
+            assert endpoint.startswith("tcp://127.0.0.1:") and not endpoint.endswith("*")
+            with connected_socket(client_ctx, zmq.PUSH, endpoint, CurveConfig.client(keys, "device-1")) as sock:
+                assert last_endpoint(sock) == endpoint
+                sock.send(b"beats", zmq.NOBLOCK)
+                assert server.poll(TIMEOUT_MS, zmq.POLLIN) and server.recv() == b"beats"
+            assert sock.closed and not server.closed
+        assert server.closed
+        # A failed bind (keys but no Authenticator) still closes the socket it opened.
+        with (
+            pytest.raises(ConfigError, match="Authenticator"),
+            bound_socket(server_ctx, zmq.PULL, "tcp://127.0.0.1:*", CurveConfig.server(keys)),
+        ):
+            pass
+        assert [s.type for s in client_ctx.made] == [zmq.PUSH]
+        assert [s.type for s in server_ctx.made if s.type == zmq.PULL] == [zmq.PULL, zmq.PULL]  # and the ZAP handler's
+        assert all(s.closed for s in server_ctx.made + client_ctx.made)
+    finally:
+        server_ctx.destroy(linger=0)
+        client_ctx.destroy(linger=0)
 
 
 # --------------------------------------------------------------------------- loopback guard
@@ -471,7 +575,7 @@ def test_is_loopback_rejects_malformed() -> None:
 
 @pytest.mark.parametrize("endpoint", ["tcp://*:5555", "tcp://0.0.0.0:6000", "tcp://10.0.0.7:5555"])
 def test_check_bind_warns_for_exposed_plaintext(endpoint: str, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="monitor.transport._curve"):
+    with caplog.at_level(logging.WARNING, logger="monitor.transport"):
         message = check_bind(endpoint, secured=False)
     assert message is not None and endpoint in message and "without CURVE keys" in message
     assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [message]
@@ -482,14 +586,14 @@ def test_check_bind_warns_for_exposed_plaintext(endpoint: str, caplog: pytest.Lo
     [("tcp://*:5555", True), ("tcp://127.0.0.1:5555", False), ("ipc:///tmp/ecg", False), ("inproc://x", False)],
 )
 def test_check_bind_quiet(endpoint: str, secured: bool, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="monitor.transport._curve"):
+    with caplog.at_level(logging.WARNING, logger="monitor.transport"):
         assert check_bind(endpoint, secured=secured) is None
     assert not caplog.records
 
 
 def test_secure_bind_warns_when_exposed(ctx: Context, caplog: pytest.LogCaptureFixture, sockets: Sockets) -> None:
     sock = sockets.open(ctx, zmq.PULL)
-    with caplog.at_level(logging.WARNING, logger="monitor.transport._curve"):
+    with caplog.at_level(logging.WARNING, logger="monitor.transport"):
         bound = secure_bind(sock, "tcp://0.0.0.0:*")
     assert bound.startswith("tcp://0.0.0.0:")
     assert any("without CURVE keys" in r.getMessage() for r in caplog.records)
