@@ -5,37 +5,44 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
-from types import SimpleNamespace
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import pytest
-import zmq
 from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import CollectorRegistry
 
-from monitor import encode_data, encode_eos
-from monitor.alarms import AlarmEvent
-from monitor.app import Monitor, Source
 from monitor.errors import ConfigError
-from monitor.observe import LatencyHistogram, MetricsServer, MonitorCollector, attach, parse_address
-from tests._synth import ecg
+from monitor.observe import (
+    LatencyHistogram,
+    LatencySnapshot,
+    MetricsServer,
+    MonitorCollector,
+    StatusSnapshot,
+    StreamStatus,
+    attach,
+    health_of,
+    parse_address,
+)
 
-KW: dict[str, Any] = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])
-FS = 250.0
 
+@dataclass
+class Fixed:
+    """A snapshot source that hands out whatever ``snap`` is now (a monitor publishes by swapping it)."""
 
-def frames_of(x: np.ndarray, stream: str, chunk: int = 25) -> list[list[bytes]]:
-    out = [
-        encode_data(stream, k, i, FS, x[i : i + chunk, None].astype("<f4"), **KW)
-        for k, i in enumerate(range(0, x.size, chunk))
-    ]
-    out.append(encode_eos(stream, len(out), x.size))
-    return out
+    snap: StatusSnapshot
+
+    def snapshot(self) -> StatusSnapshot:
+        return self.snap
 
 
 def value(registry: CollectorRegistry, name: str, **labels: str) -> float | None:
     return registry.get_sample_value(name, labels)
+
+
+def registry_of(snap: StatusSnapshot, **kw: Any) -> CollectorRegistry:
+    return attach(Fixed(snap), process=False, **kw)
 
 
 def fetch(url: str) -> str:
@@ -43,20 +50,6 @@ def fetch(url: str) -> str:
         assert resp.status == 200
         assert resp.headers["Content-Type"].startswith("text/plain")
         return str(resp.read().decode())
-
-
-def make_monitor(ctx: zmq.Context[zmq.Socket[bytes]]) -> Monitor:
-    return Monitor(Source(endpoint="inproc://metrics-test"), context=ctx)
-
-
-def run_messages(monitor: Monitor, messages: list[list[bytes]]) -> None:
-    """What the monitor loop does with received messages, without a socket."""
-    for parts in messages:
-        monitor.ingest.on_message(parts)
-        for beat in monitor.ingest.step():
-            monitor._queue(beat)
-    for batch in monitor.batcher.flush(monitor.clock()):
-        monitor._classify(batch)
 
 
 # --------------------------------------------------------------------------- LatencyHistogram
@@ -99,10 +92,122 @@ def test_latency_quantiles_are_linear_within_a_bucket() -> None:
         LatencyHistogram(buckets=(0.1, 0.1))
 
 
+def test_a_frozen_latency_histogram_does_not_change_and_reads_the_same() -> None:
+    h = LatencyHistogram()
+    for v in (0.004, 0.02, 0.02, 0.3):
+        h.observe(v)
+    frozen = h.freeze()
+    h.observe(1.0)
+    assert frozen.count == 4 and h.count == 5
+    assert frozen.sum == pytest.approx(0.344)
+    assert frozen.cumulative()[-1] == (float("inf"), 4)
+    assert frozen.percentiles_ms() != h.percentiles_ms()
+    assert h.freeze().percentiles_ms() == h.percentiles_ms()
+    empty = LatencySnapshot()
+    assert empty.count == 0 and len(empty.counts) == len(empty.bounds) + 1
+    assert empty.percentiles_ms() == {"p50": None, "p95": None, "p99": None}
+    with pytest.raises(ValueError):
+        LatencySnapshot(counts=(1, 2))  # one count per bucket and one for +Inf
+    with pytest.raises(ConfigError):
+        LatencySnapshot(bounds=(0.1, -1.0))
+
+
+# --------------------------------------------------------------------------- the snapshot and the status topic
+def busy_snapshot(**kw: Any) -> StatusSnapshot:
+    """A monitor with an ended stream ``a`` (gaps, rejections) and an active stream ``b``."""
+    latency = LatencyHistogram()
+    for v in (0.004, 0.02, 0.02, 0.3):
+        latency.observe(v)
+    a = StreamStatus(
+        "a", fs=250.0, ended=True, frames=98, frames_missing=1, samples=2450, samples_missing=25, samples_nan=30,
+        rejected=Counter(duplicate=1), beats=20, suppressed=2, low_amplitude=3, restarts=1, conflicts=0,
+        since_data_s=4.0,
+    )  # fmt: skip
+    b = StreamStatus("b", fs=360.0, frames=10, samples=360, beats=5, conflicts=2, shed=3, alarms_active=2,
+                     since_data_s=0.5)  # fmt: skip
+    fields: dict[str, Any] = dict(
+        monitor="m-1", engine="cnn/cpu", uptime_s=12.34567, messages=111, rejected=Counter(undecodable=1),
+        labelled=25, late=1, batches=4, batch_sizes=Counter({5: 3, 10: 1}), shed=Counter(b=3, gone=1),
+        alarm_onsets={"vtach": 2, "noisy_signal": 1}, alarms_active={"high": 1, "low": 1},
+        latency=latency.freeze(), bus_sent=7, bus_dropped=2, bus_subscriptions=1, streams=(a, b),
+    )  # fmt: skip
+    fields.update(kw)
+    return StatusSnapshot(**fields)
+
+
+def test_to_status_is_the_status_topic_body() -> None:
+    snap = busy_snapshot()
+    status = snap.to_status()
+    assert list(status) == [
+        "uptime_s", "streams", "streams_active", "messages", "frames", "samples", "rejected", "beats", "labelled",
+        "device_restarts", "stream_conflicts", "samples_missing", "late", "shed", "alarms_active", "latency_ms",
+        "engine", "health", "problems",
+    ]  # fmt: skip
+    assert status == {
+        "uptime_s": 12.346,
+        "streams": 2,
+        "streams_active": 1,
+        "messages": 111,
+        "frames": 108,
+        "samples": 2810,
+        "rejected": {"undecodable": 1, "duplicate": 1},
+        "beats": 25,
+        "labelled": 25,
+        "device_restarts": 1,
+        "stream_conflicts": 2,
+        "samples_missing": 25,
+        "late": 1,
+        "shed": 4,  # the forgotten stream's shed beats still count
+        "alarms_active": 2,
+        "latency_ms": snap.latency.percentiles_ms(),
+        "engine": "cnn/cpu",
+        "health": "degraded",  # beats were shed
+        "problems": [],
+    }
+    assert status["latency_ms"] == {"p50": 17.5, "p95": 450.0, "p99": 490.0}
+
+
+def test_a_snapshot_copies_what_it_is_given() -> None:
+    rejected: Counter[str] = Counter(duplicate=1)
+    shed: Counter[str] = Counter(a=1)
+    streams = [StreamStatus("a", rejected=rejected)]
+    snap = StatusSnapshot(rejected=rejected, shed=shed, streams=tuple(streams))
+    rejected["late"] += 5
+    shed["a"] += 1
+    assert snap.rejected == {"duplicate": 1} and snap.streams[0].rejected == {"duplicate": 1}
+    assert snap.shed_total == 1
+    with pytest.raises(TypeError):
+        snap.shed["a"] = 9  # type: ignore[index]
+
+
+def test_one_health_rule_for_the_status_topic_and_the_metric() -> None:
+    assert health_of([], 0) == "ok"
+    assert health_of(["stream a failed: boom"], 0) == "degraded"
+    assert health_of([], 1) == "degraded"
+    cases = {
+        "ok": busy_snapshot(shed={}),
+        "shed": busy_snapshot(),
+        "engine down": busy_snapshot(shed={}, engine_problem="RuntimeError: boom", engine_errors=3),
+        "stream failed": busy_snapshot(shed={}, streams=(StreamStatus("a", error="RuntimeError: boom"),)),
+    }
+    for case, snap in cases.items():
+        status = snap.to_status()
+        expected = "ok" if case == "ok" else "degraded"
+        assert status["health"] == snap.health == expected, case
+        assert value(registry_of(snap), "ecg_monitor_health") == (1 if expected == "ok" else 0), case
+    down = cases["engine down"]
+    assert down.engine_down and down.to_status()["problems"] == ["engine failed (3 times): RuntimeError: boom"]
+    failed = cases["stream failed"]
+    assert failed.to_status()["problems"] == ["stream a failed: RuntimeError: boom"]
+    # a failed stream that saw no end-of-stream is still counted as active by the status topic
+    assert failed.to_status()["streams_active"] == 1
+    assert failed.streams_by_state() == {"active": 0, "ended": 0, "failed": 1}
+
+
 # --------------------------------------------------------------------------- the collector
-def test_a_monitor_with_no_streams_scrapes(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-    monitor = make_monitor(ctx)
-    reg = attach(monitor, LatencyHistogram())
+def test_a_monitor_with_no_streams_scrapes() -> None:
+    snap = StatusSnapshot(monitor="m-1", engine="unclassified")
+    reg = attach(Fixed(snap))
     text = generate_latest(reg).decode()
     assert 'ecg_monitor_streams{state="active"} 0.0' in text
     assert "# TYPE ecg_monitor_messages_total counter" in text
@@ -110,7 +215,7 @@ def test_a_monitor_with_no_streams_scrapes(ctx: zmq.Context[zmq.Socket[bytes]]) 
     assert 'ecg_monitor_beat_latency_seconds_bucket{le="0.005"} 0.0' in text
     assert 'ecg_monitor_batch_size_bucket{le="1024.0"} 0.0' in text
     assert value(reg, "ecg_monitor_health") == 1
-    assert value(reg, "ecg_monitor_info", engine="unclassified", monitor=monitor.id) == 1
+    assert value(reg, "ecg_monitor_info", engine="unclassified", monitor="m-1") == 1
     assert value(reg, "ecg_monitor_alarms_active", priority="high") == 0
     assert value(reg, "ecg_monitor_alert_messages_sent_total") == 0
     assert value(reg, "ecg_monitor_scrape_errors_total") == 0
@@ -120,45 +225,35 @@ def test_a_monitor_with_no_streams_scrapes(ctx: zmq.Context[zmq.Socket[bytes]]) 
     assert b"ecg_monitor_" not in generate_latest(REGISTRY)  # the global registry is left alone
 
 
-def test_ingest_beats_and_batches_are_reported(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-    monitor = make_monitor(ctx)
-    latency = LatencyHistogram()
-    reg = attach(monitor, latency)
-    x, _ = ecg([0.8] * 20, FS)
-    frames = frames_of(x, "a")
-    lost = frames[10]
-    messages = [f for k, f in enumerate(frames) if k != 10]
-    messages.insert(20, frames[20])  # a duplicate
-    messages.insert(5, [b"not json"])  # undecodable
-    run_messages(monitor, messages)
-    proc = monitor.ingest.streams["a"]
-    assert proc.stats.ended and proc.stats.beats > 10
-
+def test_ingest_beats_and_batches_are_reported() -> None:
+    snap = busy_snapshot()
+    reg = registry_of(snap)
     assert value(reg, "ecg_monitor_streams", state="ended") == 1
-    assert value(reg, "ecg_monitor_streams", state="active") == 0
-    assert value(reg, "ecg_monitor_messages_total") == len(messages)
-    assert value(reg, "ecg_monitor_frames_total") == len(frames) - 2  # less the eos and the lost one
-    assert value(reg, "ecg_monitor_samples_total") == x.size - 25
+    assert value(reg, "ecg_monitor_streams", state="active") == 1
+    assert value(reg, "ecg_monitor_streams", state="failed") == 0
+    assert value(reg, "ecg_monitor_messages_total") == 111
+    assert value(reg, "ecg_monitor_frames_total") == 108
+    assert value(reg, "ecg_monitor_samples_total") == 2810
     assert value(reg, "ecg_monitor_samples_missing_total") == 25
+    assert value(reg, "ecg_monitor_samples_nan_total") == 30
     assert value(reg, "ecg_monitor_frames_missing_total") == 1
-    assert value(reg, "ecg_monitor_frames_rejected_total", reason="duplicate") == 1
-    assert sum(v for k, v in monitor.ingest.rejected.items()) == 1
-    reason = next(iter(monitor.ingest.rejected))
-    assert value(reg, "ecg_monitor_frames_rejected_total", reason=reason) == 1
-    assert lost not in messages
-    assert value(reg, "ecg_monitor_beats_total") == proc.stats.beats
-    assert value(reg, "ecg_monitor_beats_labelled_total") == monitor.labeled == proc.stats.beats
-    assert value(reg, "ecg_monitor_beats_suppressed_total", why="unusable") == proc.stats.suppressed
-    assert value(reg, "ecg_monitor_beats_suppressed_total", why="low_amplitude") == proc.stats.low_amplitude
-    st = monitor.batcher.stats
-    assert value(reg, "ecg_monitor_batches_total") == st.batches > 0
-    assert value(reg, "ecg_monitor_batch_size_count") == st.batches
-    assert value(reg, "ecg_monitor_batch_size_sum") == st.beats_out == proc.stats.beats
-    assert value(reg, "ecg_monitor_beats_shed_total") == 0
-    assert value(reg, "ecg_monitor_health") == 1
+    assert value(reg, "ecg_monitor_device_restarts_total") == 1
+    assert value(reg, "ecg_monitor_conflicts_total") == 2
+    assert value(reg, "ecg_monitor_frames_rejected_total", reason="duplicate") == 1  # a stream's
+    assert value(reg, "ecg_monitor_frames_rejected_total", reason="undecodable") == 1  # the monitor's own
+    assert value(reg, "ecg_monitor_beats_total") == 25
+    assert value(reg, "ecg_monitor_beats_labelled_total") == 25
+    assert value(reg, "ecg_monitor_beats_suppressed_total", why="unusable") == 2
+    assert value(reg, "ecg_monitor_beats_suppressed_total", why="low_amplitude") == 3
+    assert value(reg, "ecg_monitor_beats_late_total") == 1
+    assert value(reg, "ecg_monitor_batches_total") == 4
+    assert value(reg, "ecg_monitor_batch_size_count") == 4
+    assert value(reg, "ecg_monitor_batch_size_sum") == 25
+    assert value(reg, "ecg_monitor_beats_shed_total") == 4
+    assert value(reg, "ecg_monitor_health") == 0
+    assert value(reg, "ecg_monitor_start_time_seconds") == pytest.approx(snap.wall_time - 12.34567)
+    assert value(reg, "ecg_monitor_info", engine="cnn/cpu", monitor="m-1") == 1
 
-    for v in (0.004, 0.02, 0.02, 0.3):
-        latency.observe(v)
     assert value(reg, "ecg_monitor_beat_latency_seconds_count") == 4
     assert value(reg, "ecg_monitor_beat_latency_seconds_bucket", le="0.005") == 1
     assert value(reg, "ecg_monitor_beat_latency_seconds_bucket", le="0.025") == 3
@@ -167,10 +262,7 @@ def test_ingest_beats_and_batches_are_reported(ctx: zmq.Context[zmq.Socket[bytes
 
 
 def test_batch_size_histogram_buckets() -> None:
-    fake = SimpleNamespace(
-        batcher=SimpleNamespace(stats=SimpleNamespace(batch_sizes=Counter({1: 3, 5: 2, 256: 1, 3000: 1})))
-    )
-    reg = attach(fake, process=False)
+    reg = registry_of(StatusSnapshot(batch_sizes=Counter({1: 3, 5: 2, 256: 1, 3000: 1})))
     assert value(reg, "ecg_monitor_batch_size_bucket", le="1.0") == 3
     assert value(reg, "ecg_monitor_batch_size_bucket", le="4.0") == 3
     assert value(reg, "ecg_monitor_batch_size_bucket", le="16.0") == 5
@@ -180,150 +272,127 @@ def test_batch_size_histogram_buckets() -> None:
     assert value(reg, "ecg_monitor_batch_size_sum") == 3 + 10 + 256 + 3000
 
 
-def test_alarms_health_and_per_stream_series(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-    monitor = make_monitor(ctx)
-    x, _ = ecg([0.8] * 5, FS)
-    run_messages(monitor, frames_of(x, "a")[:-1] + frames_of(x, "b")[:-1])  # both still active
-    monitor._alarms(
-        [
-            AlarmEvent("a", "vtach", "onset", 100, 120, FS, "VT"),
-            AlarmEvent("a", "stream_conflict", "onset", 100, 120, FS, "Conflict", category="technical"),
-            AlarmEvent("b", "vtach", "onset", 100, 120, FS, "VT"),
-            AlarmEvent("b", "vtach", "end", 100, 400, FS, "VT"),
-            AlarmEvent("b", "noisy_signal", "onset", 10, 20, FS, "Noisy", category="technical"),
-        ]
+def test_alarms_health_and_per_stream_series() -> None:
+    a = StreamStatus("a", fs=250.0, beats=4, alarms_active=2, since_data_s=1.5)
+    b = StreamStatus("b", fs=250.0, beats=3, alarms_active=1, since_data_s=0.25)
+    snap = StatusSnapshot(
+        alarm_onsets={"vtach": 2, "stream_conflict": 1, "noisy_signal": 1},
+        alarms_active={"high": 2, "low": 1},  # vtach on a, the stream conflict; noisy signal on b
+        streams=(a, b),
     )
-    reg = attach(monitor, LatencyHistogram(), per_stream=True)
+    source = Fixed(snap)
+    reg = attach(source, per_stream=True, process=False)
     assert value(reg, "ecg_monitor_alarms_total", kind="vtach") == 2
     assert value(reg, "ecg_monitor_alarms_total", kind="noisy_signal") == 1
-    assert value(reg, "ecg_monitor_alarms_active", priority="high") == 2  # vtach on a, stream conflict
+    assert value(reg, "ecg_monitor_alarms_active", priority="high") == 2
     assert value(reg, "ecg_monitor_alarms_active", priority="low") == 1
     assert value(reg, "ecg_monitor_alarms_active", priority="medium") == 0
     assert value(reg, "ecg_monitor_streams", state="active") == 2
     assert value(reg, "ecg_monitor_stream_up", stream="a") == 1
     assert value(reg, "ecg_monitor_stream_alarms_active", stream="a") == 2
     assert value(reg, "ecg_monitor_stream_alarms_active", stream="b") == 1
-    assert value(reg, "ecg_monitor_stream_beats_total", stream="b") == monitor.ingest.streams["b"].stats.beats
+    assert value(reg, "ecg_monitor_stream_beats_total", stream="b") == 3
     age = value(reg, "ecg_monitor_stream_last_frame_age_seconds", stream="a")
-    assert age is not None and 0 <= age < 60
+    assert age is not None and 1.5 <= age < 60
+    assert value(reg, "ecg_monitor_health") == 1
 
-    monitor.ingest.streams["b"].stats.error = "RuntimeError: boom"
+    source.snap = StatusSnapshot(streams=(a, StreamStatus("b", beats=3, error="RuntimeError: boom")))
     assert value(reg, "ecg_monitor_streams", state="failed") == 1
     assert value(reg, "ecg_monitor_stream_up", stream="b") == 0
+    assert value(reg, "ecg_monitor_stream_last_frame_age_seconds", stream="b") is None  # no data yet
     assert value(reg, "ecg_monitor_health") == 0
-    monitor.ingest.streams["b"].stats.error = None
-    monitor.batcher.stats.shed["a"] += 3
+    source.snap = StatusSnapshot(shed={"a": 3}, streams=(StreamStatus("a", shed=3), b))
     assert value(reg, "ecg_monitor_health") == 0
     assert value(reg, "ecg_monitor_beats_shed_total") == 3
     assert value(reg, "ecg_monitor_stream_beats_shed_total", stream="a") == 3
 
 
+def test_stream_age_grows_while_no_new_snapshot_comes() -> None:
+    snap = StatusSnapshot(wall_time=time.time() - 30.0, streams=(StreamStatus("a", since_data_s=2.0),))
+    reg = registry_of(snap, per_stream=True)
+    age = value(reg, "ecg_monitor_stream_last_frame_age_seconds", stream="a")
+    assert age is not None and 32.0 <= age < 90
+
+
 def test_alert_bus_counters() -> None:
-    fake = SimpleNamespace(bus=SimpleNamespace(sent=7, dropped=2, subscriptions=1))
-    reg = attach(fake, process=False)
+    reg = registry_of(StatusSnapshot(bus_sent=7, bus_dropped=2, bus_subscriptions=1))
     assert value(reg, "ecg_monitor_alert_messages_sent_total") == 7
     assert value(reg, "ecg_monitor_alert_messages_dropped_total") == 2
     assert value(reg, "ecg_monitor_alert_subscriptions_total") == 1
 
 
-class Racing(dict[str, Any]):
-    """A dict whose first ``fail`` reads raise as if another thread had resized it."""
-
-    def __init__(self, items: dict[str, Any], fail: int) -> None:
-        super().__init__(items)
-        self.fail = fail
-
-    def values(self) -> Any:
-        if self.fail:
-            self.fail -= 1
-            raise RuntimeError("dictionary changed size during iteration")
-        return super().values()
+def families(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """``{sample name: {labels: value}}`` of one scrape."""
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out.setdefault(s.name, {})[tuple(sorted(s.labels.items()))] = s.value
+    return out
 
 
-def fake_stream(name: str, beats: int) -> SimpleNamespace:
-    return SimpleNamespace(stream=name, stats=SimpleNamespace(beats=beats, ended=False, error=None), tracker=None)
-
-
-def test_a_resized_dict_is_read_again_then_skipped() -> None:
-    streams = Racing({"a": fake_stream("a", 4)}, fail=1)
-    fake = SimpleNamespace(ingest=SimpleNamespace(streams=streams, messages=9))
-    collector = MonitorCollector(fake)
-    reg = CollectorRegistry()
-    reg.register(collector)
-    assert value(reg, "ecg_monitor_beats_total") == 4  # read again after the first failure
-    assert value(reg, "ecg_monitor_scrape_errors_total") == 0
-
-    streams.fail = 2
-    text = generate_latest(reg).decode()  # never raises
-    assert "ecg_monitor_beats_total" not in text  # the stream sums would drop: left out of this scrape
-    assert "ecg_monitor_streams{" not in text
-    assert "ecg_monitor_beat_latency_seconds_count 0.0" in text  # groups not about streams still there
-    assert "ecg_monitor_scrape_errors_total 1.0" in text
-    assert value(reg, "ecg_monitor_beats_total") == 4
-
-
-def test_scrapes_while_another_thread_adds_streams() -> None:
-    streams: dict[str, Any] = {}
-    rejected: Counter[str] = Counter()
-    fake = SimpleNamespace(ingest=SimpleNamespace(streams=streams, rejected=rejected, messages=0))
-    reg = attach(fake, per_stream=True, process=False)
+def test_every_scrape_reads_one_snapshot_while_another_thread_publishes() -> None:
+    source = Fixed(StatusSnapshot())
+    reg = attach(source, per_stream=True, process=False)
     stop = threading.Event()
 
-    def writer() -> None:
+    def publisher() -> None:  # what the monitor's loop does: build a new snapshot, swap it in
         k = 0
-        while not stop.is_set() and k < 5000:
-            streams[f"s{k}"] = fake_stream(f"s{k}", 1)
-            rejected[f"r{k % 50}"] += 1
+        while not stop.is_set() and k < 2000:
+            streams = tuple(StreamStatus(f"s{i}", beats=i, rejected={f"r{i % 7}": 1}) for i in range(k % 50))
+            source.snap = StatusSnapshot(messages=k, rejected={"undecodable": k}, streams=streams)
             k += 1
 
-    thread = threading.Thread(target=writer)
+    thread = threading.Thread(target=publisher)
     thread.start()
+    scrapes = 0
     try:
-        while thread.is_alive():
-            generate_latest(reg)  # never raises, whatever the writer does meanwhile
+        while thread.is_alive() or scrapes == 0:
+            got = families(generate_latest(reg).decode())  # never raises, whatever the publisher does meanwhile
+            scrapes += 1
+            per_stream = got.get("ecg_monitor_stream_beats_total", {})
+            assert got["ecg_monitor_beats_total"][()] == sum(per_stream.values())
+            assert got["ecg_monitor_streams"][(("state", "active"),)] == len(got.get("ecg_monitor_stream_up", {}))
+            rejected = got["ecg_monitor_frames_rejected_total"]
+            k = got["ecg_monitor_messages_total"][()]
+            assert rejected[(("reason", "undecodable"),)] == k  # the same snapshot as the other families
+            assert sum(rejected.values()) == k + len(per_stream)
     finally:
         stop.set()
         thread.join()
-    assert value(reg, "ecg_monitor_beats_total") == len(streams)
-
-
-class Broken:
-    """An object whose every attribute read fails."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise ValueError(name)
-
-
-def test_collect_never_raises_on_odd_objects() -> None:
-    for thing in (SimpleNamespace(), object(), None, Broken()):
-        reg = attach(thing, process=False)
-        text = generate_latest(reg).decode()
-        assert "ecg_monitor_scrape_errors_total" in text
-    reg = attach(SimpleNamespace(), process=False)
-    assert value(reg, "ecg_monitor_streams", state="active") == 0
     assert value(reg, "ecg_monitor_scrape_errors_total") == 0
-    odd = SimpleNamespace(
-        ingest=SimpleNamespace(streams={"a": SimpleNamespace(stats=Broken())}, rejected={"x": "many"}),
-        alarm_counts=[1, 2],
-        _alarm_active={"a": {"k": object()}},
-        labeled=float("nan"),
-    )
-    reg = attach(odd, process=False)
-    assert value(reg, "ecg_monitor_alarms_active", priority="medium") == 1  # an event without a kind
-    assert value(reg, "ecg_monitor_alarms_total", kind="vtach") is None
-    assert value(reg, "ecg_monitor_frames_rejected_total", reason="x") is None  # not a number: left out
-    # the stream's stats cannot be read: the groups summing over streams are skipped, not reported as 0
-    assert value(reg, "ecg_monitor_beats_total") is None
-    assert value(reg, "ecg_monitor_streams", state="active") is None
-    assert value(reg, "ecg_monitor_health") is None
-    errors = value(reg, "ecg_monitor_scrape_errors_total")
-    assert errors is not None and errors >= 3
 
 
-def test_two_monitors_in_one_process(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
-    a, b = make_monitor(ctx), make_monitor(ctx)
-    ra, rb = attach(a, LatencyHistogram()), attach(b, LatencyHistogram())
-    run_messages(a, [[b"junk"]])
+class Failing:
+    def __init__(self, error: Exception | None) -> None:
+        self.error = error
+
+    def snapshot(self) -> StatusSnapshot:
+        if self.error is not None:
+            raise self.error
+        return None  # type: ignore[return-value]  # a source that misbehaves
+
+
+def test_collect_never_raises_when_the_source_gives_no_snapshot() -> None:
+    for source in (Failing(RuntimeError("not yet")), Failing(None), object(), None):
+        collector = MonitorCollector(source)  # type: ignore[arg-type]
+        reg = CollectorRegistry()
+        reg.register(collector)
+        text = generate_latest(reg).decode()  # never raises
+        assert "ecg_monitor_scrape_errors_total 1.0" in text
+        assert "ecg_monitor_beats_total" not in text  # nothing is reported as 0 instead
+        assert "ecg_monitor_streams{" not in text
+        assert value(reg, "ecg_monitor_health") is None
+    source = Fixed(StatusSnapshot())
+    collector = MonitorCollector(source)
+    collector.scrape_errors = 1
+    reg = CollectorRegistry(auto_describe=False)
+    reg.register(collector)
+    assert value(reg, "ecg_monitor_health") == 1  # served again once the source answers
+    assert value(reg, "ecg_monitor_scrape_errors_total") == 1
+
+
+def test_two_monitors_in_one_process() -> None:
+    ra, rb = attach(Fixed(StatusSnapshot(messages=1))), attach(Fixed(StatusSnapshot()))
     assert value(ra, "ecg_monitor_messages_total") == 1
     assert value(rb, "ecg_monitor_messages_total") == 0
 
@@ -340,11 +409,9 @@ def test_parse_address() -> None:
             parse_address(bad)
 
 
-def test_server_serves_metrics_and_closes(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+def test_server_serves_metrics_and_closes() -> None:
     before = set(threading.enumerate())
-    monitor = make_monitor(ctx)
-    run_messages(monitor, [[b"junk"], [b"more junk"]])
-    server = MetricsServer(attach(monitor, LatencyHistogram()), port=0)
+    server = MetricsServer(attach(Fixed(StatusSnapshot(messages=2))), port=0)
     try:
         assert server.port > 0 and server.thread.is_alive()
         body = fetch(server.url)
@@ -363,7 +430,7 @@ def test_server_serves_metrics_and_closes(ctx: zmq.Context[zmq.Socket[bytes]]) -
 
 
 def test_server_as_context_manager() -> None:
-    with MetricsServer(attach(SimpleNamespace(), process=False)) as server:
+    with MetricsServer(attach(Fixed(StatusSnapshot()), process=False)) as server:
         body = fetch(server.url)
     assert "ecg_monitor_health 1.0" in body
     assert not server.thread.is_alive()
