@@ -1,10 +1,14 @@
 """Inference engine: turns batches of beats into beat labels.
 
-The beat types load at once; the CNN parts (PyTorch) load on first use.
+The beat types, errors and batcher load at once; the CNN parts (PyTorch), the
+ZeroMQ service and the supervisor load on first use. The engine imports
+nothing from the monitor or the replayer.
 """
 
 from typing import TYPE_CHECKING, Any
 
+from engine._batcher import Batcher, BatcherConfig, BatcherStats, ServiceTimeModel
+from engine._errors import EngineConfigError, EngineError, EngineUnavailable, require_positive
 from engine._types import (
     AAMI_OF_SYMBOL,
     AAMI_SYMBOLS,
@@ -19,20 +23,38 @@ from engine._types import (
 __all__ = [
     "AAMI_OF_SYMBOL",
     "AAMI_SYMBOLS",
+    "BACKENDS",
     "BEAT_SYMBOLS",
     "CLASSES",
     "DEFAULT_WEIGHTS",
+    "Backend",
+    "Batcher",
+    "BatcherConfig",
+    "BatcherStats",
     "Beat",
     "BeatClassifier",
     "BeatNet",
     "CnnClassifier",
+    "EngineConfigError",
+    "EngineError",
+    "EngineResult",
+    "EngineServer",
+    "EngineSupervisor",
+    "EngineUnavailable",
+    "EngineWorker",
     "LabeledBeat",
+    "RemoteClassifier",
     "RepresentationConfig",
     "Representer",
     "ResNet18Beat",
+    "ServiceTimeModel",
     "UnclassifiedClassifier",
+    "WorkerResult",
     "default_classifier",
+    "discover",
     "load_imagenet",
+    "make_backend",
+    "require_positive",
     "resample_windows",
     "rr_features",
 ]
@@ -48,12 +70,25 @@ _LAZY = {
     "RepresentationConfig": "engine._representation",
     "Representer": "engine._representation",
     "resample_windows": "engine._representation",
+    "BACKENDS": "engine._backends",
+    "Backend": "engine._backends",
+    "discover": "engine._backends",
+    "make_backend": "engine._backends",
+    "EngineServer": "engine._service",
+    "RemoteClassifier": "engine._service",
+    "EngineResult": "engine._supervisor",
+    "EngineSupervisor": "engine._supervisor",
+    "EngineWorker": "engine._supervisor",
+    "WorkerResult": "engine._supervisor",
 }
 
 if TYPE_CHECKING:
+    from engine._backends import BACKENDS, Backend, discover, make_backend
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier, default_classifier
     from engine._model import BeatNet, ResNet18Beat, load_imagenet, rr_features
     from engine._representation import RepresentationConfig, Representer, resample_windows
+    from engine._service import EngineServer, RemoteClassifier
+    from engine._supervisor import EngineResult, EngineSupervisor, EngineWorker, WorkerResult
 
 
 def __getattr__(name: str) -> Any:

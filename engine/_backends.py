@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -166,9 +167,9 @@ class TensorRTBackend(CudaBackend):
 
 
 def _cache_dir() -> Path:
-    from replay._records import cache_dir
-
-    return cache_dir() / "tensorrt"
+    """``$XDG_CACHE_HOME/ecg-monitor/tensorrt`` (default ``~/.cache/ecg-monitor/tensorrt``): the per-user cache."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "ecg-monitor" / "tensorrt"
 
 
 def discover() -> dict[str, str]:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
-from monitor.errors import ConfigError, require_positive
+from engine._errors import EngineConfigError, require_positive
 
 
 class Queued(Protocol):
@@ -54,9 +54,9 @@ class BatcherConfig:
     def __post_init__(self) -> None:
         require_positive(self, "max_batch", "latency_budget_s", "max_queue")
         if not (math.isfinite(self.margin_s) and self.margin_s >= 0):
-            raise ConfigError(f"margin_s must be >= 0, got {self.margin_s!r}")
+            raise EngineConfigError(f"margin_s must be >= 0, got {self.margin_s!r}")
         if self.max_queue < self.max_batch:
-            raise ConfigError(f"max_queue={self.max_queue} must be >= max_batch={self.max_batch}")
+            raise EngineConfigError(f"max_queue={self.max_queue} must be >= max_batch={self.max_batch}")
 
 
 class ServiceTimeModel:

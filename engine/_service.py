@@ -1,4 +1,4 @@
-"""The engine as its own process: ``ecg-engine --bind ENDPOINT`` serves monitors over ZeroMQ.
+"""The engine as a service: :class:`EngineServer` serves monitors over ZeroMQ (``ecg-engine``).
 
 Monitors connect DEALER sockets to the engine's ROUTER; the engine batches the
 beats of every monitor together with the same :class:`Batcher` the monitor
@@ -16,44 +16,97 @@ Protocol (version 1), every message multipart, header first (UTF-8 JSON):
   in the batcher's statistics.
 * Anything malformed -> ``{"v": 1, "type": "error", "id": ID or null,
   "reason": TEXT}``; the engine carries on serving everyone else.
+* A batch the backend fails on -> that error reply to every request with a
+  beat in the batch; the engine carries on with the next batches.
+
+Sockets are bound and connected through hooks (plain ``bind``/``connect`` by
+default), so a caller can secure them (CURVE) without the engine knowing how.
 """
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import logging
 import math
-import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from types import TracebackType
+from typing import Any, Protocol
 
 import numpy as np
 import zmq
+from numpy.typing import NDArray
 
-from engine._backends import Backend
 from engine._batcher import Batcher, BatcherConfig
+from engine._errors import EngineUnavailable
 from engine._model import CLASSES, N_RR, rr_features
 from engine._representation import RepresentationConfig, resample_windows
 from engine._types import Beat
-from monitor.errors import EcgMonitorError
 
-if TYPE_CHECKING:
-    from monitor.transport import CurveConfig
-
-__all__ = ["EngineServer", "EngineUnavailable", "RemoteClassifier", "main"]
+__all__ = [
+    "BindHook",
+    "ConnectHook",
+    "EngineServer",
+    "RemoteClassifier",
+    "ServedBackend",
+    "plain_bind",
+    "plain_connect",
+]
 
 log = logging.getLogger(__name__)
 VERSION = 1
 MAX_REQUEST_BEATS = 4096
 
+#: Binds a socket to an endpoint and returns the endpoint actually bound (a wildcard port resolved).
+BindHook = Callable[["zmq.Socket[bytes]", str], str]
+#: Connects a socket to an endpoint.
+ConnectHook = Callable[["zmq.Socket[bytes]", str], None]
 
-class EngineUnavailable(EcgMonitorError):
-    """The remote engine did not answer in time, or refused the request."""
+
+def plain_bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
+    """The default :data:`BindHook`: ``sock.bind(endpoint)``, returning ``LAST_ENDPOINT``."""
+    sock.bind(endpoint)
+    return sock.getsockopt_string(zmq.LAST_ENDPOINT)
+
+
+def plain_connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
+    """The default :data:`ConnectHook`: ``sock.connect(endpoint)``."""
+    sock.connect(endpoint)
+
+
+def _legacy_curve_bind(curve: Any, cleanups: list[Callable[[], None]]) -> BindHook:
+    """Transitional ``curve=`` of :class:`EngineServer`, until every caller passes a ``bind`` hook:
+    the authenticator runs until the server's socket is closed."""
+    from monitor.transport import Authenticator, secure_bind
+
+    def bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
+        auth = Authenticator(sock.context, curve).start()
+        cleanups.append(auth.stop)
+        return secure_bind(sock, endpoint, curve, auth)
+
+    return bind
+
+
+def _legacy_curve_connect(curve: Any) -> ConnectHook:
+    """Transitional ``curve=`` of :class:`RemoteClassifier`, until every caller passes a ``connect`` hook."""
+    from monitor.transport import secure_connect
+
+    def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
+        secure_connect(sock, endpoint, curve)
+
+    return connect
+
+
+class ServedBackend(Protocol):
+    """What the server needs of a backend (:class:`engine._backends.Backend` is one)."""
+
+    name: str
+
+    def infer(self, windows: NDArray[np.float32], rr: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
 
 @dataclass
@@ -79,51 +132,59 @@ def _header(**kw: Any) -> bytes:
 
 
 class EngineServer:
-    """Serves classification requests on a ROUTER socket; see the module docstring."""
+    """Serves classification requests on a ROUTER socket; see the module docstring.
+
+    ``bind`` binds the socket (e.g. as a CURVE server) and returns the bound
+    endpoint; ``clock`` gives the times the batcher's deadlines are reckoned in.
+    A backend that raises fails only the batch it was given: its requests get
+    an error reply, the failure is counted in :attr:`failures` (per exception
+    type, logged once per type) and serving goes on.
+    """
 
     def __init__(
         self,
-        backend: Backend,
+        backend: ServedBackend,
         rep_cfg: RepresentationConfig,
         endpoint: str,
         batcher: BatcherConfig | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
-        curve: CurveConfig | None = None,
+        *,
+        bind: BindHook = plain_bind,
+        clock: Callable[[], float] = time.monotonic,
+        curve: Any = None,
     ) -> None:
-        self.curve = curve  # CURVE server keys: only authorized monitors are served
+        self._cleanups: list[Callable[[], None]] = []  # run once the socket is closed
+        if curve is not None:  # transitional: callers pass a bind hook instead
+            bind = _legacy_curve_bind(curve, self._cleanups)
         self.backend = backend
         self.rep_cfg = rep_cfg
         self.endpoint = endpoint
         self.batcher: Batcher[_Item] = Batcher(batcher)
         self.ctx = context or zmq.Context.instance()
+        self.clock = clock
+        self._bind = bind
         self.ready = threading.Event()
         self.bound_endpoint: str | None = None
         self.requests = 0
-        self.errors = 0
+        self.errors = 0  # malformed requests refused
+        self.failed_batches = 0  # batches the backend failed on
+        self.failures: Counter[str] = Counter()  # exception type name -> batches failed with it
         self._pending: dict[tuple[bytes, int], _Request] = {}
 
     def run(self, stop: threading.Event) -> None:
-        from monitor.transport import Authenticator, secure_bind
-
-        auth = Authenticator(self.ctx, self.curve).start() if self.curve is not None else None
+        """Serve until ``stop`` is set; :attr:`ready` is set once the socket is bound."""
         sock = self.ctx.socket(zmq.ROUTER)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
         try:
-            self.bound_endpoint = secure_bind(sock, self.endpoint, self.curve, auth)
-        except BaseException:
-            sock.close()
-            if auth is not None:
-                auth.stop()
-            raise
-        log.info("serving on %s with the %s backend", self.bound_endpoint, self.backend.name)
-        self.ready.set()
-        try:
+            sock.setsockopt(zmq.LINGER, 0)
+            sock.setsockopt(zmq.MAXMSGSIZE, 64 * 1024 * 1024)
+            self.bound_endpoint = self._bind(sock, self.endpoint)
+            log.info("serving on %s with the %s backend", self.bound_endpoint, self.backend.name)
+            self.ready.set()
             while not stop.is_set():
                 timeout = 100
                 due = self.batcher.next_deadline()
                 if due is not None:
-                    timeout = min(timeout, max(0, math.ceil(1000 * (due - time.monotonic()))))
+                    timeout = min(timeout, max(0, math.ceil(1000 * (due - self.clock()))))
                 if sock.poll(timeout, zmq.POLLIN):
                     for _ in range(1000):
                         try:
@@ -134,8 +195,8 @@ class EngineServer:
                 self._run_batches(sock)
         finally:
             sock.close()
-            if auth is not None:
-                auth.stop()
+            while self._cleanups:
+                self._cleanups.pop()()
 
     def _error(self, sock: zmq.Socket[bytes], identity: bytes, rid: Any, reason: str) -> None:
         self.errors += 1
@@ -176,14 +237,16 @@ class EngineServer:
         self.requests += 1
         key = (identity, rid)
         self._pending[key] = _Request(identity, rid, windows, rr, bytearray(b"?" * n), n)
-        now = time.monotonic()
+        now = self.clock()
         for i, stream in enumerate(streams):
             shed = self.batcher.on_beat(_Item(stream, now, key, i))
             if shed is not None:  # overload: that beat goes back unclassified
                 self._label(sock, shed, "Q")
 
     def _label(self, sock: zmq.Socket[bytes], it: _Item, label: str) -> None:
-        req = self._pending[it.key]
+        req = self._pending.get(it.key)
+        if req is None:  # its request already failed and was answered
+            return
         req.labels[it.index] = ord(label)
         req.left -= 1
         if req.left == 0:
@@ -193,49 +256,81 @@ class EngineServer:
             )
 
     def _run_batches(self, sock: zmq.Socket[bytes]) -> None:
-        while (batch := self.batcher.on_deadline(time.monotonic())) is not None:
+        while (due := self.batcher.on_deadline(self.clock())) is not None:
+            batch = [it for it in due if it.key in self._pending]  # not those of requests that already failed
+            if not batch:
+                continue
             t0 = time.perf_counter()
             windows = np.stack([self._pending[it.key].windows[it.index] for it in batch])
             rr = np.stack([self._pending[it.key].rr[it.index] for it in batch])
-            labels = self.backend.infer(windows, rr).argmax(axis=1)
+            try:
+                probabilities = self.backend.infer(windows, rr)
+                labels = [CLASSES[i] for i in np.asarray(probabilities).argmax(axis=1).tolist()]
+                if len(labels) != len(batch):
+                    raise RuntimeError(f"the backend returned {len(labels)} results for {len(batch)} beats")
+            except Exception as exc:  # one bad batch must not stop the engine serving every monitor
+                self._batch_failed(sock, batch, exc)
+                continue
             self.batcher.on_done(len(batch), time.perf_counter() - t0)
-            for it, lab in zip(batch, labels.tolist(), strict=True):
-                self._label(sock, it, CLASSES[lab])
+            for it, label in zip(batch, labels, strict=True):
+                self._label(sock, it, label)
+
+    def _batch_failed(self, sock: zmq.Socket[bytes], batch: list[_Item], exc: Exception) -> None:
+        kind = type(exc).__name__
+        if not self.failures[kind]:
+            log.error("the %s backend failed on a batch (%s: %s); its requests get an error", self.backend.name,
+                      kind, exc)  # fmt: skip
+        self.failures[kind] += 1
+        self.failed_batches += 1
+        reason = f"the engine failed on this batch: {kind}: {exc}"
+        for key in dict.fromkeys(it.key for it in batch):
+            req = self._pending.pop(key)
+            sock.send_multipart([req.identity, _header(type="error", id=req.rid, reason=reason)])
 
 
 class RemoteClassifier:
-    """A :class:`BeatClassifier` that sends batches to an ``ecg-engine`` and waits for the labels."""
+    """A :class:`BeatClassifier` that sends batches to an ``ecg-engine`` and waits for the labels.
+
+    ``connect`` connects the DEALER socket (e.g. as a CURVE client). Close it
+    with :meth:`close`, or use it as a context manager.
+    """
 
     def __init__(
         self,
         endpoint: str,
         timeout_s: float = 2.0,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
-        curve: CurveConfig | None = None,
+        *,
+        connect: ConnectHook = plain_connect,
+        curve: Any = None,
     ) -> None:
-        from monitor.transport import secure_connect
-
+        if curve is not None:  # transitional: callers pass a connect hook instead
+            connect = _legacy_curve_connect(curve)
         self.ctx = context or zmq.Context.instance()
         self.endpoint = endpoint
         self.timeout_ms = max(1, round(1000 * timeout_s))
         self.sock = self.ctx.socket(zmq.DEALER)
-        self.sock.setsockopt(zmq.LINGER, 0)
         try:
-            secure_connect(self.sock, endpoint, curve)
-        except BaseException:
-            self.sock.close()
-            raise
-        self._ids = itertools.count(1)
-        try:
+            self.sock.setsockopt(zmq.LINGER, 0)
+            connect(self.sock, endpoint)
+            self._ids = itertools.count(1)
             hello = self._call([_header(type="hello")], None)
+            self.rep_cfg = RepresentationConfig(**hello["representation"])
         except BaseException:
             self.sock.close()
             raise
-        self.rep_cfg = RepresentationConfig(**hello["representation"])
         self.name = f"remote/{hello.get('backend', '?')}"
 
     def close(self) -> None:
         self.sock.close()
+
+    def __enter__(self) -> RemoteClassifier:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
     def _call(self, parts: list[bytes], rid: int | None) -> dict[str, Any]:
         self.sock.send_multipart(parts)
@@ -244,12 +339,13 @@ class RemoteClassifier:
                 raise EngineUnavailable(f"engine at {self.endpoint} did not answer within {self.timeout_ms} ms")
             reply = self.sock.recv_multipart()
             header = json.loads(reply[0])
-            if header.get("type") == "error":
+            answer_id = header.get("id")
+            if header.get("type") == "error" and (rid is None or answer_id is None or answer_id == rid):
                 raise EngineUnavailable(f"engine refused the request: {header.get('reason')}")
-            if rid is None or header.get("id") == rid:
+            if rid is None or answer_id == rid:
                 header["_payload"] = reply[1:]
                 return dict(header)
-            # a late answer to an earlier request that timed out: skip it
+            # a late answer (or error) to an earlier request that timed out: skip it
 
     def classify(self, beats: Sequence[Beat]) -> list[str]:
         if not beats:
@@ -265,49 +361,3 @@ class RemoteClassifier:
         if len(labels) != len(beats):
             raise EngineUnavailable(f"engine answered {len(labels)} labels for {len(beats)} beats")
         return list(labels)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from monitor.cli._options import env_default
-
-    p = argparse.ArgumentParser(prog="ecg-engine", description=__doc__.split("\n")[0])
-    p.add_argument("--bind", default=env_default("ENGINE_BIND", "tcp://127.0.0.1:5560"), help="ROUTER endpoint")
-    p.add_argument("--model", default=env_default("MODEL"), help="weights file (default: the shipped model)")
-    p.add_argument("--backend", default=env_default("BACKEND", "auto"), help="auto | cpu | cuda | compiled | tensorrt")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads for the cpu backend")
-    p.add_argument("--latency-budget-ms", type=float, default=float(env_default("LATENCY_BUDGET_MS", 50)))
-    p.add_argument(
-        "--keys", default=env_default("KEYS"), help="CURVE keys folder (ecg-keys init): serve authorized monitors only"
-    )
-    p.add_argument("--log-level", default=env_default("LOG_LEVEL", "info"))
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier
-    from monitor.cli._options import setup_logging, stop_on_signals
-
-    args = build_parser().parse_args(argv)
-    setup_logging(args.log_level)
-    try:
-        clf = CnnClassifier.load(args.model or DEFAULT_WEIGHTS, args.backend, args.threads)
-        from monitor.transport import CurveConfig
-
-        batcher = BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000)
-        curve = CurveConfig.server(args.keys) if args.keys else None
-        server = EngineServer(clf.backend, clf.rep_cfg, args.bind, batcher, curve=curve)
-    except (OSError, ValueError, EcgMonitorError) as exc:
-        print(f"ecg-engine: error: {exc}", file=sys.stderr)
-        return 2
-    stop = threading.Event()
-    stop_on_signals(stop.set)
-    try:
-        server.run(stop)
-    except zmq.ZMQError as exc:
-        print(f"ecg-engine: error: --bind {args.bind}: {exc}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import Beat
+from engine import Beat, EngineConfigError
 from engine._batcher import Batcher, BatcherConfig, ServiceTimeModel
-from monitor import ConfigError
 
 
 def beat(stream: str, t: float) -> Beat:
@@ -83,7 +82,7 @@ def test_queue_stays_bounded_under_overload() -> None:
 
 
 def test_bad_settings_are_refused() -> None:
-    with pytest.raises(ConfigError, match="latency_budget_s"):
+    with pytest.raises(EngineConfigError, match="latency_budget_s"):
         BatcherConfig(latency_budget_s=0)
-    with pytest.raises(ConfigError, match="max_queue"):
+    with pytest.raises(EngineConfigError, match="max_queue"):
         BatcherConfig(max_batch=512, max_queue=100)

@@ -137,8 +137,8 @@ def test_cupy_images_equal_numpy_images(kind: str) -> None:
 def test_synthetic_pretraining_then_fine_tuning_start(tmp_path: Path) -> None:
     """ecg-pretrain writes image layers that ecg-train's --init pretrained: can take."""
     pytest.importorskip("neurokit2")
-    from engine.training._pretrain import main as pretrain
     from engine.training import synthetic_beats
+    from engine.training._pretrain import main as pretrain
 
     windows, rr, target = synthetic_beats(3, 12.0, RepresentationConfig(), seed=1)
     assert windows.shape[0] == rr.shape[0] == target.shape[0] > 20

@@ -11,9 +11,7 @@ import pytest
 import wfdb
 import zmq
 
-from engine import DEFAULT_WEIGHTS, CnnClassifier
-from engine._batcher import BatcherConfig
-from engine._service import EngineServer, EngineUnavailable, RemoteClassifier
+from engine import DEFAULT_WEIGHTS, BatcherConfig, CnnClassifier, EngineServer, EngineUnavailable, RemoteClassifier
 from monitor import beats_of_signal
 
 pytestmark = pytest.mark.skipif(not DEFAULT_WEIGHTS.is_file(), reason="no shipped weights")
