@@ -1,0 +1,34 @@
+"""Labelled beats as the rhythm rules see them, and the run of like beats that ends the rhythm."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Beat", "run_rate", "trailing_run"]
+
+
+@dataclass
+class Beat:
+    """One labelled beat: its R-peak sample and its AAMI class symbol (``N``, ``S``, ``V``, ``F``, ``Q``)."""
+
+    sample: int
+    label: str
+
+
+def trailing_run(beats: Sequence[Beat], label: str) -> list[Beat]:
+    """The beats labelled ``label`` at the end of ``beats`` (oldest first); empty when the last beat is another."""
+    out: list[Beat] = []
+    for b in reversed(beats):
+        if b.label != label:
+            break
+        out.append(b)
+    out.reverse()
+    return out
+
+
+def run_rate(run: Sequence[Beat], fs: float) -> float | None:
+    """The mean rate (bpm) of a run of beats, from its first to its last beat; ``None`` below two beats."""
+    if len(run) < 2:
+        return None
+    return 60.0 * (len(run) - 1) * fs / (run[-1].sample - run[0].sample)
