@@ -73,7 +73,7 @@ if TYPE_CHECKING:
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
-        from monitor.app import _monitor as _app
+        import monitor.app
 
-        return getattr(_app, name)
+        return getattr(monitor.app, name)
     raise AttributeError(f"module 'monitor' has no attribute {name!r}")

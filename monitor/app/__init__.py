@@ -1,5 +1,8 @@
 """The monitor itself: sources, wiring of the stages, the poll loop."""
 
-from monitor.app._monitor import Monitor, MonitorConfig, RecordSummary, Source, parse_source
+from monitor.app._config import MonitorConfig
+from monitor.app._monitor import MAX_MESSAGE_BYTES, Monitor
+from monitor.app._source import Source, parse_source
+from monitor.app._summary import RecordSummary
 
-__all__ = ["Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"]
+__all__ = ["MAX_MESSAGE_BYTES", "Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"]

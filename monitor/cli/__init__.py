@@ -1,1 +1,23 @@
-"""Command-line entry points and the shared option layer (flags with ECG_MONITOR_* fallbacks)."""
+"""Command-line entry points and the one option layer they share (flags with ``ECG_MONITOR_*`` fallbacks)."""
+
+from monitor.cli._options import (
+    ENV_PREFIX,
+    OptionParser,
+    env_value,
+    field_default,
+    non_negative,
+    positive,
+    setup_logging,
+    stop_on_signals,
+)
+
+__all__ = [
+    "ENV_PREFIX",
+    "OptionParser",
+    "env_value",
+    "field_default",
+    "non_negative",
+    "positive",
+    "setup_logging",
+    "stop_on_signals",
+]

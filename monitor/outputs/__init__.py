@@ -26,6 +26,16 @@ from monitor.outputs._bridge import (
     subscriptions,
 )
 from monitor.outputs._bus import AlertBus, alarm_body, monitor_id
+from monitor.outputs._sink import (
+    AlarmLogSink,
+    AlarmRecorder,
+    AnnotationSink,
+    BusSink,
+    LogLineSink,
+    Sink,
+    Sinks,
+    ViewSink,
+)
 from monitor.outputs._view import LiveView, stream_status
 
 __all__ = [
@@ -43,14 +53,22 @@ __all__ = [
     "TOPICS",
     "AlarmLog",
     "AlarmLogError",
+    "AlarmLogSink",
+    "AlarmRecorder",
     "AlertBridge",
     "AlertBus",
+    "AnnotationSink",
     "AnnotationWriter",
     "BridgeEvent",
     "BridgeOutput",
     "BridgeStats",
+    "BusSink",
     "CommandRunner",
     "LiveView",
+    "LogLineSink",
+    "Sink",
+    "Sinks",
+    "ViewSink",
     "alarm_body",
     "check_body",
     "decode_message",

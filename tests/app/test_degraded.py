@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -39,12 +38,14 @@ class FlakyEngine:
 def test_failing_engine_is_surfaced_and_retried_while_alarms_go_on(tmp_path: Path) -> None:
     ticks = itertools.count()
     engine = FlakyEngine(failures=3)
-    config = MonitorConfig(replay=ReplayConfig(speed=None), lockstep=True, keep_alarms=True)
+    config = MonitorConfig(replay=ReplayConfig(speed=None))
     monitor = Monitor(
         parse_source(f"replay:{asystole_record(tmp_path)}"),
         config,
         classifier=engine,
         clock=lambda: next(ticks) * 0.01,  # the retry back-off runs on the monitor's clock
+        lockstep=True,
+        record_alarms=True,
     )
     assert monitor.run() == 0
     kinds = [(e.kind, e.state) for e in monitor.alarm_events]
@@ -58,10 +59,11 @@ def test_failing_engine_is_surfaced_and_retried_while_alarms_go_on(tmp_path: Pat
 
 
 def test_engine_failure_shows_in_status() -> None:
-    monitor = Monitor(Source(endpoint="inproc://unused"), MonitorConfig(alarm_log=None), classifier=FlakyEngine(99))
+    config = MonitorConfig(alarm_log=None, engine_thread=False)
+    monitor = Monitor(Source(endpoint="inproc://unused"), config, classifier=FlakyEngine(99))
     beat = Beat("s", 100, 250.0, None, None, None, None, np.zeros(200, np.float32), 0, 0.0)
-    monitor._inflight["s"] = deque([100])
-    monitor._classify([beat])
+    monitor.labels.queue(beat)
+    monitor.labels.flush()
     status = monitor.status()
     assert status["health"] == "degraded"
     assert any("engine failed" in p for p in status["problems"])
@@ -71,8 +73,9 @@ def _live_monitor(
     ctx: zmq.Context[zmq.Socket[bytes]], name: str, engine: object = None, **settings: Any
 ) -> tuple[Monitor, threading.Thread]:
     """A monitor listening on ``inproc://<name>``, running on a thread (stop it and join the thread)."""
-    config = MonitorConfig(keep_alarms=True, alarm_log=None, poll_ms=20, rhythm_interval_s=0.02, **settings)
-    monitor = Monitor(Source(endpoint=f"inproc://{name}"), config, context=ctx, classifier=engine)  # type: ignore[arg-type]
+    config = MonitorConfig(alarm_log=None, poll_ms=20, rhythm_interval_s=0.02, **settings)
+    source = Source(endpoint=f"inproc://{name}")
+    monitor = Monitor(source, config, context=ctx, classifier=engine, record_alarms=True)  # type: ignore[arg-type]
     thread = threading.Thread(target=monitor.run)
     thread.start()
     assert monitor.ready.wait(5)

@@ -114,9 +114,9 @@ def test_bus_messages_follow_the_schema_and_late_subscribers_get_active_alarms(
 # ------------------------------------------------------------------ the whole monitor
 def run_monitor(source_path: Path, **kw: Any) -> tuple[Monitor, Recorder]:
     source = parse_source(f"replay:{source_path}")
-    config = MonitorConfig(replay=ReplayConfig(speed=None), lockstep=True, keep_alarms=True, **kw)
+    config = MonitorConfig(replay=ReplayConfig(speed=None), **kw)
     view = Recorder()
-    monitor = Monitor(source, config, view=view)
+    monitor = Monitor(source, config, view=view, lockstep=True, record_alarms=True)
     assert monitor.run() == 0
     return monitor, view
 
@@ -129,12 +129,11 @@ def test_asystole_alarm_reaches_bridge_log_and_annotations(tmp_path: Path) -> No
         source = parse_source(f"replay:{path}")
         config = MonitorConfig(
             replay=ReplayConfig(speed=4.0),
-            keep_alarms=True,
             alerts="tcp://127.0.0.1:*",
             alarm_log=log_path,
             annotations=tmp_path / "ann",
         )
-        monitor = Monitor(source, config, context=ctx)
+        monitor = Monitor(source, config, context=ctx, record_alarms=True)
         # the replay starts once the bus is bound; connect the bridge before the pause comes (at 5 s wall)
         thread = threading.Thread(target=monitor.run)
         thread.start()

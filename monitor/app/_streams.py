@@ -1,0 +1,120 @@
+"""Per-stream state of the monitor beyond ingest: rhythm logic, alarms and label bookkeeping, one object a stream."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from monitor.alarms import AlarmManager, RhythmAnalyzer, RhythmSettings, StreamAlarms
+from monitor.ingest import Ingest, StreamProcessor
+from monitor.outputs import Sink
+
+__all__ = ["StreamState", "StreamTable"]
+
+
+@dataclass
+class StreamState:
+    """Everything the monitor keeps for one stream besides its :class:`StreamProcessor`."""
+
+    proc: StreamProcessor
+    rhythm: RhythmAnalyzer
+    alarms: StreamAlarms
+    inflight: deque[int] = field(default_factory=deque)  # samples of beats queued for labels, in queue order
+    quality_done: int = 0  # quality blocks already handed to the rhythm logic
+    finished: bool = False  # rhythm logic closed (the stream ended and every label arrived)
+    seen: tuple[int, int, int, bool] | None = None  # what the last rhythm update saw
+    ended_at: float | None = None  # wall time its end was first seen (live sources forget it later)
+
+    @property
+    def stream(self) -> str:
+        return self.proc.stream
+
+    @property
+    def over(self) -> bool:
+        return self.proc.stats.ended or self.proc.stats.error is not None
+
+    def horizon(self) -> int:
+        """Every beat before this sample has been labelled and handed to the rhythm logic."""
+        proc = self.proc
+        h = min(proc.settled(), proc.quality.known_until)
+        pending = proc.pending_peaks
+        if pending:
+            h = min(h, pending[0])
+        if self.inflight:
+            h = min(h, self.inflight[0])
+        return h
+
+    def label_arrived(self, sample: int) -> None:
+        inflight = self.inflight
+        if inflight and inflight[0] == sample:
+            inflight.popleft()
+        elif sample in inflight:
+            inflight.remove(sample)
+
+
+class StreamTable:
+    """The monitor's per-stream states; runs each stream's rhythm logic up to what its inputs settle."""
+
+    def __init__(self, rhythm: RhythmSettings, alarms: AlarmManager, sinks: Sink) -> None:
+        self.rhythm_settings = rhythm
+        self.alarms = alarms
+        self.sinks = sinks
+        self.states: dict[str, StreamState] = {}
+        self.forgotten = 0  # ended streams dropped
+
+    def __getitem__(self, stream: str) -> StreamState:
+        return self.states[stream]
+
+    def get(self, stream: str) -> StreamState | None:
+        return self.states.get(stream)
+
+    def add(self, proc: StreamProcessor) -> StreamState:
+        cfg = self.rhythm_settings.for_stream(proc.stream)
+        state = StreamState(
+            proc, RhythmAnalyzer(proc.stream, proc.fs, cfg, origin=proc.origin), StreamAlarms(proc.stream, proc.fs)
+        )
+        self.states[proc.stream] = state
+        return state
+
+    def update_rhythm(self, procs: Iterable[StreamProcessor], reason: str = "stream ended") -> None:
+        """Advance each stream's rhythm logic to the sample up to which its labels and quality are complete."""
+        for proc in procs:
+            state = self.states.get(proc.stream)
+            if state is None or state.finished:
+                continue
+            analyzer = state.rhythm
+            end = proc.samples_end
+            over = state.over
+            seen = (end, len(state.inflight), analyzer.pending, over)
+            if state.seen == seen:
+                continue  # nothing new since the last update
+            state.seen = seen
+            blocks = proc.quality.blocks_from(state.quality_done)
+            state.quality_done = proc.quality.judged
+            for block_end, quality in blocks:
+                analyzer.on_quality(block_end, quality, arrived=end)
+            events, vitals = analyzer.advance(end if over else state.horizon(), arrived=end)
+            if over and not state.inflight:
+                events += analyzer.finish(end, reason)
+                state.finished = True
+            self.alarms.emit(state.alarms, events)
+            for v in vitals:
+                self.sinks.on_vitals(v)
+
+    def forget_ended(self, ingest: Ingest, now: float, retain_s: float) -> list[str]:
+        """Streams that ended (or failed) ``retain_s`` ago are dropped (the table stays bounded over months, and a
+        device that reuses its id after its end-of-stream starts a new stream); returns their ids."""
+        gone = []
+        for sid, state in list(self.states.items()):
+            if not state.over:
+                continue
+            if state.ended_at is None:
+                state.ended_at = now
+            if now - state.ended_at < retain_s or not state.finished or state.inflight:
+                continue
+            ingest.forget(sid)
+            del self.states[sid]
+            self.forgotten += 1
+            gone.append(sid)
+        return gone
