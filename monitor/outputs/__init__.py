@@ -1,8 +1,25 @@
-"""Outputs: the alert bus, the alarm log, annotation files, the live view and the bedside bridge."""
+"""Outputs: the alert bus, the alarm log, annotation files, the live view and the bedside bridge.
+
+The alert-bus message format (``check_body``, ``decode_message``, the topic and
+field vocabulary) lives in :mod:`monitor.protocol` and is re-exported here for
+the bridge's callers.
+"""
 
 from monitor.outputs._alarmlog import LOGGED_STATES, AlarmLog, AlarmLogError, default_path
 from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
 from monitor.outputs._bridge import (
+    AlertBridge,
+    BridgeEvent,
+    BridgeOutput,
+    BridgeStats,
+    CommandRunner,
+    format_message,
+    parse_time,
+    serve,
+)
+from monitor.outputs._bus import AlertBus, monitor_id
+from monitor.outputs._view import LiveView, stream_status
+from monitor.protocol import (
     ALARM_KINDS,
     ALARM_STATES,
     BEAT_LABELS,
@@ -13,20 +30,11 @@ from monitor.outputs._bridge import (
     PRIORITIES,
     SCHEMA,
     TOPICS,
-    AlertBridge,
-    BridgeEvent,
-    BridgeOutput,
-    BridgeStats,
-    CommandRunner,
+    alarm_body,
     check_body,
     decode_message,
-    format_message,
-    parse_time,
-    serve,
     subscriptions,
 )
-from monitor.outputs._bus import AlertBus, alarm_body, monitor_id
-from monitor.outputs._view import LiveView, stream_status
 
 __all__ = [
     "ALARM_KINDS",

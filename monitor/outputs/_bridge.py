@@ -31,254 +31,25 @@ from typing import IO, Any, NoReturn
 
 import zmq
 
-from monitor import vocabulary
 from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
 from monitor.errors import ConfigError, EcgMonitorError, FrameError
 from monitor.outputs._alarmlog import AlarmLog, default_path
+from monitor.protocol import ALARM_KINDS, PRIORITIES, TOPICS, decode_message, is_stream_id, subscriptions
 from monitor.transport import client_from_flags, secure_connect
 
 __all__ = [
-    "ALARM_KINDS",
-    "ALARM_STATES",
-    "BEAT_LABELS",
-    "CATEGORIES",
-    "HEALTH",
-    "MESSAGE_FIELDS",
-    "MESSAGE_TYPES",
-    "PRIORITIES",
-    "SCHEMA",
-    "TOPICS",
     "AlertBridge",
     "BridgeEvent",
     "BridgeOutput",
     "BridgeStats",
     "CommandRunner",
-    "FieldSpec",
-    "check_body",
-    "decode_message",
     "format_message",
     "main",
     "parse_time",
     "serve",
-    "subscriptions",
 ]
 
 PROG = "ecg-alerts"
-
-# --- the message format (kept in step with monitor/protocol/schema/alert-bus-v1.schema.json by a test) ------------
-
-SCHEMA = 1
-MESSAGE_TYPES = ("alarm", "beat", "vitals", "status")
-TOPICS = MESSAGE_TYPES
-ALARM_KINDS = tuple(vocabulary.ALARM_KINDS)
-CATEGORIES = vocabulary.CATEGORIES
-PRIORITIES = vocabulary.PRIORITIES
-ALARM_STATES = ("onset", "update", "end", "active")
-BEAT_LABELS = vocabulary.CLASSES
-HEALTH = ("ok", "degraded")
-STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_STREAM_RE = re.compile(STREAM_PATTERN)
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What one body field may hold, in JSON Schema terms.
-
-    ``types`` are JSON Schema type names (``integer`` excludes ``true``/``false``
-    and ``1.0``; ``number`` excludes NaN and infinities). ``items`` applies to
-    the elements of an array or the values of an object.
-    """
-
-    types: tuple[str, ...]
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    exclusive_minimum: float | None = None
-    pattern: str | None = None
-    items: FieldSpec | None = None
-
-
-def _common(kind: str) -> dict[str, FieldSpec]:
-    return {
-        "schema": FieldSpec(("integer",), enum=(SCHEMA,)),
-        "type": FieldSpec(("string",), enum=(kind,)),
-        "seq": FieldSpec(("integer",), minimum=1),
-        "time": FieldSpec(("number",)),
-        "monitor": FieldSpec(("string",)),
-    }
-
-
-_STREAM = FieldSpec(("string",), pattern=STREAM_PATTERN)
-_SAMPLE = FieldSpec(("integer",), minimum=0)
-_FS = FieldSpec(("number",), exclusive_minimum=0)
-_COUNT = FieldSpec(("integer",), minimum=0)
-_TEXT = FieldSpec(("string",))
-_KIND = FieldSpec(("string",), enum=ALARM_KINDS)
-
-MESSAGE_FIELDS: dict[str, dict[str, FieldSpec]] = {
-    "alarm": {
-        **_common("alarm"),
-        "stream": _STREAM,
-        "alarm_id": _TEXT,
-        "kind": _KIND,
-        "category": FieldSpec(("string",), enum=CATEGORIES),
-        "priority": FieldSpec(("string",), enum=PRIORITIES),
-        "state": FieldSpec(("string",), enum=ALARM_STATES),
-        "snapshot": FieldSpec(("boolean",)),
-        "onset_sample": _SAMPLE,
-        "sample": _SAMPLE,
-        "fs": _FS,
-        "text": _TEXT,
-        "details": FieldSpec(("object",)),
-        "end_reason": FieldSpec(("string", "null")),
-    },
-    "beat": {
-        **_common("beat"),
-        "stream": _STREAM,
-        "sample": _SAMPLE,
-        "fs": _FS,
-        "label": FieldSpec(("string",), enum=BEAT_LABELS),
-        "rr_prev": FieldSpec(("number", "null")),
-        "latency_ms": FieldSpec(("number", "null")),
-    },
-    "vitals": {
-        **_common("vitals"),
-        "stream": _STREAM,
-        "sample": _SAMPLE,
-        "fs": _FS,
-        "hr": FieldSpec(("number", "null")),
-        "pvc_per_min": FieldSpec(("number",), minimum=0),
-        "quality": _TEXT,
-        "active_alarms": FieldSpec(("array",), items=_KIND),
-    },
-    "status": {
-        **_common("status"),
-        "uptime_s": FieldSpec(("number",), minimum=0),
-        "streams": _COUNT,
-        "streams_active": _COUNT,
-        "messages": _COUNT,
-        "rejected": FieldSpec(("object",), items=_COUNT),
-        "beats": _COUNT,
-        "labelled": _COUNT,
-        "late": _COUNT,
-        "shed": _COUNT,
-        "alarms_active": _COUNT,
-        "engine": _TEXT,
-        "health": FieldSpec(("string",), enum=HEALTH),
-        "problems": FieldSpec(("array",), items=_TEXT),
-    },
-}
-"""Required fields of each message type. Other fields are allowed (added without a schema bump)."""
-
-
-def _is_type(value: object, name: str) -> bool:
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "null":
-        return value is None
-    raise ValueError(f"unknown JSON type {name!r}")
-
-
-def _check_field(name: str, value: object, spec: FieldSpec) -> str | None:
-    """A description of what is wrong with ``value``, or None."""
-    if not any(_is_type(value, t) for t in spec.types):
-        return f"{name} must be {' or '.join(spec.types)}, got {_short(value)}"
-    if spec.enum is not None and value not in spec.enum:
-        return f"{name} must be one of {', '.join(map(str, spec.enum))}, got {_short(value)}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if spec.minimum is not None and value < spec.minimum:
-            return f"{name} must be >= {spec.minimum:g}, got {value}"
-        if spec.exclusive_minimum is not None and value <= spec.exclusive_minimum:
-            return f"{name} must be > {spec.exclusive_minimum:g}, got {value}"
-    if spec.pattern is not None and isinstance(value, str) and not re.match(spec.pattern, value):
-        return f"{name} {_short(value)} does not match {spec.pattern}"
-    if spec.items is not None:
-        elements = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        for key, element in elements:
-            problem = _check_field(f"{name}[{key!r}]", element, spec.items)
-            if problem:
-                return problem
-    return None
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_body(body: object) -> dict[str, Any]:
-    """Return ``body`` if it is a valid v1 message body, else raise :class:`FrameError`.
-
-    Reasons: ``json`` (not an object), ``schema`` (another schema number),
-    ``type`` (unknown message type), ``field`` (a required field missing or of
-    the wrong type, value or range).
-    """
-    if not isinstance(body, dict):
-        raise FrameError("json", f"the body must be a JSON object, got {type(body).__name__}")
-    schema = body.get("schema")
-    if schema != SCHEMA or isinstance(schema, bool):
-        raise FrameError("schema", f"schema {_short(schema)} is not supported (this bridge reads schema {SCHEMA})")
-    kind = body.get("type")
-    fields = MESSAGE_FIELDS.get(kind) if isinstance(kind, str) else None
-    if fields is None:
-        raise FrameError("type", f"unknown message type {_short(kind)}")
-    missing = [name for name in fields if name not in body]
-    if missing:
-        raise FrameError("field", f"{kind} message without {', '.join(missing)}")
-    for name, spec in fields.items():
-        problem = _check_field(name, body[name], spec)
-        if problem:
-            raise FrameError("field", problem)
-    if kind == "alarm" and body["snapshot"] != (body["state"] == "active"):
-        raise FrameError("field", f"snapshot is {body['snapshot']} for state {body['state']!r}")
-    return body
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def decode_message(parts: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
-    """Check one bus message, ``[topic, body]``; returns ``(topic, body)`` or raises :class:`FrameError`.
-
-    Besides :func:`check_body`'s reasons: ``frames`` (not two frames),
-    ``topic`` (a topic that is not UTF-8 or disagrees with the body).
-    """
-    if len(parts) != 2:
-        raise FrameError("frames", f"expected 2 frames [topic, body], got {len(parts)}")
-    try:
-        topic = bytes(parts[0]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise FrameError("topic", "the topic is not UTF-8") from None
-    try:
-        body = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FrameError("json", f"the body is not UTF-8 JSON ({exc})") from None
-    check_body(body)
-    expected = "status/" if body["type"] == "status" else f"{body['type']}/{body['stream']}/"
-    if topic != expected:
-        raise FrameError("topic", f"topic {topic!r} does not match the body (expected {expected!r})")
-    return topic, body
-
-
-def subscriptions(topics: Sequence[str], streams: Sequence[str] = ()) -> list[str]:
-    """Topic prefixes to subscribe to: ``alarm/100/`` for each stream asked, ``alarm/`` for all."""
-    out: list[str] = []
-    for t in topics:
-        if t not in TOPICS:
-            raise ValueError(f"unknown topic {t!r} (known: {', '.join(TOPICS)})")
-        prefixes = ["status/"] if t == "status" else [f"{t}/{s}/" for s in streams] if streams else [f"{t}/"]
-        out.extend(p for p in prefixes if p not in out)
-    return out
 
 
 # --- receiving logic ---------------------------------------------------------------------------------------
@@ -891,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     streams = _split(args.stream if args.stream is not None else env_default("STREAM"))
     for s in streams:
-        if not _STREAM_RE.match(s):
+        if not is_stream_id(s):
             parser.error(f"--stream {s!r}: not a stream id (letters, digits, '.', '_', '-'; at most 64)")
     try:
         prefixes = subscriptions(_split(args.topics), streams)
