@@ -8,13 +8,15 @@ the bridge's callers.
 from monitor.outputs._alarmlog import LOGGED_STATES, AlarmLog, AlarmLogError, default_path
 from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
 from monitor.outputs._bridge import (
+    PROG,
     AlertBridge,
     BridgeEvent,
     BridgeOutput,
     BridgeStats,
     CommandRunner,
     format_message,
-    parse_time,
+    local_time,
+    printable,
     serve,
 )
 from monitor.outputs._bus import AlertBus, monitor_id
@@ -47,6 +49,7 @@ __all__ = [
     "MESSAGE_FIELDS",
     "MESSAGE_TYPES",
     "PRIORITIES",
+    "PROG",
     "SCHEMA",
     "TOPICS",
     "AlarmLog",
@@ -64,8 +67,9 @@ __all__ = [
     "decode_message",
     "default_path",
     "format_message",
+    "local_time",
     "monitor_id",
-    "parse_time",
+    "printable",
     "serve",
     "stream_status",
     "subscriptions",

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 import zmq
 
-from monitor.outputs import AlarmLog
-from monitor.outputs._bridge import AlertBridge, CommandRunner, format_message, main, parse_time
+from monitor.cli._alerts import main, parse_time
+from monitor.outputs import AlarmLog, AlertBridge, CommandRunner, format_message
 from tests.protocol.test_messages import EXAMPLES, alarm, frames
 
 # --- rejected messages -------------------------------------------------------------------------------------
