@@ -1,31 +1,25 @@
-"""Outputs: the alert bus, the alarm log, annotation files, the live view and the bedside bridge."""
+"""Outputs: the alert bus, the alarm log, annotation files, the live view and the bedside bridge.
+
+The alert-bus message format (``check_body``, ``decode_message``, the topic and
+field vocabulary) lives in :mod:`monitor.protocol` and is re-exported here for
+the bridge's callers.
+"""
 
 from monitor.outputs._alarmlog import LOGGED_STATES, AlarmLog, AlarmLogError, default_path
 from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
 from monitor.outputs._bridge import (
-    ALARM_KINDS,
-    ALARM_STATES,
-    BEAT_LABELS,
-    CATEGORIES,
-    HEALTH,
-    MESSAGE_FIELDS,
-    MESSAGE_TYPES,
-    PRIORITIES,
-    SCHEMA,
-    TOPICS,
+    PROG,
     AlertBridge,
     BridgeEvent,
     BridgeOutput,
     BridgeStats,
     CommandRunner,
-    check_body,
-    decode_message,
     format_message,
-    parse_time,
+    local_time,
+    printable,
     serve,
-    subscriptions,
 )
-from monitor.outputs._bus import AlertBus, alarm_body, monitor_id
+from monitor.outputs._bus import AlertBus, monitor_id
 from monitor.outputs._sink import (
     AlarmLogSink,
     AlarmRecorder,
@@ -37,6 +31,22 @@ from monitor.outputs._sink import (
     ViewSink,
 )
 from monitor.outputs._view import LiveView, stream_status
+from monitor.protocol import (
+    ALARM_KINDS,
+    ALARM_STATES,
+    BEAT_LABELS,
+    CATEGORIES,
+    HEALTH,
+    MESSAGE_FIELDS,
+    MESSAGE_TYPES,
+    PRIORITIES,
+    SCHEMA,
+    TOPICS,
+    alarm_body,
+    check_body,
+    decode_message,
+    subscriptions,
+)
 
 __all__ = [
     "ALARM_KINDS",
@@ -49,6 +59,7 @@ __all__ = [
     "MESSAGE_FIELDS",
     "MESSAGE_TYPES",
     "PRIORITIES",
+    "PROG",
     "SCHEMA",
     "TOPICS",
     "AlarmLog",
@@ -74,8 +85,9 @@ __all__ = [
     "decode_message",
     "default_path",
     "format_message",
+    "local_time",
     "monitor_id",
-    "parse_time",
+    "printable",
     "serve",
     "stream_status",
     "subscriptions",

@@ -1,284 +1,46 @@
-"""``ecg-alerts``: the reference bedside bridge for the alert bus, and the alarm history.
-
-``ecg-alerts --connect ENDPOINT`` subscribes to a monitor's alert bus (a ZeroMQ
-XPUB socket, wire format in ``monitor/protocol/schema/alert-bus-v1.schema.json``) and
-prints every alarm as it happens; it can also run a command or append a JSON
-line per alarm. ``ecg-alerts history`` prints the alarm log a monitor keeps.
+"""The reference bedside bridge for the alert bus: validates, tracks and shows what a monitor publishes.
 
 The receiving logic lives in :class:`AlertBridge` (no sockets, no output) so
-that it can be driven and tested message by message; :func:`serve` is the
-socket loop around it.
+that it can be driven and tested message by message; :class:`BridgeOutput`
+prints, appends and starts ``--exec`` commands; :func:`serve` is the socket
+loop around them. The message format (and its validation against the JSON
+Schema) is :mod:`monitor.protocol`; the ``ecg-alerts`` command line is
+:mod:`monitor.cli._alerts`.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import math
 import os
 import re
-import shlex
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import IO, Any, NoReturn
+from typing import IO, Any
 
 import zmq
 
-from monitor import vocabulary
-from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
-from monitor.errors import ConfigError, EcgMonitorError, FrameError
-from monitor.outputs._alarmlog import AlarmLog, default_path
-from monitor.transport import client_from_flags, secure_connect
+from monitor.errors import FrameError
+from monitor.protocol import decode_message
 
 __all__ = [
-    "ALARM_KINDS",
-    "ALARM_STATES",
-    "BEAT_LABELS",
-    "CATEGORIES",
-    "HEALTH",
-    "MESSAGE_FIELDS",
-    "MESSAGE_TYPES",
-    "PRIORITIES",
-    "SCHEMA",
-    "TOPICS",
+    "PROG",
     "AlertBridge",
     "BridgeEvent",
     "BridgeOutput",
     "BridgeStats",
     "CommandRunner",
-    "FieldSpec",
-    "check_body",
-    "decode_message",
     "format_message",
-    "main",
-    "parse_time",
+    "local_time",
+    "printable",
     "serve",
-    "subscriptions",
 ]
 
 PROG = "ecg-alerts"
-
-# --- the message format (kept in step with monitor/protocol/schema/alert-bus-v1.schema.json by a test) ------------
-
-SCHEMA = 1
-MESSAGE_TYPES = ("alarm", "beat", "vitals", "status")
-TOPICS = MESSAGE_TYPES
-ALARM_KINDS = tuple(vocabulary.ALARM_KINDS)
-CATEGORIES = vocabulary.CATEGORIES
-PRIORITIES = vocabulary.PRIORITIES
-ALARM_STATES = ("onset", "update", "end", "active")
-BEAT_LABELS = vocabulary.CLASSES
-HEALTH = ("ok", "degraded")
-STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
-_STREAM_RE = re.compile(STREAM_PATTERN)
-
-
-@dataclass(frozen=True)
-class FieldSpec:
-    """What one body field may hold, in JSON Schema terms.
-
-    ``types`` are JSON Schema type names (``integer`` excludes ``true``/``false``
-    and ``1.0``; ``number`` excludes NaN and infinities). ``items`` applies to
-    the elements of an array or the values of an object.
-    """
-
-    types: tuple[str, ...]
-    enum: tuple[Any, ...] | None = None
-    minimum: float | None = None
-    exclusive_minimum: float | None = None
-    pattern: str | None = None
-    items: FieldSpec | None = None
-
-
-def _common(kind: str) -> dict[str, FieldSpec]:
-    return {
-        "schema": FieldSpec(("integer",), enum=(SCHEMA,)),
-        "type": FieldSpec(("string",), enum=(kind,)),
-        "seq": FieldSpec(("integer",), minimum=1),
-        "time": FieldSpec(("number",)),
-        "monitor": FieldSpec(("string",)),
-    }
-
-
-_STREAM = FieldSpec(("string",), pattern=STREAM_PATTERN)
-_SAMPLE = FieldSpec(("integer",), minimum=0)
-_FS = FieldSpec(("number",), exclusive_minimum=0)
-_COUNT = FieldSpec(("integer",), minimum=0)
-_TEXT = FieldSpec(("string",))
-_KIND = FieldSpec(("string",), enum=ALARM_KINDS)
-
-MESSAGE_FIELDS: dict[str, dict[str, FieldSpec]] = {
-    "alarm": {
-        **_common("alarm"),
-        "stream": _STREAM,
-        "alarm_id": _TEXT,
-        "kind": _KIND,
-        "category": FieldSpec(("string",), enum=CATEGORIES),
-        "priority": FieldSpec(("string",), enum=PRIORITIES),
-        "state": FieldSpec(("string",), enum=ALARM_STATES),
-        "snapshot": FieldSpec(("boolean",)),
-        "onset_sample": _SAMPLE,
-        "sample": _SAMPLE,
-        "fs": _FS,
-        "text": _TEXT,
-        "details": FieldSpec(("object",)),
-        "end_reason": FieldSpec(("string", "null")),
-    },
-    "beat": {
-        **_common("beat"),
-        "stream": _STREAM,
-        "sample": _SAMPLE,
-        "fs": _FS,
-        "label": FieldSpec(("string",), enum=BEAT_LABELS),
-        "rr_prev": FieldSpec(("number", "null")),
-        "latency_ms": FieldSpec(("number", "null")),
-    },
-    "vitals": {
-        **_common("vitals"),
-        "stream": _STREAM,
-        "sample": _SAMPLE,
-        "fs": _FS,
-        "hr": FieldSpec(("number", "null")),
-        "pvc_per_min": FieldSpec(("number",), minimum=0),
-        "quality": _TEXT,
-        "active_alarms": FieldSpec(("array",), items=_KIND),
-    },
-    "status": {
-        **_common("status"),
-        "uptime_s": FieldSpec(("number",), minimum=0),
-        "streams": _COUNT,
-        "streams_active": _COUNT,
-        "messages": _COUNT,
-        "rejected": FieldSpec(("object",), items=_COUNT),
-        "beats": _COUNT,
-        "labelled": _COUNT,
-        "late": _COUNT,
-        "shed": _COUNT,
-        "alarms_active": _COUNT,
-        "engine": _TEXT,
-        "health": FieldSpec(("string",), enum=HEALTH),
-        "problems": FieldSpec(("array",), items=_TEXT),
-    },
-}
-"""Required fields of each message type. Other fields are allowed (added without a schema bump)."""
-
-
-def _is_type(value: object, name: str) -> bool:
-    if name == "integer":
-        return isinstance(value, int) and not isinstance(value, bool)
-    if name == "number":
-        return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if name == "string":
-        return isinstance(value, str)
-    if name == "boolean":
-        return isinstance(value, bool)
-    if name == "object":
-        return isinstance(value, dict)
-    if name == "array":
-        return isinstance(value, list)
-    if name == "null":
-        return value is None
-    raise ValueError(f"unknown JSON type {name!r}")
-
-
-def _check_field(name: str, value: object, spec: FieldSpec) -> str | None:
-    """A description of what is wrong with ``value``, or None."""
-    if not any(_is_type(value, t) for t in spec.types):
-        return f"{name} must be {' or '.join(spec.types)}, got {_short(value)}"
-    if spec.enum is not None and value not in spec.enum:
-        return f"{name} must be one of {', '.join(map(str, spec.enum))}, got {_short(value)}"
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if spec.minimum is not None and value < spec.minimum:
-            return f"{name} must be >= {spec.minimum:g}, got {value}"
-        if spec.exclusive_minimum is not None and value <= spec.exclusive_minimum:
-            return f"{name} must be > {spec.exclusive_minimum:g}, got {value}"
-    if spec.pattern is not None and isinstance(value, str) and not re.match(spec.pattern, value):
-        return f"{name} {_short(value)} does not match {spec.pattern}"
-    if spec.items is not None:
-        elements = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-        for key, element in elements:
-            problem = _check_field(f"{name}[{key!r}]", element, spec.items)
-            if problem:
-                return problem
-    return None
-
-
-def _short(value: object, limit: int = 60) -> str:
-    text = json.dumps(value) if isinstance(value, (str, int, float, bool, type(None))) else type(value).__name__
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def check_body(body: object) -> dict[str, Any]:
-    """Return ``body`` if it is a valid v1 message body, else raise :class:`FrameError`.
-
-    Reasons: ``json`` (not an object), ``schema`` (another schema number),
-    ``type`` (unknown message type), ``field`` (a required field missing or of
-    the wrong type, value or range).
-    """
-    if not isinstance(body, dict):
-        raise FrameError("json", f"the body must be a JSON object, got {type(body).__name__}")
-    schema = body.get("schema")
-    if schema != SCHEMA or isinstance(schema, bool):
-        raise FrameError("schema", f"schema {_short(schema)} is not supported (this bridge reads schema {SCHEMA})")
-    kind = body.get("type")
-    fields = MESSAGE_FIELDS.get(kind) if isinstance(kind, str) else None
-    if fields is None:
-        raise FrameError("type", f"unknown message type {_short(kind)}")
-    missing = [name for name in fields if name not in body]
-    if missing:
-        raise FrameError("field", f"{kind} message without {', '.join(missing)}")
-    for name, spec in fields.items():
-        problem = _check_field(name, body[name], spec)
-        if problem:
-            raise FrameError("field", problem)
-    if kind == "alarm" and body["snapshot"] != (body["state"] == "active"):
-        raise FrameError("field", f"snapshot is {body['snapshot']} for state {body['state']!r}")
-    return body
-
-
-def _reject_constant(name: str) -> NoReturn:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def decode_message(parts: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
-    """Check one bus message, ``[topic, body]``; returns ``(topic, body)`` or raises :class:`FrameError`.
-
-    Besides :func:`check_body`'s reasons: ``frames`` (not two frames),
-    ``topic`` (a topic that is not UTF-8 or disagrees with the body).
-    """
-    if len(parts) != 2:
-        raise FrameError("frames", f"expected 2 frames [topic, body], got {len(parts)}")
-    try:
-        topic = bytes(parts[0]).decode("utf-8")
-    except UnicodeDecodeError:
-        raise FrameError("topic", "the topic is not UTF-8") from None
-    try:
-        body = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_reject_constant)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise FrameError("json", f"the body is not UTF-8 JSON ({exc})") from None
-    check_body(body)
-    expected = "status/" if body["type"] == "status" else f"{body['type']}/{body['stream']}/"
-    if topic != expected:
-        raise FrameError("topic", f"topic {topic!r} does not match the body (expected {expected!r})")
-    return topic, body
-
-
-def subscriptions(topics: Sequence[str], streams: Sequence[str] = ()) -> list[str]:
-    """Topic prefixes to subscribe to: ``alarm/100/`` for each stream asked, ``alarm/`` for all."""
-    out: list[str] = []
-    for t in topics:
-        if t not in TOPICS:
-            raise ValueError(f"unknown topic {t!r} (known: {', '.join(TOPICS)})")
-        prefixes = ["status/"] if t == "status" else [f"{t}/{s}/" for s in streams] if streams else [f"{t}/"]
-        out.extend(p for p in prefixes if p not in out)
-    return out
+"""The name the bridge's remarks on stderr start with."""
 
 
 # --- receiving logic ---------------------------------------------------------------------------------------
@@ -415,7 +177,7 @@ class AlertBridge:
 def _topic_text(parts: Sequence[bytes]) -> str:
     if not parts:
         return "?"
-    return _printable(bytes(parts[0])[:80].decode("utf-8", "replace"))
+    return printable(bytes(parts[0])[:80].decode("utf-8", "replace"))
 
 
 # --- presentation --------------------------------------------------------------------------------------------
@@ -423,12 +185,13 @@ def _topic_text(parts: Sequence[bytes]) -> str:
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """``text`` with control characters escaped (a message cannot move the cursor or clear the terminal)."""
     return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def _clock(t: float) -> str:
+def local_time(t: float) -> str:
+    """Unix time ``t`` as local ``YYYY-MM-DD HH:MM:SS`` (the number itself when out of range)."""
     try:
         return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(t))
     except (OverflowError, OSError, ValueError):
@@ -441,7 +204,7 @@ def _num(value: float | None, fmt: str) -> str:
 
 def format_message(body: Mapping[str, Any]) -> str:
     """One readable line for a valid message body."""
-    when = _clock(body["time"])
+    when = local_time(body["time"])
     kind = body["type"]
     if kind == "alarm":
         line = f"{when}  {body['stream']:<6} {body['priority'].upper():<6} {body['state']:<6} {body['text']}"
@@ -464,7 +227,7 @@ def format_message(body: Mapping[str, Any]) -> str:
         )
         if body["problems"]:
             line += ": " + "; ".join(body["problems"])
-    return _printable(line)
+    return printable(line)
 
 
 class CommandRunner:
@@ -539,7 +302,7 @@ class CommandRunner:
             time.sleep(0.01)
 
     def _say(self, text: str) -> None:
-        print(f"{PROG}: {_printable(text)}", file=self.err, flush=True)
+        print(f"{PROG}: {printable(text)}", file=self.err, flush=True)
 
 
 def _stderr_fd(err: IO[str]) -> int | None:
@@ -605,7 +368,7 @@ class BridgeOutput:
                 self.runner.start(body)
 
     def say(self, text: str) -> None:
-        print(f"{PROG}: {_printable(text)}", file=self.err, flush=True)
+        print(f"{PROG}: {printable(text)}", file=self.err, flush=True)
 
 
 def serve(
@@ -647,331 +410,3 @@ def serve(
             if count is not None and bridge.stats.alarms >= count:
                 return "count"
     return "stopped"
-
-
-# --- command line --------------------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(2, f"{PROG}: error: {message}\n")
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-def _split(values: Sequence[str] | str | None) -> list[str]:
-    if values is None:
-        return []
-    items = [values] if isinstance(values, str) else values
-    return [part.strip() for item in items for part in item.split(",") if part.strip()]
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog=PROG,
-        description=(
-            "Show a monitor's alarms live (and optionally vitals, beats, status); run a command or append a "
-            f"JSON line per alarm. '{PROG} history --help' for the alarm log. Every flag falls back to an "
-            "ECG_MONITOR_<FLAG> environment variable."
-        ),
-        formatter_class=EnvHelpFormatter,
-    )
-    p.add_argument(
-        "--connect",
-        metavar="ENDPOINT",
-        default=env_default("CONNECT"),
-        help="the monitor's alert bus endpoint, e.g. tcp://127.0.0.1:5570 (ECG_MONITOR_CONNECT)",
-    )
-    p.add_argument(
-        "--keys",
-        metavar="DIR",
-        default=env_default("KEYS"),
-        help="CURVE keys folder holding the monitor's server.key and this bridge's key (ECG_MONITOR_KEYS)",
-    )
-    p.add_argument(
-        "--key-name",
-        metavar="NAME",
-        default=env_default("KEY_NAME"),
-        help="this bridge's client key name, made with: ecg-keys add-client DIR NAME (ECG_MONITOR_KEY_NAME)",
-    )
-    p.add_argument(
-        "--stream",
-        action="append",
-        metavar="ID",
-        help="only this stream (repeat, or comma-separated; default: all streams) (ECG_MONITOR_STREAM)",
-    )
-    p.add_argument(
-        "--topics",
-        default=env_default("TOPICS", "alarm"),
-        help=f"comma-separated topics to show: {','.join(TOPICS)}",
-    )
-    p.add_argument(
-        "--exec",
-        dest="exec_cmd",
-        metavar="CMD",
-        default=env_default("EXEC"),
-        help="run CMD (no shell) for each alarm shown, with ECG_ALARM_STREAM, _KIND, _PRIORITY, _STATE, _TEXT, "
-        "_ID and _JSON in its environment; it runs in the background",
-    )
-    p.add_argument("--append", metavar="FILE", default=env_default("APPEND"), help="append a JSON line per alarm")
-    p.add_argument("--json", action="store_true", default=env_flag("JSON"), help="print message bodies as JSON")
-    p.add_argument(
-        "--count",
-        type=_positive_int,
-        metavar="N",
-        default=env_default("COUNT"),
-        help="exit after N alarms shown (exit status 1 if --timeout ends the wait first)",
-    )
-    p.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=env_default("TIMEOUT"),
-        metavar="S",
-        help="exit after S seconds without a message",
-    )
-    p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
-    return p
-
-
-def build_history_parser() -> argparse.ArgumentParser:
-    p = _Parser(
-        prog=f"{PROG} history",
-        description=(
-            "Print the alarm log a monitor writes, newest first. Every flag falls back to an "
-            "ECG_MONITOR_<FLAG> environment variable (the log: ECG_MONITOR_ALARM_LOG)."
-        ),
-        formatter_class=EnvHelpFormatter,
-    )
-    p.add_argument(
-        "--log",
-        metavar="PATH",
-        default=env_default("ALARM_LOG"),
-        help=f"the alarm log; when not given: {default_path(create=False)}",
-    )
-    p.add_argument("--stream", metavar="ID", default=env_default("STREAM"), help="only this stream")
-    p.add_argument("--kind", choices=ALARM_KINDS, default=env_default("KIND"), metavar="KIND", help="only this kind")
-    p.add_argument("--priority", choices=PRIORITIES, default=env_default("PRIORITY"), help="only this priority")
-    p.add_argument(
-        "--since",
-        default=env_default("SINCE"),
-        metavar="WHEN",
-        help="ISO-8601 time (local unless it has an offset) or a span back from now: -30s, -10m, -2h, -1d",
-    )
-    p.add_argument("--until", default=env_default("UNTIL"), metavar="WHEN", help="as --since; rows before it")
-    p.add_argument(
-        "--limit",
-        type=int,
-        metavar="N",
-        default=env_default("LIMIT", "100"),
-        help="at most N rows (0: all)",
-    )
-    p.add_argument("--json", action="store_true", default=env_flag("JSON"), help="one JSON object per line")
-    return p
-
-
-_SPAN = re.compile(r"^-?\s*(\d+(?:\.\d+)?)\s*([smhdw])$")
-_SPAN_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_time(text: str, now: float | None = None) -> float:
-    """Unix time of ``--since``/``--until``: ISO-8601 (local time unless it has an offset) or ``-10m``-style."""
-    now = time.time() if now is None else now
-    m = _SPAN.match(text.strip())
-    if m:
-        return now - float(m.group(1)) * _SPAN_SECONDS[m.group(2)]
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise ValueError(
-            f"{text!r} is neither an ISO-8601 time (2024-05-01T14:30) nor a span back from now (-10m, -2h, -1d)"
-        ) from None
-
-
-_HISTORY_COLUMNS = ("time", "stream", "priority", "state", "kind", "text")
-
-
-def _history_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    table = [list(_HISTORY_COLUMNS)]
-    for r in rows:
-        text = str(r["text"])
-        if r["state"] == "end" and r["end_reason"]:
-            text += f" ({r['end_reason']})"
-        cells = [_clock(r["wall_time"]), r["stream"], str(r["priority"]).upper(), r["state"], r["kind"], text]
-        table.append([_printable(str(c)) for c in cells])
-    widths = [max(len(row[i]) for row in table) for i in range(len(_HISTORY_COLUMNS) - 1)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in table]
-
-
-def _join_spans(argv: Sequence[str]) -> list[str]:
-    """``--since -10m`` as ``--since=-10m``: argparse would take ``-10m`` for an option."""
-    out: list[str] = []
-    it = iter(argv)
-    for arg in it:
-        if arg in ("--since", "--until"):
-            value = next(it, None)
-            out.append(arg if value is None else f"{arg}={value}")
-        else:
-            out.append(arg)
-    return out
-
-
-def history_main(argv: Sequence[str]) -> int:
-    parser = build_history_parser()
-    args = parser.parse_args(_join_spans(argv))
-    try:
-        since = None if args.since is None else parse_time(args.since)
-        until = None if args.until is None else parse_time(args.until)
-    except ValueError as exc:
-        parser.error(str(exc))
-    if args.limit < 0:
-        parser.error(f"--limit must be 0 (all) or more, got {args.limit}")
-    path = args.log or default_path(create=False)
-    try:
-        log = AlarmLog.reader(path)
-    except EcgMonitorError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        rows = log.history(
-            stream=args.stream,
-            kind=args.kind,
-            priority=args.priority,
-            since=since,
-            until=until,
-            limit=args.limit or None,
-        )
-    except EcgMonitorError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        log.close()
-    if args.json:
-        for r in rows:
-            print(json.dumps(r, separators=(",", ":")))
-    elif rows:
-        print("\n".join(_history_table(rows)))
-    else:
-        print(f"{PROG}: no alarms logged in {path} match", file=sys.stderr)
-    sys.stdout.flush()
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["history"]:
-        return history_main(argv[1:])
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    setup_logging(args.log_level)
-    if not args.connect:
-        parser.error("--connect is required (or set ECG_MONITOR_CONNECT), e.g. --connect tcp://127.0.0.1:5570")
-    try:
-        curve = client_from_flags(args.keys, args.key_name, "this bridge's")
-    except ConfigError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    streams = _split(args.stream if args.stream is not None else env_default("STREAM"))
-    for s in streams:
-        if not _STREAM_RE.match(s):
-            parser.error(f"--stream {s!r}: not a stream id (letters, digits, '.', '_', '-'; at most 64)")
-    try:
-        prefixes = subscriptions(_split(args.topics), streams)
-    except ValueError as exc:
-        parser.error(f"--topics: {exc}")
-    if not prefixes:
-        parser.error("--topics is empty")
-    runner = None
-    if args.exec_cmd:
-        try:
-            runner = CommandRunner(shlex.split(args.exec_cmd), sys.stderr)
-        except ValueError as exc:
-            parser.error(f"--exec {args.exec_cmd!r}: {exc}")
-    count = int(args.count) if args.count is not None else None
-    idle = float(args.timeout) if args.timeout is not None else None
-
-    append: IO[str] | None = None
-    if args.append:
-        try:
-            append = open(args.append, "a", encoding="utf-8")  # noqa: SIM115 - closed below
-        except OSError as exc:
-            print(f"{PROG}: error: --append {args.append}: {exc}", file=sys.stderr)
-            return 2
-    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
-    sock.setsockopt(zmq.LINGER, 0)
-    stop = threading.Event()
-    restore = _catch_signals(stop)
-    bridge = AlertBridge()
-    output = BridgeOutput(sys.stdout, sys.stderr, json_lines=args.json, append=append, runner=runner)
-    try:
-        try:
-            secure_connect(sock, args.connect, curve)
-        except (zmq.ZMQError, ConfigError) as exc:
-            print(f"{PROG}: error: --connect {args.connect}: {exc}", file=sys.stderr)
-            return 2
-        for prefix in prefixes:
-            sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-        reason = serve(sock, bridge, output, count=count, idle_timeout=idle, stop=stop)
-    finally:
-        restore()
-        sock.close(linger=0)
-        ctx.term()
-        if runner is not None:
-            left = runner.wait(5.0)
-            if left:
-                output.say(f"{left} --exec command(s) still running; not waiting for them")
-        if append is not None:
-            append.close()
-    _summary(bridge, output)
-    return 1 if reason == "idle" and count is not None else 0
-
-
-def _summary(bridge: AlertBridge, output: BridgeOutput) -> None:
-    st = bridge.stats
-    text = f"{st.received} messages, {st.alarms} alarms shown"
-    if st.missed:
-        text += f", {st.missed} missed in {st.gaps} gaps"
-    if st.rejected:
-        text += f", {sum(st.rejected.values())} rejected (" + ", ".join(f"{k} {v}" for k, v in st.rejected.items())
-        text += ")"
-    active = bridge.active_alarms()
-    if active:
-        text += "; active: " + ", ".join(f"{a['stream']} {a['kind']}" for a in active)
-    output.say(text)
-
-
-def _catch_signals(stop: threading.Event) -> Callable[[], None]:
-    """SIGINT/SIGTERM set ``stop`` (main thread only); returns a function restoring the previous handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    stop_on_signals(stop.set)
-
-    def restore() -> None:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-
-    return restore
-
-
-if __name__ == "__main__":
-    sys.exit(main())

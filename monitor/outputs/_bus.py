@@ -4,8 +4,9 @@ The monitor binds an XPUB socket; bridges connect SUB sockets and subscribe to
 topics (``alarm/<stream>/``, ``beat/<stream>/``, ``vitals/<stream>/``,
 ``status/``; a prefix such as ``alarm/`` takes every stream). Each message is
 two frames: the topic and a JSON object carrying ``schema`` (1), ``type``,
-a per-topic ``seq`` and the publication ``time``; the JSON Schema is
-``monitor/protocol/schema/alert-bus-v1.schema.json`` and the README documents it.
+a per-topic ``seq`` and the publication ``time``; :mod:`monitor.protocol` builds
+the bodies, its JSON Schema ``monitor/protocol/schema/alert-bus-v1.schema.json``
+describes them and the README documents it.
 
 Last-value cache: the socket reports every subscription (``XPUB_VERBOSE``);
 when one arrives, every active alarm whose topic matches it is published
@@ -18,9 +19,7 @@ public keys are authorized can subscribe, and the traffic is encrypted.
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 import os
 import secrets
 import socket
@@ -32,44 +31,29 @@ from typing import Any
 import zmq
 
 from monitor.alarms import AlarmEvent, Vitals
+from monitor.protocol import (
+    SCHEMA,
+    alarm_body,
+    beat_body,
+    encode_message,
+    seal,
+    snapshot_body,
+    status_body,
+    topic_of,
+    vitals_body,
+)
 from monitor.transport import Authenticator, CurveConfig, secure_bind
 
 __all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "monitor_id"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = SCHEMA
 
 
 def monitor_id() -> str:
     """An id for this monitor instance: host, process, start time and a random part."""
     return f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{secrets.token_hex(3)}"
-
-
-def _clean(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def alarm_body(event: AlarmEvent) -> dict[str, Any]:
-    """The bus/log representation of an alarm transition (without the envelope fields)."""
-    return {
-        "type": "alarm",
-        "stream": event.stream,
-        "alarm_id": event.alarm_id,
-        "kind": event.kind,
-        "category": event.category,
-        "priority": event.priority,
-        "state": event.state,
-        "snapshot": False,
-        "onset_sample": int(event.onset_sample),
-        "sample": int(event.sample),
-        "fs": float(event.fs),
-        "text": event.text,
-        "details": {k: _clean(v) for k, v in event.details.items()},
-        "end_reason": event.end_reason,
-    }
 
 
 class AlertBus:
@@ -107,13 +91,9 @@ class AlertBus:
     # ------------------------------------------------------------ publish
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
         self._seq[topic] += 1
-        body["schema"] = SCHEMA_VERSION
-        body["seq"] = self._seq[topic]
-        body["time"] = self.clock()
-        body["monitor"] = self.monitor
-        data = json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
+        seal(body, seq=self._seq[topic], time=self.clock(), monitor=self.monitor)
         try:
-            self.sock.send_multipart([topic.encode(), data], flags=zmq.NOBLOCK)
+            self.sock.send_multipart(encode_message(topic, body), flags=zmq.NOBLOCK)
             self.sent += 1
         except zmq.Again:
             self.dropped += 1
@@ -125,37 +105,22 @@ class AlertBus:
             self._active.pop(event.alarm_id, None)
         else:
             self._active[event.alarm_id] = body
-        self._publish(f"alarm/{event.stream}/", dict(body))
+        self._publish(topic_of(body), dict(body))
         return body
 
     def beat(self, stream: str, sample: int, fs: float, label: str, rr_prev: float | None, latency_s: float) -> None:
-        body = {
-            "type": "beat",
-            "stream": stream,
-            "sample": int(sample),
-            "fs": float(fs),
-            "label": label,
-            "rr_prev": _clean(rr_prev),
-            "latency_ms": _clean(round(latency_s * 1000.0, 3)),
-        }
-        self._publish(f"beat/{stream}/", body)
+        body = beat_body(stream, sample, fs, label, rr_prev, latency_s)
+        self._publish(topic_of(body), body)
 
     def vitals(self, v: Vitals) -> None:
-        body = {
-            "type": "vitals",
-            "stream": v.stream,
-            "sample": int(v.sample),
-            "fs": float(v.fs),
-            "hr": None if v.hr is None else _clean(round(v.hr, 1)),
-            "pvc_per_min": v.pvc_per_min,
-            "quality": v.quality,
-            "active_alarms": list(v.active),
-        }
-        self._publish(f"vitals/{v.stream}/", body)
+        body = vitals_body(
+            v.stream, v.sample, v.fs, hr=v.hr, pvc_per_min=v.pvc_per_min, quality=v.quality, active_alarms=v.active
+        )
+        self._publish(topic_of(body), body)
 
     def status(self, fields: Mapping[str, Any]) -> None:
-        body = {"type": "status", **fields}
-        self._publish("status/", body)
+        body = status_body(fields)
+        self._publish(topic_of(body), body)
 
     # ------------------------------------------------------------ last-value cache
     def serve_subscriptions(self) -> int:
@@ -172,10 +137,9 @@ class AlertBus:
             self.subscriptions += 1
             prefix = msg[1:].decode("utf-8", "replace")
             for body in list(self._active.values()):
-                topic = f"alarm/{body['stream']}/"
+                topic = topic_of(body)
                 if topic.startswith(prefix):
-                    snap = dict(body, state="active", snapshot=True)
-                    self._publish(topic, snap)
+                    self._publish(topic, snapshot_body(body))
 
     @property
     def active_alarms(self) -> int:

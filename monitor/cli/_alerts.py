@@ -1,0 +1,367 @@
+"""``ecg-alerts``: show a monitor's alarms live, and the alarm history.
+
+``ecg-alerts --connect ENDPOINT`` subscribes to a monitor's alert bus (a ZeroMQ
+XPUB socket, wire format in ``monitor/protocol/schema/alert-bus-v1.schema.json``) and
+prints every alarm as it happens; it can also run a command or append a JSON
+line per alarm. ``ecg-alerts history`` prints the alarm log a monitor keeps.
+The bridge itself is :class:`monitor.outputs.AlertBridge`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import IO, Any, NoReturn
+
+import zmq
+
+from monitor.cli._options import OptionParser, non_negative, setup_logging, stop_on_signals
+from monitor.errors import ConfigError, EcgMonitorError
+from monitor.outputs import (
+    PROG,
+    AlarmLog,
+    AlertBridge,
+    BridgeOutput,
+    CommandRunner,
+    default_path,
+    local_time,
+    printable,
+    serve,
+)
+from monitor.protocol import ALARM_KINDS, PRIORITIES, TOPICS, is_stream_id, subscriptions
+from monitor.transport import client_from_flags, secure_connect
+
+__all__ = ["build_history_parser", "build_parser", "history_main", "main", "parse_time"]
+
+
+class _Parser(OptionParser):
+    """Errors start with ``ecg-alerts: error:``, for the history subcommand too."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer (alarms), got {text!r}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _streams(text: str) -> list[str]:
+    ids = _split(text)
+    for s in ids:
+        if not is_stream_id(s):
+            raise argparse.ArgumentTypeError(f"{s!r}: not a stream id (letters, digits, '.', '_', '-'; at most 64)")
+    return ids
+
+
+def _topics(text: str) -> list[str]:
+    names = _split(text)
+    try:
+        prefixes = subscriptions(names)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not prefixes:
+        raise argparse.ArgumentTypeError("no topic given")
+    return names
+
+
+def _command(text: str) -> list[str]:
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if not argv:
+        raise argparse.ArgumentTypeError("empty command")
+    return argv
+
+
+class _Extend(argparse.Action):
+    """Each use adds its comma-separated values; the command line replaces the environment's."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> None:
+        current = getattr(namespace, self.dest, None)
+        kept = [] if current is None or current is self.default else list(current)
+        setattr(namespace, self.dest, kept + list(values or []))
+
+
+def build_parser() -> OptionParser:
+    p = _Parser(
+        prog=PROG,
+        description=(
+            "Show a monitor's alarms live (and optionally vitals, beats, status); run a command or append a "
+            f"JSON line per alarm. '{PROG} history --help' for the alarm log."
+        ),
+    )
+    p.option(
+        "--connect",
+        env="CONNECT",
+        metavar="ENDPOINT",
+        help="the monitor's alert bus endpoint, e.g. tcp://127.0.0.1:5570; required",
+    )
+    p.option(
+        "--keys",
+        env="KEYS",
+        metavar="DIR",
+        help="CURVE keys folder holding the monitor's server.key and this bridge's key",
+    )
+    p.option(
+        "--key-name",
+        env="KEY_NAME",
+        metavar="NAME",
+        help="this bridge's client key name, made with: ecg-keys add-client DIR NAME",
+    )
+    p.option(
+        "--stream",
+        env="STREAM",
+        action=_Extend,
+        type=_streams,
+        metavar="ID",
+        help="only this stream; repeat or comma-separate for several, leave out for all",
+    )
+    p.option("--topics", env="TOPICS", type=_topics, default="alarm", help=f"comma-separated, of: {','.join(TOPICS)}")
+    p.option(
+        "--exec",
+        env="EXEC",
+        dest="exec_cmd",
+        type=_command,
+        metavar="CMD",
+        help="run CMD (no shell) in the background for each alarm shown, with ECG_ALARM_STREAM, _KIND, _PRIORITY, "
+        "_STATE, _TEXT, _ID and _JSON in its environment",
+    )
+    p.option("--append", env="APPEND", metavar="FILE", help="append a JSON line per alarm to FILE")
+    p.flag("--json", env="JSON", help="print message bodies as JSON")
+    p.option(
+        "--count",
+        env="COUNT",
+        type=_count,
+        metavar="N",
+        help="exit after N alarms shown (exit status 1 if --timeout ends the wait first)",
+    )
+    p.option("--timeout", env="TIMEOUT", type=_seconds, metavar="S", help="exit after S seconds without a message")
+    p.logging_option()
+    return p
+
+
+def build_history_parser() -> OptionParser:
+    p = _Parser(prog=f"{PROG} history", description="Print the alarm log a monitor writes, newest first.")
+    p.option("--log", env="ALARM_LOG", metavar="PATH", default=str(default_path(create=False)), help="the alarm log")
+    p.option("--stream", env="STREAM", metavar="ID", help="only this stream")
+    p.option("--kind", env="KIND", choices=ALARM_KINDS, metavar="KIND", help="only this kind")
+    p.option("--priority", env="PRIORITY", choices=PRIORITIES, help="only this priority")
+    p.option(
+        "--since",
+        env="SINCE",
+        type=_when,
+        metavar="WHEN",
+        help="rows from WHEN: ISO-8601 time (local unless it has an offset) or a span back from now: -30s, -10m, "
+        "-2h, -1d",
+    )
+    p.option("--until", env="UNTIL", type=_when, metavar="WHEN", help="rows before WHEN, written as for --since")
+    p.option("--limit", env="LIMIT", type=non_negative(int), metavar="N", default=100, help="at most N rows, 0: all")
+    p.flag("--json", env="JSON", help="one JSON object per line")
+    return p
+
+
+_SPAN = re.compile(r"^-?\s*(\d+(?:\.\d+)?)\s*([smhdw])$")
+_SPAN_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+
+
+def parse_time(text: str, now: float | None = None) -> float:
+    """Unix time of ``--since``/``--until``: ISO-8601 (local time unless it has an offset) or ``-10m``-style."""
+    now = time.time() if now is None else now
+    m = _SPAN.match(text.strip())
+    if m:
+        return now - float(m.group(1)) * _SPAN_SECONDS[m.group(2)]
+    try:
+        return datetime.fromisoformat(text.strip()).timestamp()
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(
+            f"{text!r} is neither an ISO-8601 time (2024-05-01T14:30) nor a span back from now (-10m, -2h, -1d)"
+        ) from None
+
+
+def _when(text: str) -> float:
+    try:
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_HISTORY_COLUMNS = ("time", "stream", "priority", "state", "kind", "text")
+
+
+def _history_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
+    table = [list(_HISTORY_COLUMNS)]
+    for r in rows:
+        text = str(r["text"])
+        if r["state"] == "end" and r["end_reason"]:
+            text += f" ({r['end_reason']})"
+        cells = [local_time(r["wall_time"]), r["stream"], str(r["priority"]).upper(), r["state"], r["kind"], text]
+        table.append([printable(str(c)) for c in cells])
+    widths = [max(len(row[i]) for row in table) for i in range(len(_HISTORY_COLUMNS) - 1)]
+    return ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in table]
+
+
+def _join_spans(argv: Sequence[str]) -> list[str]:
+    """``--since -10m`` as ``--since=-10m``: argparse would take ``-10m`` for an option."""
+    out: list[str] = []
+    it = iter(argv)
+    for arg in it:
+        if arg in ("--since", "--until"):
+            value = next(it, None)
+            out.append(arg if value is None else f"{arg}={value}")
+        else:
+            out.append(arg)
+    return out
+
+
+def history_main(argv: Sequence[str]) -> int:
+    args = build_history_parser().parse_args(_join_spans(argv))
+    try:
+        log = AlarmLog.reader(args.log)
+    except EcgMonitorError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        rows = log.history(
+            stream=args.stream,
+            kind=args.kind,
+            priority=args.priority,
+            since=args.since,
+            until=args.until,
+            limit=args.limit or None,
+        )
+    except EcgMonitorError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        log.close()
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, separators=(",", ":")))
+    elif rows:
+        print("\n".join(_history_table(rows)))
+    else:
+        print(f"{PROG}: no alarms logged in {args.log} match", file=sys.stderr)
+    sys.stdout.flush()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["history"]:
+        return history_main(argv[1:])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.log_level)
+    if not args.connect:
+        parser.error("--connect is required (or set ECG_MONITOR_CONNECT), e.g. --connect tcp://127.0.0.1:5570")
+    try:
+        curve = client_from_flags(args.keys, args.key_name, "this bridge's")
+    except ConfigError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    prefixes = subscriptions(args.topics, args.stream or [])
+    runner = CommandRunner(args.exec_cmd, sys.stderr) if args.exec_cmd else None
+
+    append: IO[str] | None = None
+    if args.append:
+        try:
+            append = open(args.append, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+        except OSError as exc:
+            print(f"{PROG}: error: --append {args.append}: {exc}", file=sys.stderr)
+            return 2
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    sock = ctx.socket(zmq.SUB)
+    sock.setsockopt(zmq.LINGER, 0)
+    stop = threading.Event()
+    restore = _catch_signals(stop)
+    bridge = AlertBridge()
+    output = BridgeOutput(sys.stdout, sys.stderr, json_lines=args.json, append=append, runner=runner)
+    try:
+        try:
+            secure_connect(sock, args.connect, curve)
+        except (zmq.ZMQError, ConfigError) as exc:
+            print(f"{PROG}: error: --connect {args.connect}: {exc}", file=sys.stderr)
+            return 2
+        for prefix in prefixes:
+            sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
+        reason = serve(sock, bridge, output, count=args.count, idle_timeout=args.timeout, stop=stop)
+    finally:
+        restore()
+        sock.close(linger=0)
+        ctx.term()
+        if runner is not None:
+            left = runner.wait(5.0)
+            if left:
+                output.say(f"{left} --exec command(s) still running; not waiting for them")
+        if append is not None:
+            append.close()
+    _summary(bridge, output)
+    return 1 if reason == "idle" and args.count is not None else 0
+
+
+def _summary(bridge: AlertBridge, output: BridgeOutput) -> None:
+    st = bridge.stats
+    text = f"{st.received} messages, {st.alarms} alarms shown"
+    if st.missed:
+        text += f", {st.missed} missed in {st.gaps} gaps"
+    if st.rejected:
+        text += f", {sum(st.rejected.values())} rejected (" + ", ".join(f"{k} {v}" for k, v in st.rejected.items())
+        text += ")"
+    active = bridge.active_alarms()
+    if active:
+        text += "; active: " + ", ".join(f"{a['stream']} {a['kind']}" for a in active)
+    output.say(text)
+
+
+def _catch_signals(stop: threading.Event) -> Callable[[], None]:
+    """SIGINT/SIGTERM set ``stop`` (main thread only); returns a function restoring the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop_on_signals(stop.set)
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+    return restore
+
+
+if __name__ == "__main__":
+    sys.exit(main())
