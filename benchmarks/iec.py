@@ -1,6 +1,6 @@
 """IEC 60601-2-27 style figures on synthetic ECG, through the whole monitor (replay, detection, CNN, rhythm).
 
-The same scenarios as ``tests/test_iec.py``, measured and written out instead of
+The same scenarios as ``tests/alarms/test_iec.py``, measured and written out instead of
 asserted: heart-rate response time to a step 80->120 and 80->40 bpm (from the
 first beat at the new rate to the first reading within 5% of it that stays
 there), heart rate on alternating (bigeminal) rhythms, tall T-wave rejection,
@@ -23,21 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
 from monitor.alarms import AlarmEvent, Vitals
 from monitor.app import Monitor, MonitorConfig, parse_source
-from replay._publisher import ReplayConfig
-from tests._synth import ecg, write_record
-from tests.outputs.test_alarms import Recorder
+from monitor.testing import VitalsRecorder, ecg, write_record
+from replay import ReplayConfig
 
 FS = 250.0
 
 
 def run(tmp: Path, name: str, x: np.ndarray, clf: BeatClassifier) -> tuple[list[AlarmEvent], list[Vitals]]:
     path = write_record(tmp, name, x, FS)
-    view = Recorder()
+    view = VitalsRecorder()
     config = MonitorConfig(replay=ReplayConfig(speed=None), lockstep=True, keep_alarms=True)
     monitor = Monitor(parse_source(f"replay:{path}"), config, view=view, classifier=clf)
     monitor.run()

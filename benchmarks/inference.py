@@ -29,9 +29,7 @@ import numpy as np
 import torch
 import wfdb
 
-from engine import DEFAULT_WEIGHTS, CnnClassifier
-from engine._backends import BACKENDS, discover
-from engine._batcher import Batcher, BatcherConfig
+from engine import BACKENDS, DEFAULT_WEIGHTS, Batcher, BatcherConfig, CnnClassifier, discover
 from monitor import beats_of_signal
 
 ROOT = Path(__file__).resolve().parent.parent

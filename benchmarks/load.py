@@ -60,7 +60,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 # ---------------------------------------------------------------- devices
 def _records(data: Path) -> list[tuple[str, np.ndarray, dict[str, Any], float]]:
-    from replay._records import database_records, load_record
+    from replay import database_records, load_record
 
     out = []
     for ref in database_records(data, offline=True):

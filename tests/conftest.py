@@ -9,6 +9,8 @@ import pytest
 import wfdb
 import zmq
 
+from monitor.testing import FakeClock
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("ECG_MONITOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
 MITDB = SHARED_DATA / "mitdb"
@@ -28,6 +30,12 @@ def mitdb() -> Path:
     if not (MITDB / "RECORDS").is_file():
         pytest.skip(f"MIT-BIH data not found at {MITDB}")
     return MITDB
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A clock at 0 s that moves only when the test moves it (``advance``, ``set``)."""
+    return FakeClock()
 
 
 @pytest.fixture
