@@ -1,6 +1,6 @@
 """Replay of WFDB records (MIT-BIH and others) as ZeroMQ device streams."""
 
-from replay._publisher import ReplayConfig, Replayer, parse_speed, stream_ids
+from replay._publisher import MAX_CHUNK_S, ReplayConfig, Replayer, parse_speed, stream_ids
 from replay._records import (
     DATA_ENV,
     LoadedRecord,
@@ -13,6 +13,7 @@ from replay._records import (
 
 __all__ = [
     "DATA_ENV",
+    "MAX_CHUNK_S",
     "LoadedRecord",
     "RecordRef",
     "ReplayConfig",

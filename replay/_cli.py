@@ -2,43 +2,70 @@
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 from collections.abc import Sequence
 
 import zmq
 
-from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
+from monitor.cli._options import (
+    OptionParser,
+    field_default,
+    non_negative,
+    positive,
+    setup_logging,
+    speed,
+    stop_on_signals,
+)
 from monitor.errors import EcgMonitorError
 from monitor.transport import client_from_flags, secure_connect
-from replay._publisher import ReplayConfig, Replayer, parse_speed
+from replay._publisher import MAX_CHUNK_S, ReplayConfig, Replayer
 from replay._records import RecordRef, database_records, resolve_record
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def build_parser() -> OptionParser:
+    p = OptionParser(
         prog="ecg-replay",
-        description="Publish WFDB records over ZeroMQ (PUSH) in the monitor's wire format, as bedside devices would.",
-        formatter_class=EnvHelpFormatter,
+        description="Publish WFDB records over ZeroMQ (PUSH) in the monitor's wire format, as bedside devices would.\n"
+        "Options fall back to the ECG_MONITOR_* environment variable shown in their help.",
     )
     p.add_argument("records", nargs="+", help="record names (in --data-dir), paths to records, or 'mitdb'")
-    p.add_argument("--connect", default=env_default("CONNECT"), help="monitor endpoint, e.g. tcp://127.0.0.1:5555")
-    p.add_argument("--data-dir", default=env_default("DATA"), help="folder of WFDB records (ECG_MONITOR_DATA)")
-    p.add_argument("--speed", default=env_default("SPEED", "1"), help="multiple of real time, or 'max'")
-    p.add_argument("--chunk-ms", type=float, default=float(env_default("CHUNK_MS", 100)), help="chunk length")
-    p.add_argument("--loop", action="store_true", default=env_flag("LOOP"), help="start over at the end")
-    p.add_argument("--stagger-s", type=float, default=0.0, help="delay between the starts of successive streams")
-    p.add_argument("--offline", action="store_true", default=env_flag("OFFLINE"), help="never download records")
-    p.add_argument(
-        "--keys", default=env_default("KEYS"), help="CURVE keys folder holding server.key and this device's key"
+    p.option(
+        "--connect", env="CONNECT", help="monitor endpoint, e.g. tcp://127.0.0.1:5555", default_text="none, required"
     )
-    p.add_argument(
-        "--key-name", default=env_default("KEY_NAME"), help="this device's client key name (ecg-keys add-client)"
+    p.option(
+        "--data-dir",
+        env="DATA",
+        help="folder of WFDB records",
+        default_text="the per-user cache, downloading missing records",
     )
-    p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"))
+    p.option(
+        "--speed",
+        env="SPEED",
+        type=speed,
+        default=field_default(ReplayConfig, "speed"),
+        help="multiple of real time, or 'max'",
+    )
+    p.option(
+        "--chunk-ms",
+        env="CHUNK_MS",
+        type=positive(float, "ms", maximum=MAX_CHUNK_S * 1000),
+        default=field_default(ReplayConfig, "chunk_s") * 1000,
+        help="samples sent per frame, in ms of signal",
+    )
+    p.flag("--loop", env="LOOP", help="start over at the end")
+    p.option(
+        "--stagger-s",
+        type=non_negative(float, "s"),
+        default=field_default(ReplayConfig, "stagger_s"),
+        help="delay between the starts of successive streams",
+    )
+    p.flag("--offline", env="OFFLINE", help="never download records")
+    p.option("--keys", env="KEYS", help="CURVE keys folder holding server.key and this device's key")
+    p.option("--key-name", env="KEY_NAME", help="this device's client key name (ecg-keys add-client)")
+    p.logging_option()
     return p
 
 
@@ -56,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 refs.append(resolve_record(name, args.data_dir, offline=args.offline or None))
         config = ReplayConfig(
-            chunk_s=args.chunk_ms / 1000.0, speed=parse_speed(args.speed), loop=args.loop, stagger_s=args.stagger_s
+            chunk_s=args.chunk_ms / 1000.0, speed=args.speed, loop=args.loop, stagger_s=args.stagger_s
         )
         replayer = Replayer(refs, config)
     except EcgMonitorError as exc:

@@ -16,9 +16,12 @@ from monitor.errors import ConfigError
 from monitor.protocol import encode_data, encode_eos
 from replay._records import LoadedRecord, RecordRef, load_record
 
-__all__ = ["ReplayConfig", "Replayer", "parse_speed", "stream_ids"]
+__all__ = ["MAX_CHUNK_S", "ReplayConfig", "Replayer", "parse_speed", "stream_ids"]
 
 log = logging.getLogger(__name__)
+
+#: Longest chunk a replay sends in one frame (seconds).
+MAX_CHUNK_S = 10.0
 
 
 def parse_speed(text: str | float | None) -> float | None:
@@ -44,8 +47,8 @@ class ReplayConfig:
     stagger_s: float = 0.0
 
     def __post_init__(self) -> None:
-        if not (math.isfinite(self.chunk_s) and 0 < self.chunk_s <= 10):
-            raise ConfigError(f"chunk_s must be in (0, 10] seconds, got {self.chunk_s!r}")
+        if not (math.isfinite(self.chunk_s) and 0 < self.chunk_s <= MAX_CHUNK_S):
+            raise ConfigError(f"chunk_s must be in (0, {MAX_CHUNK_S:g}] seconds, got {self.chunk_s!r}")
         if self.speed is not None:
             parse_speed(self.speed)
         if not (math.isfinite(self.stagger_s) and self.stagger_s >= 0):

@@ -9,111 +9,160 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
+from engine._backends import BACKENDS
 from engine._batcher import BatcherConfig
 from engine._service import RemoteClassifier
 from monitor.alarms import load_rhythm_settings
 from monitor.app import Monitor, MonitorConfig, parse_source
-from monitor.cli._options import EnvHelpFormatter, env_default, env_flag, setup_logging, stop_on_signals
-from monitor.errors import EcgMonitorError
+from monitor.cli._options import (
+    OptionParser,
+    field_default,
+    non_negative,
+    positive,
+    setup_logging,
+    speed,
+    stop_on_signals,
+)
+from monitor.errors import ConfigError, EcgMonitorError
 from monitor.evaluation import MatchResult
 from monitor.ingest import StreamConfig
 from monitor.observe import MetricsServer, attach, parse_address
 from monitor.outputs import LiveView
 from monitor.transport import client_from_flags
-from replay._publisher import ReplayConfig, parse_speed
+from replay import MAX_CHUNK_S, ReplayConfig
 
-__all__ = ["main"]
+__all__ = ["build_parser", "main"]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def _address(text: str) -> tuple[str, int]:
+    try:
+        return parse_address(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> OptionParser:
+    p = OptionParser(
         prog="ecg-monitor",
-        description="Real-time ECG monitor. Every flag falls back to an ECG_MONITOR_<FLAG> environment variable.",
-        formatter_class=EnvHelpFormatter,
+        description="Real-time ECG monitor.\n"
+        "Options fall back to the ECG_MONITOR_* environment variable shown in their help.",
     )
-    p.add_argument(
+    p.option(
         "--source",
-        default=env_default("SOURCE"),
+        env="SOURCE",
         help="replay:100 | replay:100,101 | replay:mitdb | replay:PATH/TO/RECORD | tcp://*:5555 | ipc://PATH",
+        default_text="none, required",
     )
-    p.add_argument("--data-dir", default=env_default("DATA"), help="folder of WFDB records (ECG_MONITOR_DATA)")
-    p.add_argument("--speed", default=env_default("SPEED", "1"), help="replay speed: multiple of real time, or 'max'")
-    p.add_argument("--chunk-ms", type=float, default=float(env_default("CHUNK_MS", 100)), help="replay chunk length")
-    p.add_argument("--loop", action="store_true", default=env_flag("LOOP"), help="replay records in a loop")
-    p.add_argument("--lead", type=int, default=int(env_default("LEAD", 0)), help="channel used for detection")
-    p.add_argument("--annotations", default=env_default("ANNOTATIONS"), help="write DIR/<stream>.mon WFDB files")
-    p.add_argument(
+    p.option(
+        "--data-dir",
+        env="DATA",
+        help="folder of WFDB records",
+        default_text="the per-user cache, downloading missing records",
+    )
+    p.option(
+        "--speed",
+        env="SPEED",
+        type=speed,
+        default=field_default(ReplayConfig, "speed"),
+        help="replay speed: multiple of real time, or 'max'",
+    )
+    p.option(
+        "--chunk-ms",
+        env="CHUNK_MS",
+        type=positive(float, "ms", maximum=MAX_CHUNK_S * 1000),
+        default=field_default(ReplayConfig, "chunk_s") * 1000,
+        help="replay chunk length, in ms of signal",
+    )
+    p.flag("--loop", env="LOOP", help="replay records in a loop")
+    p.option(
+        "--lead",
+        env="LEAD",
+        type=non_negative(int),
+        default=field_default(StreamConfig, "lead"),
+        help="channel used for detection, counted from 0",
+    )
+    p.option("--annotations", env="ANNOTATIONS", help="write DIR/<stream>.mon WFDB annotation files")
+    p.option(
         "--view",
+        env="VIEW",
         choices=("auto", "live", "plain", "off"),
-        default=env_default("VIEW", "auto"),
+        default="auto",
         help="live: redraw in place; plain: lines; auto: live on a terminal",
     )
-    p.add_argument("--beats", action="store_true", default=env_flag("BEATS"), help="print a line per beat")
-    p.add_argument("--offline", action="store_true", default=env_flag("OFFLINE"), help="never download records")
-    p.add_argument(
+    p.flag("--beats", env="BEATS", help="print a line per beat")
+    p.flag("--offline", env="OFFLINE", help="never download records")
+    p.option(
         "--latency-budget-ms",
-        type=float,
-        default=float(env_default("LATENCY_BUDGET_MS", 50)),
-        help="longest wait from a beat being ready to its label (the batcher's deadline)",
+        env="LATENCY_BUDGET_MS",
+        type=positive(float, "ms"),
+        default=field_default(BatcherConfig, "latency_budget_s") * 1000,
+        help="longest wait from a beat being ready to its label: the batcher's deadline",
     )
-    p.add_argument("--engine", default=env_default("ENGINE"), help="use an ecg-engine service at this endpoint")
-    p.add_argument(
+    p.option("--engine", env="ENGINE", help="use an ecg-engine service at this endpoint instead of a local engine")
+    p.option(
         "--backend",
-        default=env_default("BACKEND", "cpu"),
-        help="auto | cpu | cuda | compiled | tensorrt (local engine)",
+        env="BACKEND",
+        choices=("auto", *BACKENDS),
+        default="auto",
+        help="local engine backend; auto: the best one present",
     )
-    p.add_argument(
+    p.option(
         "--threads",
-        type=int,
-        default=int(env_default("THREADS", 1)),
-        help="PyTorch CPU threads of the local classifier (more than one competes with ingest on small machines)",
+        env="THREADS",
+        type=positive(int),
+        default=1,
+        help="PyTorch CPU threads of the local classifier; more than one competes with ingest on small machines",
     )
-    p.add_argument(
-        "--model", default=env_default("MODEL"), help="classifier weights file, or 'none' (default: the shipped CNN)"
+    p.option(
+        "--model",
+        env="MODEL",
+        help="classifier weights file, or 'none' to leave every beat unclassified",
+        default_text="the shipped CNN",
     )
-    p.add_argument(
+    p.option(
         "--alerts",
-        default=env_default("ALERTS"),
-        help="publish alarms, beats, vitals and status on this endpoint (ZeroMQ XPUB), e.g. tcp://127.0.0.1:5570",
+        env="ALERTS",
+        help="publish alarms, beats, vitals and status on this ZeroMQ XPUB endpoint, e.g. tcp://127.0.0.1:5570",
     )
-    p.add_argument(
+    p.option(
         "--alarm-log",
-        default=env_default("ALARM_LOG"),
-        help="SQLite alarm log file, or 'off' (default: alarms.sqlite in the user data folder)",
+        env="ALARM_LOG",
+        help="SQLite alarm log file, or 'off'",
+        default_text="alarms.sqlite in the user data folder",
     )
-    p.add_argument(
+    p.option(
         "--rhythm-config",
-        default=env_default("RHYTHM_CONFIG"),
-        help="TOML file of alarm thresholds (defaults and per-stream overrides; see monitor/alarms/rhythm.toml)",
+        env="RHYTHM_CONFIG",
+        help="TOML file of alarm thresholds: defaults and per-stream overrides, as in monitor/alarms/rhythm.toml",
+        default_text="the built-in thresholds",
     )
-    p.add_argument(
+    p.option(
         "--keys",
-        default=env_default("KEYS"),
+        env="KEYS",
         help="CURVE keys folder (ecg-keys init): only authorized devices and bridges may connect; "
         "also holds this monitor's key for --engine",
     )
-    p.add_argument(
-        "--key-name", default=env_default("KEY_NAME"), help="this monitor's client key name for --engine (with --keys)"
-    )
-    p.add_argument(
+    p.option("--key-name", env="KEY_NAME", help="this monitor's client key name for --engine, with --keys")
+    p.option(
         "--silence-s",
-        type=float,
-        default=float(env_default("SILENCE_S", 5.0)),
+        env="SILENCE_S",
+        type=positive(float, "s"),
+        default=field_default(MonitorConfig, "silence_s"),
         help="raise 'signal lost' when a live stream sends nothing for this long",
     )
-    p.add_argument(
+    p.option(
         "--metrics",
-        default=env_default("METRICS"),
+        env="METRICS",
+        type=_address,
         metavar="HOST:PORT",
-        help="serve Prometheus metrics at http://HOST:PORT/metrics (PORT alone: 127.0.0.1)",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics; PORT alone listens on 127.0.0.1",
     )
-    p.add_argument(
+    p.flag(
         "--metrics-per-stream",
-        action="store_true",
-        default=env_flag("METRICS_PER_STREAM"),
+        env="METRICS_PER_STREAM",
         help="add per-stream metric series (leave off with many streams)",
     )
-    p.add_argument("--log-level", default=env_default("LOG_LEVEL", "warning"), help="logging level")
+    p.logging_option()
     return p
 
 
@@ -155,11 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.source:
         parser.error("--source is required (or set ECG_MONITOR_SOURCE), e.g. --source replay:100")
     try:
-        speed = parse_speed(args.speed)
         source = parse_source(args.source, args.data_dir, offline=args.offline or None)
         config = MonitorConfig(
             stream=StreamConfig(lead=args.lead),
-            replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=speed, loop=args.loop),
+            replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=args.speed, loop=args.loop),
             annotations=Path(args.annotations) if args.annotations else None,
             batcher=BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000.0),
             rhythm=load_rhythm_settings(args.rhythm_config),
@@ -168,7 +216,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             keys=Path(args.keys) if args.keys else None,
             silence_s=args.silence_s,
         )
-        metrics_addr = parse_address(args.metrics) if args.metrics else None
     except (EcgMonitorError, ValueError) as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)
         return 2
@@ -190,22 +237,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.model == "none":
             classifier = UnclassifiedClassifier()
         else:
-            classifier = default_classifier(args.model, args.backend, threads=max(1, args.threads))
+            classifier = default_classifier(args.model, args.backend, threads=args.threads)
 
             def factory() -> BeatClassifier:  # rebuild after a failure
-                return default_classifier(args.model, args.backend, threads=max(1, args.threads))
+                return default_classifier(args.model, args.backend, threads=args.threads)
 
     except (OSError, ValueError, EcgMonitorError) as exc:
         print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
         return 2
     monitor = Monitor(source, config, view=view, classifier=classifier, engine_factory=factory)
     metrics = None
-    if metrics_addr is not None:
+    if args.metrics is not None:
+        host, port = args.metrics
         try:
             registry = attach(monitor, monitor.latency, per_stream=args.metrics_per_stream)
-            metrics = MetricsServer(registry, port=metrics_addr[1], addr=metrics_addr[0])
+            metrics = MetricsServer(registry, port=port, addr=host)
         except OSError as exc:
-            print(f"ecg-monitor: error: --metrics {args.metrics}: {exc}", file=sys.stderr)
+            print(f"ecg-monitor: error: --metrics {host}:{port}: {exc}", file=sys.stderr)
             return 2
         print(f"ecg-monitor: metrics on {metrics.url}", file=sys.stderr)
 

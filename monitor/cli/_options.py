@@ -5,17 +5,20 @@ Each option is declared once, with its default, through :class:`OptionParser`:
 * ``parser.option("--lead", env="LEAD", type=int, default=0, help=...)``: the
   value of ``ECG_MONITOR_LEAD`` (when set and non-empty) replaces the default
   *as a string*, so argparse converts it with the option's own ``type``; a bad
-  value is argparse's clean "argument --lead: invalid int value" and exit 2,
+  value is argparse's clean error naming the flag and the variable, and exit 2
+  (``argument --lead (from ECG_MONITOR_LEAD): must be an integer >= 0, got 'x'``),
   never a traceback while the parser is built.
 * ``parser.flag("--loop", env="LOOP", help=...)``: on/off; the variable reads
   ``1/true/yes/on`` or ``0/false/no/off``; anything else is an error naming the
   variable, reported when the command line is parsed.
 * :func:`positive` and :func:`non_negative` build ``type`` functions whose errors
-  name the unit: ``argument --latency-budget-ms: must be > 0 ms, got '0'``.
+  name the unit: ``argument --latency-budget-ms: must be > 0 ms, got '0'``;
+  :func:`speed` reads a replay speed (a multiple of real time, or ``max``).
 
-Help shows every default once (``(default: 5; env ECG_MONITOR_X)``); no option
-repeats a default that a settings dataclass also declares: pass the dataclass
-field's default (:func:`field_default`).
+Help shows every default once (``(default: 5; env ECG_MONITOR_X)``); a default
+of None is described in words with ``default_text=``. No option repeats a
+default that a settings dataclass also declares: pass the dataclass field's
+default (:func:`field_default`).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ __all__ = [
     "non_negative",
     "positive",
     "setup_logging",
+    "speed",
     "stop_on_signals",
 ]
 
@@ -64,31 +68,69 @@ def field_default(settings: type[Any], name: str) -> Any:
     raise KeyError(f"{settings.__name__} has no field {name!r} with a default")
 
 
-def _number_type(kind: Callable[[str], float], unit: str, allow_zero: bool) -> Callable[[str], Any]:
+def _number(value: float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+
+
+def _number_type(
+    kind: Callable[[str], float], unit: str, allow_zero: bool, maximum: float | None
+) -> Callable[[str], Any]:
     word = ">= 0" if allow_zero else "> 0"
     suffix = f" {unit}" if unit else ""
+    bound = f"{word} and <= {_number(maximum)}{suffix}" if maximum is not None else f"{word}{suffix}"
+    noun = "an integer" if kind is int else "a number"
 
     def convert(text: str) -> Any:
         try:
             value = kind(text)
         except (TypeError, ValueError):
-            raise argparse.ArgumentTypeError(f"must be a number{suffix} {word}, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"must be {noun} {bound}, got {text!r}") from None
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            raise argparse.ArgumentTypeError(f"must be {word}{suffix}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}")
         return value
 
     convert.__name__ = kind.__name__
     return convert
 
 
-def positive(kind: Callable[[str], float] = float, unit: str = "") -> Callable[[str], Any]:
-    """An argparse ``type``: a finite number > 0 (``int`` or ``float``), errors naming ``unit``."""
-    return _number_type(kind, unit, allow_zero=False)
+def positive(
+    kind: Callable[[str], float] = float, unit: str = "", *, maximum: float | None = None
+) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite number > 0 (``int`` or ``float``, at most ``maximum``), errors naming ``unit``."""
+    return _number_type(kind, unit, allow_zero=False, maximum=maximum)
 
 
-def non_negative(kind: Callable[[str], float] = float, unit: str = "") -> Callable[[str], Any]:
-    """An argparse ``type``: a finite number >= 0, errors naming ``unit``."""
-    return _number_type(kind, unit, allow_zero=True)
+def non_negative(
+    kind: Callable[[str], float] = float, unit: str = "", *, maximum: float | None = None
+) -> Callable[[str], Any]:
+    """An argparse ``type``: a finite number >= 0 (at most ``maximum``), errors naming ``unit``."""
+    return _number_type(kind, unit, allow_zero=True, maximum=maximum)
+
+
+def speed(text: str) -> float | None:
+    """An argparse ``type`` for a replay speed: ``max`` (None: as fast as the receiver takes it) or a multiple > 0."""
+    if text.strip().lower() == "max":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a multiple of real time > 0, or 'max'; got {text!r}")
+    return value
+
+
+class _EnvText(str):
+    """An option's value read from ``ECG_MONITOR_<env>``: errors converting it name the variable."""
+
+    env: str
+
+
+def _shown(default: Any) -> str:
+    text = _number(default) if isinstance(default, float) else str(default)
+    return text.replace("%", "%%")  # help strings are %-formatted by argparse
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -110,13 +152,21 @@ class OptionParser(argparse.ArgumentParser):
         default: Any = None,
         help: str,
         group: argparse._ActionsContainer | None = None,
+        default_text: str | None = None,
         **kwargs: Any,
     ) -> argparse.Action:
-        """An option taking a value. ``env`` names the ``ECG_MONITOR_`` variable that replaces ``default``."""
+        """An option taking a value. ``env`` names the ``ECG_MONITOR_`` variable that replaces ``default``.
+
+        ``default_text`` describes the default in words (e.g. a None default: "the shipped model").
+        """
         raw = env_value(env) if env else None
-        value = raw if raw is not None else default
-        shown = "none" if default is None else ("%(default)s" if raw is None else repr(default))
-        text = f"{help} (default: {shown}" + (f"; env {ENV_PREFIX}{env})" if env else ")")
+        value: Any = default
+        if raw is not None:
+            value = _EnvText(raw)
+            value.env = env or ""
+        if default_text is None:
+            default_text = "none" if default is None else _shown(default)
+        text = f"{help} (default: {default_text}" + (f"; env {ENV_PREFIX}{env})" if env else ")")
         choices = kwargs.get("choices")
         if raw is not None and choices is not None and "type" not in kwargs and raw not in choices:
             allowed = ", ".join(map(str, choices))
@@ -137,12 +187,29 @@ class OptionParser(argparse.ArgumentParser):
                 on = True
             elif word not in _FALSE:
                 self._env_errors.append(f"{ENV_PREFIX}{env}: expected 1/true/yes/on or 0/false/no/off, got {raw!r}")
-        text = help + (f" (env {ENV_PREFIX}{env})" if env else "")
+        text = help + (f" (default: off; env {ENV_PREFIX}{env})" if env else " (default: off)")
         target = group if group is not None else self
         return target.add_argument(*flags, action="store_true", default=on, help=text)
 
-    def logging_option(self) -> argparse.Action:
-        return self.option("--log-level", env="LOG_LEVEL", default="warning", choices=LOG_LEVELS, help="logging level")
+    def logging_option(self, default: str = "warning") -> argparse.Action:
+        return self.option("--log-level", env="LOG_LEVEL", default=default, choices=LOG_LEVELS, help="logging level")
+
+    def _get_value(self, action: argparse.Action, arg_string: str) -> Any:
+        try:
+            value = super()._get_value(action, arg_string)
+        except argparse.ArgumentError as exc:
+            if isinstance(arg_string, _EnvText):
+                raise argparse.ArgumentError(
+                    None, f"argument {_name(action)} (from {ENV_PREFIX}{arg_string.env}): {exc.message}"
+                ) from None
+            raise
+        if isinstance(arg_string, _EnvText) and action.choices is not None and value not in action.choices:
+            allowed = ", ".join(map(repr, action.choices))
+            message = f"invalid choice: {value!r} (choose from {allowed})"
+            raise argparse.ArgumentError(
+                None, f"argument {_name(action)} (from {ENV_PREFIX}{arg_string.env}): {message}"
+            )
+        return str(value) if isinstance(value, _EnvText) else value
 
     def parse_args(  # type: ignore[override]
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -155,6 +222,10 @@ class OptionParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """Usage and the message on stderr, exit status 2 (argparse's convention)."""
         super().error(message)
+
+
+def _name(action: argparse.Action) -> str:
+    return "/".join(action.option_strings) or action.dest
 
 
 def setup_logging(level: str) -> None:

@@ -1,7 +1,15 @@
 """Scoring against reference annotations: beat matching, AAMI EC57 statistics, alarm episodes."""
 
-from monitor.evaluation._alarms import ALARM_TYPES, Episode, TypeScore, alarm_episodes, reference_episodes, score_alarms
-from monitor.evaluation._ec57 import RecordScore, score_record, summarize
+from monitor.evaluation._alarms import (
+    ALARM_TYPES,
+    Episode,
+    TypeScore,
+    alarm_episodes,
+    reference_episodes,
+    score_alarms,
+    write_alarm_report,
+)
+from monitor.evaluation._ec57 import RecordScore, score_record, summarize, write_report
 from monitor.evaluation._scoring import BEAT_SYMBOLS, MatchResult, match_beats, pair_beats, reference_beats
 
 __all__ = [
@@ -19,4 +27,6 @@ __all__ = [
     "score_alarms",
     "score_record",
     "summarize",
+    "write_alarm_report",
+    "write_report",
 ]

@@ -1,8 +1,8 @@
-"""``ecg-eval``: run the real monitor over records and score its beats the EC57 way.
+"""EC57 beat scoring: the monitor's ``.mon`` beats against the reference ``.atr`` beats.
 
-The records are replayed through the whole streaming path (replay -> ZeroMQ ->
-ingest -> detector -> engine -> ``.mon`` files) at ``--speed max``; the
-annotation files are then compared with the reference ``.atr`` beats:
+``ecg-eval`` (:mod:`monitor.cli._eval`) replays records through the whole
+streaming path and writes the ``.mon`` files; they are compared with the
+reference beats here:
 
 * QRS detection: a detection matches a reference beat within 150 ms.
 * Classes: reference symbols map to AAMI N, S, V, F, Q; labels come from the
@@ -23,10 +23,7 @@ figures over the records where they are defined.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +32,9 @@ from typing import Any
 import numpy as np
 import wfdb
 
-from engine.training import DS1, DS2
 from monitor.vocabulary import AAMI_OF_SYMBOL, CLASSES
 
-__all__ = ["RecordScore", "main", "score_record", "summarize"]
+__all__ = ["RecordScore", "markdown", "score_record", "summarize", "write_report"]
 
 
 @dataclass
@@ -169,111 +165,18 @@ def plot_confusion(summary: dict[str, Any], path: Path, title: str) -> None:
     fig.savefig(path, dpi=120)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecg-eval", description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", required=True, type=Path, help="folder with the records and their .atr files")
-    p.add_argument("--records", default="ds2", help="ds2, ds1, all (the RECORDS file), or a comma-separated list")
-    p.add_argument("--model", default=None, help="weights file (default: the shipped model)")
-    p.add_argument("--out", type=Path, default=Path("eval"), help="folder for report.md, report.json, confusion.png")
-    p.add_argument("--annotations", type=Path, default=None, help="keep the .mon files here (default: a temp dir)")
-    p.add_argument("--chunk-ms", type=float, default=100.0)
-    p.add_argument(
-        "--alarms",
-        action="store_true",
-        help="score rhythm alarm episodes against the reference rhythm annotations instead of beats "
-        "(writes alarms.md and alarms.json)",
-    )
-    p.add_argument(
-        "--min-episode-s",
-        type=float,
-        default=5.0,
-        help="with --alarms: also report sensitivity over reference episodes at least this long",
-    )
-    return p
-
-
-def _alarm_eval(args: argparse.Namespace, records: list[str], classifier: Any) -> int:
-    from monitor.app import Monitor, MonitorConfig, parse_source
-    from monitor.errors import EcgMonitorError
-    from monitor.evaluation._alarms import score_alarms, write_alarm_report
-    from replay._publisher import ReplayConfig
-
-    try:
-        source = parse_source("replay:" + ",".join(records), args.data_dir, offline=True)
-    except EcgMonitorError as exc:
-        print(f"ecg-eval: error: {exc}", file=sys.stderr)
-        return 2
-    config = MonitorConfig(
-        replay=ReplayConfig(chunk_s=args.chunk_ms / 1000, speed=None),
-        annotations=args.annotations,
-        lockstep=True,
-        keep_alarms=True,
-    )
-    monitor = Monitor(source, config, classifier=classifier)
-    code = monitor.run()
-    if code != 0:
-        print("ecg-eval: error: the monitor failed", file=sys.stderr)
-        return code
-    tables = {0.0: score_alarms(args.data_dir, records, monitor.alarm_events)}
-    if args.min_episode_s > 0:
-        tables[args.min_episode_s] = score_alarms(
-            args.data_dir, records, monitor.alarm_events, min_episode_s=args.min_episode_s
-        )
-    title = f"Rhythm alarm episodes: {args.data_dir.name} ({len(records)} records)"
-    meta = {"records": records, "command": "ecg-eval --alarms " + " ".join(sys.argv[1:])}
-    print(write_alarm_report(args.out, title, tables, meta))
-    return 0
+def write_report(out: Path, summary: dict[str, Any], title: str, meta: dict[str, Any]) -> Path:
+    """Write ``report.json``, ``report.md`` and ``confusion.png`` into ``out``; returns the Markdown file."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({"title": title, **meta, **summary}, indent=1))
+    path = out / "report.md"
+    path.write_text(markdown(summary, title))
+    plot_confusion(summary, out / "confusion.png", title.split(",")[0])
+    return path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from engine import default_classifier
-    from monitor.app import Monitor, MonitorConfig, parse_source
-    from monitor.errors import EcgMonitorError
-    from replay._publisher import ReplayConfig
+    """``ecg-eval`` (kept for callers of its former place: :func:`monitor.cli._eval.main`)."""
+    from monitor.cli._eval import main as ecg_eval
 
-    args = build_parser().parse_args(argv)
-    if args.records.lower() == "all":
-        listing = args.data_dir / "RECORDS"
-        if not listing.is_file():
-            print(f"ecg-eval: error: --records all: {listing} not found", file=sys.stderr)
-            return 2
-        records = listing.read_text().split()
-    else:
-        records = {"ds2": DS2, "ds1": DS1}.get(args.records.lower()) or [
-            r.strip() for r in args.records.split(",") if r.strip()
-        ]
-    try:
-        # alarm scoring labels beats one message at a time: one thread is fastest for batches that small
-        classifier = default_classifier(args.model, threads=1 if args.alarms else 0)
-    except (OSError, ValueError) as exc:
-        print(f"ecg-eval: error: --model: {exc}", file=sys.stderr)
-        return 2
-    if args.alarms:
-        return _alarm_eval(args, records, classifier)
-    with tempfile.TemporaryDirectory() as tmp:
-        ann_dir = args.annotations or Path(tmp)
-        try:
-            source = parse_source("replay:" + ",".join(records), args.data_dir, offline=True)
-        except EcgMonitorError as exc:
-            print(f"ecg-eval: error: {exc}", file=sys.stderr)
-            return 2
-        config = MonitorConfig(replay=ReplayConfig(chunk_s=args.chunk_ms / 1000, speed=None), annotations=ann_dir)
-        code = Monitor(source, config, classifier=classifier).run()
-        if code != 0:
-            print("ecg-eval: error: the monitor failed", file=sys.stderr)
-            return code
-        scores = [score_record(args.data_dir, ann_dir, rec) for rec in records]
-    summary = summarize(scores)
-    title = f"EC57 report: {args.records} ({len(records)} records), classifier {getattr(classifier, 'name', '?')}"
-    args.out.mkdir(parents=True, exist_ok=True)
-    report = {"title": title, "records": records, "model": str(args.model or "shipped"), **summary}
-    (args.out / "report.json").write_text(json.dumps(report, indent=1))
-    md = markdown(summary, title)
-    (args.out / "report.md").write_text(md)
-    plot_confusion(summary, args.out / "confusion.png", title.split(",")[0])
-    print(md)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    return ecg_eval(argv)

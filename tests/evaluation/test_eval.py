@@ -39,7 +39,7 @@ def test_ecg_eval_runs_the_monitor_and_writes_the_report(mitdb: Path, tmp_path: 
     import json
 
     from engine import DEFAULT_WEIGHTS
-    from monitor.evaluation._ec57 import main
+    from monitor.cli._eval import main
 
     if not DEFAULT_WEIGHTS.is_file():
         pytest.skip("no shipped weights")
