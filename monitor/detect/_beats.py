@@ -86,13 +86,6 @@ class BeatAssembler:
         """Detected R peaks not yet sent as beats (oldest first)."""
         return self._pending
 
-    @property
-    def heart_rate(self) -> float | None:
-        """Beats per minute from the mean of the last 8 RR intervals."""
-        if not self._rr_recent:
-            return None
-        return 60.0 / (sum(self._rr_recent) / len(self._rr_recent))
-
     def restart(self, origin: int) -> None:
         """A new segment starts at ``origin``: unsent peaks and the RR context are dropped."""
         self.segment_origin = origin

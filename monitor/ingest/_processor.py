@@ -116,11 +116,6 @@ class StreamProcessor:
 
     # ----------------------------------------------------------- properties
     @property
-    def heart_rate(self) -> float | None:
-        """Beats per minute from the mean of the last 8 RR intervals."""
-        return self.assembler.heart_rate
-
-    @property
     def samples_end(self) -> int:
         """Stream index one past the newest sample."""
         return self.tracker.next_sample + self.offset
