@@ -31,12 +31,8 @@ from numpy.typing import NDArray
 from scipy import signal
 from scipy.ndimage import maximum_filter1d
 
+from monitor.detect._filters import sosfilt_rows
 from monitor.errors import ConfigError, require_positive
-
-try:  # SciPy's own compiled kernel behind sosfilt, without the per-call checks
-    from scipy.signal._sosfilt import _sosfilt as _sosfilt_kernel
-except ImportError:  # pragma: no cover - other SciPy layouts use the public API
-    _sosfilt_kernel = None
 
 __all__ = ["DetectorBank", "DetectorConfig", "StreamingDetector"]
 
@@ -108,20 +104,9 @@ class _Design:
         t = np.arange(round(2 * self.fs)) / self.fs
         qrs = np.exp(-0.5 * ((t - 1.0) / 0.012) ** 2)[None, :]
         zi = np.zeros((1, self.sos.shape[0], 2))
-        bp = _sosfilt(self.sos, qrs, zi)
+        bp = sosfilt_rows(self.sos, qrs, zi)
         _, m = _features(bp, np.zeros((1, 4)), np.zeros((1, self.w - 1), dtype=np.int64), self.scale, self.w)
         return float(m.max())
-
-
-def _sosfilt(sos: NDArray[np.float64], x: NDArray[np.float64], zi: NDArray[np.float64]) -> NDArray[np.float64]:
-    """Filter each row of ``x`` (S, n); ``zi`` (S, sections, 2) is updated in place."""
-    if _sosfilt_kernel is None:
-        y, zf = signal.sosfilt(sos, x, axis=-1, zi=zi.transpose(1, 0, 2))
-        zi[...] = zf.transpose(1, 0, 2)
-        return np.asarray(y)
-    y = np.array(x, dtype=np.float64, order="C")
-    _sosfilt_kernel(sos, y, zi)
-    return y
 
 
 def _features(
@@ -393,7 +378,7 @@ class DetectorBank(Generic[K]):
         zi = self._zi[rows]
         if fresh.any():  # start each new stream in steady state at its first sample
             zi[fresh] = k.zi_unit[None, :, :] * x[fresh, 0][:, None, None]
-        bp = _sosfilt(k.sos, x, zi)
+        bp = sosfilt_rows(k.sos, x, zi)
         self._zi[rows] = zi
         bp_hist = self._bp_hist[rows]
         q_hist = self._q_hist[rows]

@@ -40,7 +40,7 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-from monitor.detect._qrs import _sosfilt
+from monitor.detect._filters import sosfilt_rows
 from monitor.errors import ConfigError, require_positive
 
 __all__ = ["QualityConfig", "QualityTracker", "TechnicalAlarm"]
@@ -197,8 +197,8 @@ class QualityTracker:
             held = np.where(idx >= 0, block[np.maximum(idx, 0)], self._last)
         self._last = float(held[-1])
         xx = np.array(held, dtype=np.float64)[None, :]
-        wide = _sosfilt(self._sos_wide, xx, self._zi_wide)[0]
-        qrs = _sosfilt(self._sos_qrs, xx, self._zi_qrs)[0]
+        wide = sosfilt_rows(self._sos_wide, xx, self._zi_wide)[0]
+        qrs = sosfilt_rows(self._sos_qrs, xx, self._zi_qrs)[0]
         n = block.size
         self._wide = np.concatenate((self._wide[n:], wide))
         self._qrs = np.concatenate((self._qrs[n:], qrs))

@@ -9,7 +9,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from engine import Beat
-from monitor.ingest._stream import Ingest, StreamConfig
+from monitor.ingest._config import StreamConfig
+from monitor.ingest._router import Ingest
 from monitor.protocol import MAX_FRAME_SECONDS, encode_data, encode_eos
 
 __all__ = ["beats_of_signal", "detect_beats"]

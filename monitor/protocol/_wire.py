@@ -55,6 +55,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MAX_SAMPLES_PER_FRAME",
+    "UNIT_SCALE_TO_MV",
     "DataFrame",
     "EndOfStream",
     "Frame",
@@ -72,7 +73,8 @@ MAX_FS = 100_000.0
 DTYPES = ("<i2", "<i4", "<f4", "<f8")
 MAX_PAYLOAD_BYTES = MAX_SAMPLES_PER_FRAME * MAX_CHANNELS * 8
 _STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
-_UNIT_SCALE_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
+# millivolts per unit, by unit name in lower case (a frame's units are matched stripped and case-insensitively)
+UNIT_SCALE_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,13 @@ class DataFrame:
             out[raw == self.invalid] = np.nan
         return out
 
+    def mv_scale(self, channel: int = 0) -> float | None:
+        """Millivolts per physical unit of one channel; None when its units are not V, mV or uV."""
+        return UNIT_SCALE_TO_MV.get(self.units[channel].strip().lower())
+
     def millivolts(self, channel: int = 0) -> NDArray[np.float64]:
         """One channel in mV (units must be V, mV or uV)."""
-        scale = _UNIT_SCALE_TO_MV.get(self.units[channel].strip().lower())
+        scale = self.mv_scale(channel)
         if scale is None:
             raise FrameError("units", f"cannot convert {self.units[channel]!r} to mV")
         with np.errstate(over="ignore"):

@@ -1,4 +1,4 @@
-"""Hostile input: each rule of monitor.ingest._stream's docstring, its counter, and no disturbance elsewhere."""
+"""Hostile input: each rule of monitor.ingest._router's docstring, its counter, and no disturbance elsewhere."""
 
 from __future__ import annotations
 

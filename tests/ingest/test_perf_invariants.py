@@ -86,7 +86,7 @@ def test_lead_conversion_matches_millivolts(
     )  # fmt: skip
     assert isinstance(frame, DataFrame)
     proc = StreamProcessor(frame, StreamConfig())
-    x, clean = proc._convert(frame)
+    x, clean = proc.converter(frame)
     expected = frame.millivolts(0)
     np.testing.assert_array_equal(x, expected)
     if clean:

@@ -1,0 +1,311 @@
+"""Frame routing: every message to its stream, detection for all streams at once.
+
+Every message is untrusted input. Each one is counted exactly once: accepted by
+its stream (``stats.frames``, or ``stats.eos_received`` for its end-of-stream),
+rejected by its stream under a reason (``stats.rejected[reason]``), held by its
+stream until a rule decides (``stats.held``, at most ``restart_frames``), or
+rejected before it reaches a stream (``Ingest.rejected[reason]``), so
+:meth:`Ingest.unaccounted` is always 0. No exception escapes
+:meth:`Ingest.on_message` or :meth:`Ingest.step`, and one stream's input never
+stops another stream. The rules, with their counter keys:
+
+* **Malformed messages** (see :func:`monitor.protocol.decode_frame`): ``Ingest.rejected[reason]``;
+  also ``eos_unknown_stream``, ``too_many_streams``, ``unsupported`` (a rate too
+  low to find QRS complexes) and ``lead`` (fewer channels than the monitored lead).
+* **Missing samples**: NaN and infinite values, ``invalid`` raw values, values
+  beyond :data:`~monitor.ingest.MAX_ABS_MV` (``stats.out_of_range``) and gaps are NaN, counted in
+  ``stats.nan_samples``; the detector holds the last value across them (never a
+  beat), the quality tracker judges them (``signal lost``).
+* **Gaps**: a frame ahead of the next expected sequence number and sample, by at
+  most ``max_gap_s``, is accepted; the missing samples are counted
+  (``tracker.frames_missing``, ``tracker.samples_missing``) and filled with NaN.
+* **Frames from the past**: ``reordered`` (a missed frame arriving late),
+  ``duplicate``, ``overlap`` (samples already held): dropped, never inserted.
+* **Format change** (``fs`` or ``channels`` differ from the stream's first frame):
+  the frame is rejected (``format_changed``) and a technical alarm ``format
+  changed`` is raised until a frame in the stream's format is accepted again or
+  the stream ends. Samples are never reinterpreted at another rate: a device
+  that changes its format must use a new stream id.
+* **Device restart**: frames that do not fit the stream's sequence (an older
+  sequence number that repeats no recent frame, samples already held, or more
+  than ``max_gap_s`` ahead) but continue each other are held. When
+  ``restart_frames`` of them arrive in a row with no frame of the current
+  sequence in between, the device has restarted (or is back after a long
+  outage): the current segment's beats are finished as at an end of stream,
+  detection and RR context start afresh on the new sequence (beat windows never
+  mix the two segments) and the held frames are accepted (``stats.restarts``).
+  Stream sample indices keep increasing without a hole: the new segment starts
+  at the last sample received (``offset`` maps device indices to the stream's);
+  the signal quality judgement simply continues.
+* **Two devices on one stream id**: when such a run of frames reaches
+  ``restart_frames`` frames while the current sequence keeps being accepted in
+  between (at least twice), the stream has a conflict (``stats.conflicts``, a
+  technical alarm ``stream conflict``): the current sequence is kept and the
+  other's frames are rejected (``stream_conflict``). If the current sequence
+  then falls silent while the other continues (``restart_frames`` frames in a
+  row), the other takes over as a restart. Held frames that turn out to be
+  neither are rejected under their own reason (``duplicate``, ``overlap``,
+  ``jump``). Two devices sending identical sequence numbers and sample indices
+  cannot be told apart by the wire format: their frames count as ``duplicate``.
+* **End of stream**: accepted unless it goes back (``seq`` or ``start`` before
+  the next expected ones: ``eos_mismatch``); one ahead of the data (frames
+  lost) is counted in ``stats.eos_early``. Data or a second end-of-stream after
+  it: ``after_eos``.
+* **Clocks**: the sender's ``sent`` time is never used by ingest; the monitor's
+  own clock only sets arrival times (``stats.first_arrival``/``last_arrival``)
+  and ``Beat.ready_at`` (latency), so clock jumps change nothing else.
+* **Internal failures**: an exception inside one stream's processing (a bug)
+  marks that stream failed (``stats.error``; the message is counted as
+  ``internal_error``, later ones as ``stream_failed``); other streams carry on.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from numpy.typing import NDArray
+
+from engine import Beat
+from monitor.detect import DetectorBank, TechnicalAlarm
+from monitor.errors import ConfigError, FrameError
+from monitor.ingest._config import StreamConfig
+from monitor.ingest._processor import StreamProcessor
+from monitor.protocol import DataFrame, EndOfStream, decode_frame
+
+__all__ = ["Ingest"]
+
+
+class Ingest:
+    """Routes raw messages to their stream and runs detection for all streams at once.
+
+    ``on_message(parts)`` checks and queues a message; ``step()`` runs the
+    detector over everything queued since the last step (one
+    :class:`DetectorBank` per sampling rate, streams with equal-length input
+    filtered together) and returns the beats that became ready. ``feed(parts)``
+    does both for one message.
+
+    Bad input is counted, never raised (see the module docstring for every
+    rule): ``rejected`` counts messages that could not be attributed to a
+    stream, by reason; per-stream rejections live in each stream's stats. A
+    stream whose processing fails is marked with ``stats.error`` and stops
+    accepting frames; every other stream carries on.
+    """
+
+    def __init__(
+        self,
+        config: StreamConfig | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        on_new_stream: Callable[[StreamProcessor], None] | None = None,
+    ) -> None:
+        self.config = config or StreamConfig()
+        self.clock = clock
+        self.streams: dict[str, StreamProcessor] = {}
+        self.rejected: Counter[str] = Counter()
+        self.messages = 0
+        self.banks: dict[float, DetectorBank[str]] = {}
+        self._dirty: dict[str, StreamProcessor] = {}  # streams with queued input or an eos
+        self._ready: list[Beat] = []  # beats found by a step that on_message forced
+        self.technical: list[TechnicalAlarm] = []  # alarm onsets/ends not yet taken by the owner
+        self.ended: list[StreamProcessor] = []  # streams ended since the owner last took this list
+        self._on_new_stream = on_new_stream
+
+    def feed(self, parts: Sequence[bytes]) -> list[Beat]:
+        self.on_message(parts)
+        return self.step()
+
+    def unaccounted(self) -> int:
+        """Messages without a fate: always 0 (each is accepted, rejected or held exactly once)."""
+        routed = sum(p.stats.accounted() for p in self.streams.values())
+        return self.messages - sum(self.rejected.values()) - routed
+
+    def on_message(self, parts: Sequence[bytes]) -> None:
+        self.messages += 1
+        now = self.clock()
+        try:
+            frame = decode_frame(parts)
+        except FrameError as exc:
+            self.rejected[exc.reason] += 1
+            return
+        except Exception:  # decode_frame raises only FrameError; should a bug slip through, count it
+            self.rejected["decode_error"] += 1
+            return
+        proc = self.streams.get(frame.stream) or self._new_stream(frame)
+        if proc is None:
+            return
+        proc.stats.messages += 1
+        if proc.stats.error is not None:
+            proc.stats.rejected["stream_failed"] += 1
+            return
+        before = proc.stats.accounted()
+        try:
+            self._dirty[proc.stream] = proc
+            if isinstance(frame, EndOfStream):
+                proc.on_eos(frame)
+            else:
+                held = proc.on_frame(frame, now)
+                if held is not None:
+                    if self._close_segment(proc, now):
+                        proc.begin_segment(held[0].frame)
+                        for item in held:
+                            proc.take(item, now)
+                    else:  # the stream failed while finishing its segment
+                        proc.stats.rejected["stream_failed"] += len(held)
+            self._dirty[proc.stream] = proc
+        except FrameError as exc:
+            proc.stats.rejected[exc.reason] += 1
+        except Exception as exc:  # a bug in one stream's processing: confine it to that stream
+            self._fail(proc, exc)
+            # this message (and any frames it held) get a fate
+            proc.stats.rejected["internal_error"] += max(0, before + 1 - proc.stats.accounted())
+
+    def _new_stream(self, frame: DataFrame | EndOfStream) -> StreamProcessor | None:
+        if isinstance(frame, EndOfStream):
+            self.rejected["eos_unknown_stream"] += 1
+            return None
+        if len(self.streams) >= self.config.max_streams:
+            self.rejected["too_many_streams"] += 1
+            return None
+        try:
+            bank = self.banks.get(frame.fs)
+            if bank is None:
+                bank = DetectorBank[str](frame.fs, self.config.detector, capacity=64)
+            proc = StreamProcessor(frame, self.config)
+        except (ConfigError, FrameError) as exc:  # e.g. a rate too low to find QRS complexes
+            self.rejected[exc.reason if isinstance(exc, FrameError) else "unsupported"] += 1
+            return None
+        except Exception:  # a rate the filters cannot be designed for
+            self.rejected["unsupported"] += 1
+            return None
+        self.banks[frame.fs] = bank
+        bank.add(proc.stream)
+        sid = proc.stream
+        proc.settled = lambda: bank.settled(sid) + proc.segment_origin
+        proc.drain = lambda: self._drain(proc)
+        self.streams[frame.stream] = proc
+        if self._on_new_stream is not None:
+            self._on_new_stream(proc)
+        return proc
+
+    def _drain(self, proc: StreamProcessor) -> None:
+        """A stream has max_queued input: detect now (the beats wait for the next step)."""
+        self._dirty[proc.stream] = proc
+        self._ready = self.step()  # takes self._ready with it
+        self._dirty[proc.stream] = proc
+
+    def _close_segment(self, proc: StreamProcessor, now: float) -> bool:
+        """Device restart: finish the current segment's beats as at an end of stream; False if it failed."""
+        sid = proc.stream
+        bank = self.banks[proc.fs]
+        if proc.queued:
+            peaks = bank.process({sid: proc.take_queued()})
+            if sid in peaks:
+                proc.add_peaks(peaks[sid])
+            self._collect_failures(bank)
+        if proc.stats.error is None:
+            proc.add_peaks(bank.flush(sid))
+            self._collect_failures(bank)
+        if proc.stats.error is not None:
+            return False
+        self._ready.extend(proc.ready(now, final=True))
+        self._take_events(proc)
+        bank.remove(sid)
+        bank.add(sid)
+        return True
+
+    def _take_events(self, proc: StreamProcessor) -> None:
+        if proc.quality.events:
+            self.technical.extend(proc.quality.events)
+            proc.quality.events.clear()
+        if proc.events:
+            self.technical.extend(proc.events)
+            proc.events.clear()
+
+    def step(self) -> list[Beat]:
+        """Detect on everything queued; return the beats now ready, stream by stream."""
+        out, self._ready = self._ready, []
+        if not self._dirty:
+            return out
+        dirty = self._dirty
+        self._dirty = {}
+        now = self.clock()
+        by_bank: dict[float, dict[str, NDArray[np.float64]]] = {}
+        for sid, proc in dirty.items():
+            if proc.queued and proc.stats.error is None:
+                by_bank.setdefault(proc.fs, {})[sid] = proc.take_queued()
+        for fs, chunks in by_bank.items():
+            bank = self.banks[fs]
+            try:
+                peaks = bank.process(chunks)
+            except Exception as exc:  # the bank confines decision failures; anything else fails its streams
+                for sid in chunks:
+                    self._fail(dirty[sid], exc)
+                continue
+            for sid in chunks:
+                if sid in peaks:
+                    dirty[sid].add_peaks(peaks[sid])
+            self._collect_failures(bank)
+        for proc in dirty.values():
+            if proc.stats.error is not None:
+                continue
+            try:
+                out.extend(self._finish_step(proc, now))
+            except Exception as exc:
+                self._fail(proc, exc)
+        return out
+
+    def _finish_step(self, proc: StreamProcessor, now: float) -> list[Beat]:
+        sid = proc.stream
+        final = False
+        if proc.eos and not proc.stats.ended:
+            bank = self.banks[proc.fs]
+            proc.add_peaks(bank.flush(sid))
+            self._collect_failures(bank)
+            if proc.stats.error is not None:
+                return []
+            bank.remove(sid)
+            proc.quality.flush()
+            proc.close_alarms()
+            proc.stats.ended = final = True
+            self.ended.append(proc)
+        beats = proc.ready(now, final=final)
+        self._take_events(proc)
+        return beats
+
+    def _fail(self, proc: StreamProcessor, exc: Exception) -> None:
+        if proc.stats.error is None:
+            proc.stats.error = f"{type(exc).__name__}: {exc}"
+
+    def _collect_failures(self, bank: DetectorBank[str]) -> None:
+        for sid, exc in bank.failed.items():
+            self._fail(self.streams[sid], exc)
+        bank.failed.clear()
+
+    def flush_all(self) -> list[Beat]:
+        """Shutdown: end every stream still open, returning its last beats."""
+        for proc in self.streams.values():
+            if not proc.eos and proc.stats.error is None:
+                proc.release_held()
+                proc.eos = True
+                self._dirty[proc.stream] = proc
+        return self.step()
+
+    def forget(self, stream: str) -> StreamProcessor | None:
+        """Drop an ended (or failed) stream, so that its id can start a new stream and the
+        table of streams stays bounded on a monitor that runs for months."""
+        proc = self.streams.get(stream)
+        if proc is None or not (proc.stats.ended or proc.stats.error is not None):
+            return None
+        del self.streams[stream]
+        self._dirty.pop(stream, None)
+        bank = self.banks.get(proc.fs)
+        if bank is not None and proc.stats.error is not None:
+            with contextlib.suppress(KeyError):  # already out of the detector bank
+                bank.remove(stream)
+        return proc
+
+    def all_ended(self, expected: set[str]) -> bool:
+        return all(s in self.streams and self.streams[s].stats.ended for s in expected)
