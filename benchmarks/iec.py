@@ -35,8 +35,9 @@ FS = 250.0
 def run(tmp: Path, name: str, x: np.ndarray, clf: BeatClassifier) -> tuple[list[AlarmEvent], list[Vitals]]:
     path = write_record(tmp, name, x, FS)
     view = VitalsRecorder()
-    config = MonitorConfig(replay=ReplayConfig(speed=None), lockstep=True, keep_alarms=True)
-    monitor = Monitor(parse_source(f"replay:{path}"), config, view=view, classifier=clf)
+    config = MonitorConfig(replay=ReplayConfig(speed=None))
+    monitor = Monitor(parse_source(f"replay:{path}"), config, classifier=clf, lockstep=True, record_alarms=True)
+    monitor.add_sink(view)
     monitor.run()
     return monitor.alarm_events, view.vitals
 

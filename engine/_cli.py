@@ -17,7 +17,7 @@ import zmq
 from engine._backends import BACKENDS
 from engine._batcher import BatcherConfig
 from engine._errors import EngineError
-from monitor.cli._options import (
+from monitor.cli import (
     LOG_LEVELS,
     OptionParser,
     field_default,

@@ -32,7 +32,6 @@ framework.
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -46,7 +45,7 @@ from numpy.typing import NDArray
 from engine import Beat
 from monitor.alarms import Vitals
 from monitor.ingest import Ingest, StreamConfig, beats_of_signal
-from monitor.outputs import LiveView
+from monitor.outputs import Sink
 from monitor.protocol import MAX_HEADER_BYTES, MAX_PAYLOAD_BYTES, encode_data, encode_eos
 
 __all__ = [
@@ -450,13 +449,11 @@ class FuzzDevice:
 # ------------------------------------------------------------------ outputs
 
 
-class VitalsRecorder(LiveView):
-    """A live view that draws nothing visible and keeps every vitals record in ``vitals``."""
+class VitalsRecorder(Sink):
+    """A sink that keeps every vitals record in ``vitals`` (``monitor.add_sink(recorder)``)."""
 
     def __init__(self) -> None:
-        super().__init__(out=io.StringIO(), interactive=False, interval=1e9)
         self.vitals: list[Vitals] = []
 
     def on_vitals(self, vitals: Vitals) -> None:
-        super().on_vitals(vitals)
         self.vitals.append(vitals)

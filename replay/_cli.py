@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 import zmq
 
-from monitor.cli._options import (
+from monitor.cli import (
     OptionParser,
     field_default,
     non_negative,

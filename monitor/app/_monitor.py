@@ -22,7 +22,7 @@ from monitor.app._source import Source
 from monitor.app._streams import StreamTable
 from monitor.app._summary import RecordSummary, summarize_streams
 from monitor.ingest import Ingest, StreamProcessor
-from monitor.observe import LatencyHistogram, StatusSnapshot
+from monitor.observe import StatusSnapshot
 from monitor.outputs import (
     AlarmLog,
     AlarmLogSink,
@@ -130,39 +130,11 @@ class Monitor:
 
     # ------------------------------------------------------------ what others read
     @property
-    def classifier(self) -> BeatClassifier:
-        return self.engine.classifier
-
-    @property
-    def labeled(self) -> int:
-        return self.labels.labeled
-
-    @property
-    def latency(self) -> LatencyHistogram:
-        return self.labels.latency
-
-    @property
     def alarm_events(self) -> list[AlarmEvent]:
         """Every alarm transition so far (only with ``record_alarms=True``)."""
         if self._recorder is None:
             raise AttributeError("alarm_events needs Monitor(..., record_alarms=True)")
         return self._recorder.events
-
-    @property
-    def alarm_counts(self) -> dict[str, int]:
-        return self.alarms.counts
-
-    @property
-    def engine_errors(self) -> int:
-        return self.engine.errors
-
-    @property
-    def engine_problem(self) -> str | None:
-        return self.engine.problem
-
-    @property
-    def forgotten(self) -> int:
-        return self.streams.forgotten
 
     def add_sink(self, sink: Sink) -> None:
         """Send every later beat, alarm and vitals update to ``sink`` too."""

@@ -2,22 +2,26 @@
 
 from monitor.cli._options import (
     ENV_PREFIX,
+    LOG_LEVELS,
     OptionParser,
     env_value,
     field_default,
     non_negative,
     positive,
     setup_logging,
+    speed,
     stop_on_signals,
 )
 
 __all__ = [
     "ENV_PREFIX",
+    "LOG_LEVELS",
     "OptionParser",
     "env_value",
     "field_default",
     "non_negative",
     "positive",
     "setup_logging",
+    "speed",
     "stop_on_signals",
 ]

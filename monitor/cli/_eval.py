@@ -87,8 +87,8 @@ def _replay(args: argparse.Namespace) -> ReplayConfig:
 
 
 def _alarm_eval(args: argparse.Namespace, source: Source, records: list[str], classifier: BeatClassifier) -> int:
-    config = MonitorConfig(replay=_replay(args), annotations=args.annotations, lockstep=True, keep_alarms=True)
-    monitor = Monitor(source, config, classifier=classifier)
+    config = MonitorConfig(replay=_replay(args), annotations=args.annotations)
+    monitor = Monitor(source, config, classifier=classifier, lockstep=True, record_alarms=True)
     code = monitor.run()
     if code != 0:
         print("ecg-eval: error: the monitor failed", file=sys.stderr)

@@ -170,7 +170,7 @@ def _summary(monitor: Monitor, wall: float) -> str:
     lines = [s.line() for s in monitor.summaries]
     matches = [s.match for s in monitor.summaries if s.match is not None]
     duration = sum(s.duration_s for s in monitor.summaries)
-    total = f"total: {len(monitor.summaries)} streams, {monitor.labeled} beats, "
+    total = f"total: {len(monitor.summaries)} streams, {monitor.labels.labeled} beats, "
     total += f"{duration / 3600:.2f} h of ECG in {wall:.1f} s"
     if wall > 0:
         total += f" ({duration / wall:.0f}x real time)"
@@ -181,7 +181,7 @@ def _summary(monitor: Monitor, wall: float) -> str:
     st = monitor.batcher.stats
     sizes = sum(n * k for n, k in st.batch_sizes.items()) / max(st.batches, 1)
     lines.append(
-        f"engine: {monitor.classifier.name}, {st.batches} batches (mean size {sizes:.0f}), "
+        f"engine: {monitor.engine.name}, {st.batches} batches (mean size {sizes:.0f}), "
         f"{st.late} beats late, {sum(st.shed.values())} shed"
     )
     return "\n".join(lines)
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.metrics is not None:
         host, port = args.metrics
         try:
-            registry = attach(monitor, monitor.latency, per_stream=args.metrics_per_stream)
+            registry = attach(monitor, per_stream=args.metrics_per_stream)
             metrics = MetricsServer(registry, port=port, addr=host)
         except OSError as exc:
             print(f"ecg-monitor: error: --metrics {host}:{port}: {exc}", file=sys.stderr)

@@ -35,6 +35,7 @@ from typing import Any, NoReturn
 
 __all__ = [
     "ENV_PREFIX",
+    "LOG_LEVELS",
     "OptionParser",
     "env_value",
     "field_default",

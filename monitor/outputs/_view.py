@@ -130,7 +130,7 @@ class LiveView:
         return f"ecg-monitor: {n} streams ({ended} ended), {ingest.messages} messages, {rejected} rejected"
 
     def _line(self, p: StreamProcessor) -> str:
-        hr = self._hr.get(p.stream, p.heart_rate)
+        hr = self._hr.get(p.stream)
         hr_s = f"{hr:5.0f}" if hr is not None else "    -"
         t = (p.samples_end - p.origin) / p.fs
         recent = "".join(self._recent.get(p.stream, ()))

@@ -16,9 +16,8 @@ import pytest
 from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
 from monitor.alarms import AlarmEvent, Vitals
 from monitor.app import Monitor, MonitorConfig, parse_source
+from monitor.testing import VitalsRecorder, ecg, write_record
 from replay._publisher import ReplayConfig
-from tests._synth import ecg, write_record
-from tests.outputs.test_alarms import Recorder
 
 FS = 250.0
 START = 0.8  # first R peak (s)
@@ -28,9 +27,10 @@ def run(
     tmp_path: Path, name: str, x: np.ndarray, classifier: BeatClassifier | None = None
 ) -> tuple[list[AlarmEvent], list[Vitals]]:
     path = write_record(tmp_path, name, x, FS)
-    config = MonitorConfig(replay=ReplayConfig(speed=None), lockstep=True, keep_alarms=True)
-    view = Recorder()
-    monitor = Monitor(parse_source(f"replay:{path}"), config, view=view, classifier=classifier)
+    config = MonitorConfig(replay=ReplayConfig(speed=None))
+    view = VitalsRecorder()
+    monitor = Monitor(parse_source(f"replay:{path}"), config, classifier=classifier, lockstep=True, record_alarms=True)
+    monitor.add_sink(view)
     assert monitor.run() == 0
     return monitor.alarm_events, view.vitals
 

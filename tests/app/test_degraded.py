@@ -54,8 +54,8 @@ def test_failing_engine_is_surfaced_and_retried_while_alarms_go_on(tmp_path: Pat
     assert failed.category == "technical" and failed.priority == "medium"
     # the clinical alarm needs no labels: raised although the engine was down
     assert ("asystole", "onset") in kinds
-    assert monitor.engine_errors == 3 and engine.calls > 3
-    assert monitor.engine_problem is None  # recovered
+    assert monitor.engine.errors == 3 and engine.calls > 3
+    assert monitor.engine.problem is None  # recovered
 
 
 def test_engine_failure_shows_in_status() -> None:
@@ -142,7 +142,7 @@ class SlowEngine:
 
 
 def _send_ecg(ctx: zmq.Context[zmq.Socket[bytes]], name: str, seconds: int) -> int:
-    from tests._synth import ecg
+    from monitor.testing import ecg
 
     x, _ = ecg([0.8] * round(seconds / 0.8), 250.0, tail_s=0.5)
     raw = np.round(x * 200).astype(np.int16)[:, None]
@@ -177,7 +177,7 @@ def test_ingest_keeps_up_while_the_engine_is_slow() -> None:
         thread.join(20)
         ctx.destroy(linger=0)
     # shutdown drained the queue: every beat got a label
-    assert monitor.labeled == monitor.ingest.streams["bed-1"].stats.beats
+    assert monitor.labels.labeled == monitor.ingest.streams["bed-1"].stats.beats
 
 
 def test_engine_thread_failures_are_surfaced() -> None:
@@ -186,11 +186,11 @@ def test_engine_thread_failures_are_surfaced() -> None:
     try:
         _send_ecg(ctx, "failing-engine", 20)
         deadline = time.monotonic() + 10
-        while monitor.engine_errors == 0 and time.monotonic() < deadline:
+        while monitor.engine.errors == 0 and time.monotonic() < deadline:
             time.sleep(0.01)
-        assert monitor.engine_errors >= 1
+        assert monitor.engine.errors >= 1
         assert any(e.kind == "engine_failed" for e in list(monitor.alarm_events))
-        assert "CUDA error" in (monitor.engine_problem or "")
+        assert "CUDA error" in (monitor.engine.problem or "")
     finally:
         monitor.stop()
         thread.join(20)
@@ -210,9 +210,9 @@ def test_ended_streams_are_forgotten_and_their_id_can_start_again() -> None:
             push.send_multipart(encode_data("bed-9", k, 36 * k, 360.0, x[36 * k : 36 * (k + 1)], **kw))
         push.send_multipart(encode_eos("bed-9", 10, 360))
         deadline = time.monotonic() + 5
-        while monitor.forgotten == 0 and time.monotonic() < deadline:
+        while monitor.streams.forgotten == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
-        assert monitor.forgotten == 1 and "bed-9" not in monitor.ingest.streams
+        assert monitor.streams.forgotten == 1 and "bed-9" not in monitor.ingest.streams
         for k in range(3):  # the device starts again under the same id
             push.send_multipart(encode_data("bed-9", k, 36 * k, 360.0, x[36 * k : 36 * (k + 1)], **kw))
         deadline = time.monotonic() + 5

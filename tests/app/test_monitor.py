@@ -60,9 +60,7 @@ def test_source_specs(mitdb: Path) -> None:
     ("argv", "message"),
     [
         (["--source", "serial:/dev/ttyS0"], "unknown source"),
-        (["--source", "replay:100", "--speed", "-3"], "--speed"),
         (["--source", "replay:no-such-record"], "not found"),
-        (["--source", "replay:100", "--chunk-ms", "0"], "chunk_s"),
     ],
 )
 def test_bad_flags_get_a_clear_message(
@@ -70,6 +68,23 @@ def test_bad_flags_get_a_clear_message(
 ) -> None:
     assert main([*argv, "--data-dir", str(mitdb)]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--speed", "-3"], "argument --speed: must be a multiple of real time > 0"),
+        (["--chunk-ms", "0"], "argument --chunk-ms: must be > 0 and <= 10000 ms"),
+    ],
+)
+def test_bad_flag_values_are_rejected_naming_the_flag_and_unit(
+    mitdb: Path, argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["--source", "replay:100", *argv, "--data-dir", str(mitdb)])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
 
 
 def test_devices_over_tcp_with_a_rogue_sender(ctx: zmq.Context[zmq.Socket[bytes]], mitdb: Path, tmp_path: Path) -> None:

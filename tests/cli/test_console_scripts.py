@@ -13,12 +13,11 @@ import wfdb
 
 from engine._batcher import BatcherConfig
 from monitor.app import MonitorConfig
-from monitor.cli import _eval, _monitor
-from monitor.cli._options import OptionParser
+from monitor.cli import OptionParser, _eval, _monitor
 from monitor.ingest import StreamConfig
+from monitor.testing import ecg, write_record
 from replay import ReplayConfig
 from replay import _cli as _replay
-from tests._synth import ecg, write_record
 
 Main = Callable[[Sequence[str] | None], int]
 SCRIPTS: dict[str, tuple[Main, Callable[[], OptionParser]]] = {

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from monitor.cli._options import OptionParser, field_default, non_negative, positive, speed
+from monitor.cli import OptionParser, field_default, non_negative, positive, speed
 from replay import ReplayConfig
 
 

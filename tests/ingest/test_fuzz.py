@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine import Beat
-from monitor import DataFrame, EndOfStream, FrameError, Ingest, StreamConfig, decode_frame, encode_data, encode_eos
+from monitor import DataFrame, EndOfStream, FrameError, Ingest, StreamConfig, decode_frame, encode_data
 from monitor.protocol import DTYPES
+from monitor.testing import FUZZ_KINDS, FuzzDevice, frames_of, fuzz_ecg, fuzz_garbage, random_kind
 from tests.conftest import lead_mv
 
 FAST = settings(deadline=None, derandomize=True, max_examples=200, suppress_health_check=list(HealthCheck))
@@ -143,109 +144,6 @@ def test_decode_unicode_ids_and_sample_counts_not_matching_the_buffer(
 
 # ------------------------------------------------------------------ ingest
 
-FS = 360.0
-
-
-def synthetic_ecg(seconds: float, seed: int, fs: float = FS) -> np.ndarray:
-    """Spiky beats at ~75 bpm on a wandering baseline with a little noise."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(round(seconds * fs)) / fs
-    x = 0.1 * np.sin(2 * np.pi * 0.3 * t) + 0.02 * rng.standard_normal(t.size)
-    for beat in np.cumsum(rng.uniform(0.7, 0.9, size=int(seconds / 0.7) + 2)):
-        x += 1.2 * np.exp(-(((t - beat) / 0.012) ** 2)) - 0.2 * np.exp(-(((t - beat - 0.03) / 0.02) ** 2))
-    return x
-
-
-class Device:
-    """One stream's sender, which can misbehave in every way the rules name."""
-
-    def __init__(self, sid: str, signal: np.ndarray, rng: np.random.Generator) -> None:
-        self.sid, self.x, self.rng = sid, signal, rng
-        self.seq = int(rng.integers(0, 1000))
-        self.start = int(rng.integers(0, 10**6))
-        self.pos = 0
-        self.last: list[bytes] | None = None
-        self.twin = (int(rng.integers(0, 1000)), int(rng.integers(0, 10**6)))  # a second device's position
-        self.ended = 0
-
-    def _chunk(self, n: int) -> np.ndarray:
-        if self.pos + n > self.x.size:
-            self.pos = 0
-        out = self.x[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def _data(self, x: np.ndarray, fs: float = FS, seq: int | None = None, start: int | None = None) -> list[bytes]:
-        seq = self.seq if seq is None else seq
-        start = self.start if start is None else start
-        return encode_data(
-            self.sid, seq, start, fs, x[:, None].astype("<f4"), channels=["II"], units=["mV"], gain=[1.0],
-            baseline=[0.0], sent=float(self.rng.choice([0.0, 1.7e9, -1e9, 1e15])),
-        )  # fmt: skip
-
-    def message(self, kind: str) -> list[bytes]:
-        rng = self.rng
-        n = int(rng.choice([1, 36, 360, 1000]))
-        if kind == "valid" or (kind == "duplicate" and self.last is None):
-            parts = self.last = self._data(self._chunk(n))
-            self.seq += 1
-            self.start += n
-            return parts
-        if kind == "duplicate":
-            assert self.last is not None
-            return self.last
-        if kind == "gap":
-            self.seq += int(rng.integers(1, 4))
-            self.start += int(rng.integers(1, 3 * n + 2))
-            return self.message("valid")
-        if kind == "restart":
-            self.seq, self.start = 0, int(rng.choice([0, 10**9]))
-            return self.message("valid")
-        if kind == "rogue":  # anything at all under this id
-            return self._data(self._chunk(n), seq=int(rng.integers(0, 2**40)), start=int(rng.integers(0, 2**61)))
-        if kind == "twin":  # a second device sending under this id, consistently
-            seq, start = self.twin
-            self.twin = (seq + 1, start + n)
-            return self._data(self._chunk(n)[::-1].copy(), seq=seq, start=start)
-        if kind == "format":
-            return self._data(self._chunk(n), fs=float(rng.choice([250.0, 500.0, 1000.0])))
-        if kind == "nan":
-            x = self._chunk(n).copy()
-            x[rng.random(n) < 0.5] = rng.choice([np.nan, np.inf, -np.inf, 1e30])
-            self.seq += 1
-            self.start += n
-            return self._data(x, seq=self.seq - 1, start=self.start - n)
-        if kind == "eos":  # (sometimes going back); then the device starts a new stream id
-            parts = encode_eos(self.sid, self.seq + int(rng.integers(-1, 2)), self.start + int(rng.integers(-9, 9)))
-            self.ended += 1
-            self.sid = f"{self.sid.split('-')[0]}-{self.ended}"
-            return parts
-        if kind == "flip":
-            header, payload = (bytearray(p) for p in self._data(self._chunk(n)))
-            for _ in range(int(rng.integers(1, 4))):
-                target = header if rng.random() < 0.7 else payload
-                target[int(rng.integers(0, len(target)))] = int(rng.integers(0, 256))
-            return [bytes(header), bytes(payload)]
-        raise AssertionError(kind)
-
-
-KINDS = ["valid", "duplicate", "gap", "restart", "rogue", "twin", "format", "nan", "eos", "flip"]
-WEIGHTS = np.array([40, 3, 4, 1, 4, 12, 3, 4, 0.3, 5], dtype=float)
-
-
-def garbage(rng: np.random.Generator) -> list[bytes]:
-    choice = int(rng.integers(0, 5))
-    if choice == 0:
-        return [bytes(rng.integers(0, 256, size=int(rng.integers(0, 100)), dtype=np.uint8))]
-    if choice == 1:
-        return [b"{}"] * int(rng.integers(3, 20))
-    if choice == 2:
-        return [b'{"v":1,"type":"data","stream":"' + "ü".encode() * 3 + b'","seq":0,"start":0}', b""]
-    if choice == 3:
-        return [b"[" * 3000]
-    return []
-
-
 def check_invariants(ingest: Ingest, config: StreamConfig) -> None:
     assert ingest.unaccounted() == 0
     assert "decode_error" not in ingest.rejected
@@ -262,16 +160,16 @@ def check_invariants(ingest: Ingest, config: StreamConfig) -> None:
 @SLOW
 @given(
     seed=st.integers(0, 2**32 - 1),
-    ops=st.lists(st.tuples(st.integers(0, 3), st.integers(0, len(KINDS) - 1), st.booleans()), max_size=60),
+    ops=st.lists(st.tuples(st.integers(0, 3), st.integers(0, len(FUZZ_KINDS) - 1), st.booleans()), max_size=60),
 )
 def test_ingest_never_raises_and_counts_every_message_once(seed: int, ops: list[tuple[int, int, bool]]) -> None:
     rng = np.random.default_rng(seed)
     config = StreamConfig()
     ingest = Ingest(config)
-    devices = [Device(f"s{i}", synthetic_ecg(20, seed + i), rng) for i in range(3)]
+    devices = [FuzzDevice(f"s{i}", rng, fuzz_ecg(20, np.random.default_rng(seed + i))) for i in range(3)]
     for who, kind, step in ops:
-        parts = garbage(rng) if who == 3 else devices[who].message(KINDS[kind])
-        ingest.on_message(parts)
+        for parts in [fuzz_garbage(rng)] if who == 3 else devices[who].message(FUZZ_KINDS[kind]):
+            ingest.on_message(parts)
         if step:
             for beat in ingest.step():
                 assert beat.window.size and np.isfinite(beat.window).all()
@@ -284,9 +182,7 @@ def test_ingest_never_raises_and_counts_every_message_once(seed: int, ops: list[
 def feed_clean(x: np.ndarray, fs: float, between: list[list[list[bytes]]] | None = None) -> tuple[Ingest, list[Beat]]:
     ingest = Ingest()
     out: list[Beat] = []
-    msgs = [encode_data("clean", k, i, fs, x[i : i + 360, None].astype("<f4"), channels=["II"], units=["mV"],
-                        gain=[1.0], baseline=[0.0]) for k, i in enumerate(range(0, x.size, 360))]  # fmt: skip
-    msgs.append(encode_eos("clean", len(msgs), x.size))
+    msgs = frames_of(x, fs, stream="clean", chunk=360)
     for k, parts in enumerate(msgs):
         out.extend(ingest.feed(parts))
         for other in between[k] if between else []:
@@ -313,14 +209,13 @@ def test_a_clean_stream_among_garbage_streams_gives_the_same_beats(
 ) -> None:
     x, fs, expected = record_100
     rng = np.random.default_rng(seed)
-    devices = [Device(f"g{i}", synthetic_ecg(20, seed + i), rng) for i in range(3)]
-    p = WEIGHTS / WEIGHTS.sum()
+    devices = [FuzzDevice(f"g{i}", rng, fuzz_ecg(20, np.random.default_rng(seed + i))) for i in range(3)]
     between = []
     for _ in range(math.ceil(x.size / 360) + 1):
         msgs = []
         for _ in range(int(rng.integers(0, rate + 1))):
             who = int(rng.integers(0, 4))
-            msgs.append(garbage(rng) if who == 3 else devices[who].message(KINDS[int(rng.choice(len(KINDS), p=p))]))
+            msgs.extend([fuzz_garbage(rng)] if who == 3 else devices[who].message(random_kind(rng)))
         between.append(msgs)
     ingest, got = feed_clean(x, fs, between)
     assert [(b.sample, b.rr_prev, b.rr_next, b.rr_local, b.rr_mean) for b in got] == [

@@ -16,7 +16,7 @@ from engine import Beat
 from monitor.app import Monitor, MonitorConfig, Source
 from monitor.observe import StatusSnapshot, attach
 from monitor.protocol import encode_data, encode_eos
-from tests._synth import ecg
+from monitor.testing import ecg
 
 pending = pytest.mark.skipif(not hasattr(Monitor, "snapshot"), reason="Monitor.snapshot() pending")
 
@@ -130,7 +130,7 @@ def test_ingest_beats_and_batches_are_reported(ctx: zmq.Context[zmq.Socket[bytes
     assert value(reg, "ecg_monitor_frames_rejected_total", reason=reason) == 1
     assert lost not in messages
     assert value(reg, "ecg_monitor_beats_total") == proc.stats.beats
-    assert value(reg, "ecg_monitor_beats_labelled_total") == monitor.labeled == proc.stats.beats
+    assert value(reg, "ecg_monitor_beats_labelled_total") == monitor.labels.labeled == proc.stats.beats
     assert value(reg, "ecg_monitor_beats_suppressed_total", why="unusable") == proc.stats.suppressed
     assert value(reg, "ecg_monitor_beats_suppressed_total", why="low_amplitude") == proc.stats.low_amplitude
     st = monitor.batcher.stats
@@ -138,7 +138,7 @@ def test_ingest_beats_and_batches_are_reported(ctx: zmq.Context[zmq.Socket[bytes
     assert value(reg, "ecg_monitor_batch_size_count") == st.batches
     assert value(reg, "ecg_monitor_batch_size_sum") == st.beats_out == proc.stats.beats
     assert value(reg, "ecg_monitor_beats_shed_total") == 0
-    assert value(reg, "ecg_monitor_beat_latency_seconds_count") == monitor.latency.count == proc.stats.beats
+    assert value(reg, "ecg_monitor_beat_latency_seconds_count") == monitor.labels.latency.count == proc.stats.beats
     assert value(reg, "ecg_monitor_stream_beats_total", stream="a") == proc.stats.beats
     assert value(reg, "ecg_monitor_stream_up", stream="a") == 0
     assert value(reg, "ecg_monitor_health") == 1

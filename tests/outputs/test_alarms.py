@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import threading
 from pathlib import Path
@@ -15,23 +14,11 @@ import zmq
 
 from monitor.alarms import AlarmEvent, Vitals
 from monitor.app import Monitor, MonitorConfig, parse_source
-from monitor.outputs import AlarmLog, AlertBridge, AlertBus, LiveView, check_body
+from monitor.outputs import AlarmLog, AlertBridge, AlertBus, check_body
+from monitor.testing import VitalsRecorder, ecg, write_record
 from replay._publisher import ReplayConfig
-from tests._synth import ecg, write_record
 
 FS = 250.0
-
-
-class Recorder(LiveView):
-    """A view that keeps every vitals record."""
-
-    def __init__(self) -> None:
-        super().__init__(out=io.StringIO(), interactive=False, interval=1e9)
-        self.vitals: list[Vitals] = []
-
-    def on_vitals(self, vitals: Vitals) -> None:
-        super().on_vitals(vitals)
-        self.vitals.append(vitals)
 
 
 RHYTHM_TOML = Path(__file__).parents[2] / "monitor" / "alarms" / "rhythm.toml"
@@ -112,11 +99,12 @@ def test_bus_messages_follow_the_schema_and_late_subscribers_get_active_alarms(
 
 
 # ------------------------------------------------------------------ the whole monitor
-def run_monitor(source_path: Path, **kw: Any) -> tuple[Monitor, Recorder]:
+def run_monitor(source_path: Path, **kw: Any) -> tuple[Monitor, VitalsRecorder]:
     source = parse_source(f"replay:{source_path}")
     config = MonitorConfig(replay=ReplayConfig(speed=None), **kw)
-    view = Recorder()
-    monitor = Monitor(source, config, view=view, lockstep=True, record_alarms=True)
+    view = VitalsRecorder()
+    monitor = Monitor(source, config, lockstep=True, record_alarms=True)
+    monitor.add_sink(view)
     assert monitor.run() == 0
     return monitor, view
 

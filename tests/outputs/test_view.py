@@ -7,6 +7,7 @@ import numpy as np
 
 from engine import LabeledBeat
 from monitor import Ingest, LiveView, encode_data
+from monitor.alarms import RhythmAnalyzer, RhythmConfig
 from tests.conftest import lead_mv
 
 KW = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])
@@ -25,11 +26,17 @@ def test_live_view_redraws_in_place_with_heart_rate_and_recent_labels(mitdb: Pat
     ingest = Ingest()
     out = io.StringIO()
     view = LiveView(out=out, interactive=True, interval=1.0)
-    view.on_beats(feed(ingest, x, "bed-1", fs))
+    beats = feed(ingest, x, "bed-1", fs)
+    view.on_beats(beats)
+    rhythm = RhythmAnalyzer("bed-1", fs, RhythmConfig())  # the monitor's one heart rate comes from here
+    for lb in beats:
+        rhythm.on_beat(lb.beat.sample, lb.label)
+    _, vitals = rhythm.advance(beats[-1].beat.sample + 1, arrived=x.size)
+    view.on_vitals(vitals[-1])
     view.refresh(ingest, now=10.0)
     first = out.getvalue()
     assert "bed-1" in first and "NNNN" in first and "ok" in first and "\x1b[F" not in first
-    hr = ingest.streams["bed-1"].heart_rate
+    hr = vitals[-1].hr
     assert hr is not None and 60 < hr < 90 and f"{hr:5.0f}" in first
     view.refresh(ingest, now=10.5)  # within the interval: nothing drawn
     assert out.getvalue() == first
