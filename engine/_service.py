@@ -31,6 +31,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -292,7 +293,8 @@ class RemoteClassifier:
     """A :class:`BeatClassifier` that sends batches to an ``ecg-engine`` and waits for the labels.
 
     ``connect`` connects the DEALER socket (e.g. as a CURVE client). Close it
-    with :meth:`close`, or use it as a context manager.
+    with :meth:`close`, or use it as a context manager; one dropped unclosed
+    has its socket closed when it is collected or at exit.
     """
 
     def __init__(
@@ -320,9 +322,11 @@ class RemoteClassifier:
             self.sock.close()
             raise
         self.name = f"remote/{hello.get('backend', '?')}"
+        # closes the socket when the client is dropped unclosed (or at exit), never leaving it to the collector
+        self._finalizer = weakref.finalize(self, self.sock.close)
 
     def close(self) -> None:
-        self.sock.close()
+        self._finalizer()
 
     def __enter__(self) -> RemoteClassifier:
         return self

@@ -12,7 +12,6 @@ DS1 (``ecg-train --init pretrained:PATH``). No real record is read.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import signal
@@ -28,6 +27,7 @@ from torch import nn
 
 from engine._model import build_model, init_weights, rr_features
 from engine._representation import RepresentationConfig, Representer, resample_windows
+from monitor.cli._options import OptionParser, non_negative, positive
 
 __all__ = ["main", "synthetic_beats"]
 
@@ -124,14 +124,17 @@ def synthetic_beats(
     return np.concatenate(windows), np.concatenate(rrs), np.concatenate(targets)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecg-pretrain", description=__doc__.split("\n")[0])
-    p.add_argument("--out", type=Path, default=Path("engine/weights/synthetic.pt"))
-    p.add_argument("--records", type=int, default=400)
-    p.add_argument("--seconds", type=float, default=30.0)
-    p.add_argument("--epochs", type=int, default=6)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--arch", choices=("beatnet", "resnet18"), default="beatnet")
+def build_parser() -> OptionParser:
+    p = OptionParser(
+        prog="ecg-pretrain",
+        description="Pretrain the CNN's image layers on synthetic ECG (neurokit2's ECGSYN); no real record is read.",
+    )
+    p.option("--out", type=Path, default=Path("engine/weights/synthetic.pt"), help="image-layer weights to write")
+    p.option("--records", type=positive(int), default=400, help="synthetic records generated")
+    p.option("--seconds", type=positive(float, "s"), default=30.0, help="length of each synthetic record")
+    p.option("--epochs", type=positive(int), default=6, help="training epochs")
+    p.option("--seed", type=non_negative(int), default=0, help="seed of the generator settings and the weights")
+    p.option("--arch", choices=("beatnet", "resnet18"), default="beatnet", help="network")
     return p
 
 

@@ -2,12 +2,12 @@
 
 DS2 is never read here: training, validation, early stopping and model
 selection all use DS1 records. The weights are written with a model card
-(JSON) beside them.
+(JSON) beside them: by default ``beatnet-trained.pt`` in the current
+directory; the package's shipped weights are replaced only with ``--force``.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import platform
@@ -26,8 +26,9 @@ from torch import nn
 from engine._model import CLASSES, build_model, init_weights, load_imagenet
 from engine._representation import RepresentationConfig, Representer
 from engine.training._dataset import DS1, BeatSet, load_beatset
+from monitor.cli._options import OptionParser, non_negative, positive
 
-__all__ = ["main", "train"]
+__all__ = ["DEFAULT_OUT", "build_parser", "check_output", "main", "train"]
 
 MAIN_CLASSES = (0, 1, 2)  # N, S, V: the classes model selection balances
 
@@ -191,27 +192,59 @@ def save(model: nn.Module, path: Path, card: dict[str, Any]) -> dict[str, Any]:
     return card
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ecg-train", description=__doc__.split("\n")[0])
-    p.add_argument("--data-dir", required=True, type=Path, help="mitdb folder (only DS1 records are read)")
-    p.add_argument("--out", type=Path, default=Path("engine/weights/beatnet.pt"))
-    p.add_argument("--arch", choices=("beatnet", "resnet18"), default="beatnet")
-    p.add_argument("--representation", choices=("stft", "cwt"), default="stft")
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--val-records", type=int, default=4, help="DS1 patients held out for validation")
-    p.add_argument(
-        "--patients", type=float, default=1.0, help="fraction of DS1 training patients used (small-data runs)"
+#: Where ``ecg-train`` writes by default: the current directory, never the shipped weights.
+DEFAULT_OUT = Path("beatnet-trained.pt")
+
+
+def shipped_weights_dir() -> Path:
+    """The package's own weights folder (the model the monitor ships with)."""
+    from engine._classifier import DEFAULT_WEIGHTS
+
+    return DEFAULT_WEIGHTS.parent
+
+
+def check_output(path: Path, force: bool) -> str | None:
+    """Why ``path`` must not be written (it lies in the shipped weights folder and ``force`` is off), else None."""
+    target = path.expanduser().resolve()
+    shipped = shipped_weights_dir().resolve()
+    if not force and (target.parent == shipped or shipped in target.parents):
+        return (
+            f"--out {path}: refusing to write into the shipped weights folder {shipped}; pass --force to replace them"
+        )
+    return None
+
+
+def build_parser() -> OptionParser:
+    p = OptionParser(
+        prog="ecg-train",
+        description="Train a beat classifier on DS1 only, with a patient-wise validation split; the weights are "
+        "written with their model card (JSON) beside them.",
     )
-    p.add_argument("--init", default="scratch", help="scratch | imagenet:PATH (resnet18) | pretrained:PATH")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.option("--data-dir", required=True, type=Path, help="mitdb folder; only DS1 records are read")
+    p.option("--out", type=Path, default=DEFAULT_OUT, help="weights file to write, its model card beside it")
+    p.flag("--force", help="allow --out inside the package's shipped weights folder (replacing the shipped model)")
+    p.option("--arch", choices=("beatnet", "resnet18"), default="beatnet", help="network")
+    p.option("--representation", choices=("stft", "cwt"), default="stft", help="beat image")
+    p.option("--epochs", type=positive(int), default=12, help="training epochs")
+    p.option("--batch", type=positive(int), default=256, help="beats per optimizer step")
+    p.option("--lr", type=positive(float), default=2e-3, help="peak learning rate of the one-cycle schedule")
+    p.option("--seed", type=non_negative(int), default=0, help="seed of the split, the weights and the batches")
+    p.option("--val-records", type=positive(int), default=4, help="DS1 patients held out for validation")
+    p.option("--patients", type=positive(float), default=1.0, help="fraction of DS1 training patients used")
+    p.option("--init", default="scratch", help="scratch, imagenet:PATH (resnet18 only) or pretrained:PATH")
+    p.option("--threads", type=non_negative(int), default=0, help="torch CPU threads; 0: torch's default")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    refused = check_output(args.out, args.force)
+    if refused is not None:
+        print(f"ecg-train: error: {refused}", file=sys.stderr)
+        return 2
+    if args.patients > 1.0:
+        print(f"ecg-train: error: --patients must be a fraction <= 1, got {args.patients}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.time()

@@ -41,10 +41,9 @@ def test_two_monitors_share_one_engine_and_get_the_local_labels(
     results: dict[str, list[str]] = {}
 
     def monitor(rec: str) -> None:
-        client = RemoteClassifier(server.bound_endpoint or "", timeout_s=10, context=ctx)
-        beats = work[rec]
-        results[rec] = [lab for i in range(0, len(beats), 50) for lab in client.classify(beats[i : i + 50])]
-        client.close()
+        with RemoteClassifier(server.bound_endpoint or "", timeout_s=10, context=ctx) as client:
+            beats = work[rec]
+            results[rec] = [lab for i in range(0, len(beats), 50) for lab in client.classify(beats[i : i + 50])]
 
     threads = [threading.Thread(target=monitor, args=(rec,)) for rec in work]
     for t in threads:
@@ -60,27 +59,28 @@ def test_malformed_requests_are_refused_and_serving_goes_on(
     server: EngineServer, ctx: zmq.Context[zmq.Socket[bytes]], mitdb: Path
 ) -> None:
     rogue = ctx.socket(zmq.DEALER)
-    rogue.setsockopt(zmq.LINGER, 0)
-    rogue.connect(server.bound_endpoint or "")
-    bad = [
-        [b"not json"],
-        [json.dumps({"v": 1, "type": "classify", "id": 1, "n": 2, "samples": 3, "streams": ["a", "b"]}).encode()],
-        [
-            json.dumps({"v": 1, "type": "classify", "id": 2, "n": 1, "samples": 102, "streams": ["a"]}).encode(),
-            b"\x00" * 8,
-            b"",
-        ],
-    ]
-    for parts in bad:
-        rogue.send_multipart(parts)
-        assert rogue.poll(5000)
-        assert json.loads(rogue.recv_multipart()[0])["type"] == "error"
-    rogue.close()
+    try:
+        rogue.setsockopt(zmq.LINGER, 0)
+        rogue.connect(server.bound_endpoint or "")
+        bad = [
+            [b"not json"],
+            [json.dumps({"v": 1, "type": "classify", "id": 1, "n": 2, "samples": 3, "streams": ["a", "b"]}).encode()],
+            [
+                json.dumps({"v": 1, "type": "classify", "id": 2, "n": 1, "samples": 102, "streams": ["a"]}).encode(),
+                b"\x00" * 8,
+                b"",
+            ],
+        ]
+        for parts in bad:
+            rogue.send_multipart(parts)
+            assert rogue.poll(5000)
+            assert json.loads(rogue.recv_multipart()[0])["type"] == "error"
+    finally:
+        rogue.close()
     assert server.errors == 3
-    client = RemoteClassifier(server.bound_endpoint or "", timeout_s=10, context=ctx)
     x = wfdb.rdrecord(str(mitdb / "100"), channels=[0], sampto=360 * 30).p_signal[:, 0]
-    assert len(client.classify(beats_of_signal(x, 360.0))) > 20
-    client.close()
+    with RemoteClassifier(server.bound_endpoint or "", timeout_s=10, context=ctx) as client:
+        assert len(client.classify(beats_of_signal(x, 360.0))) > 20
 
 
 def test_no_engine_gives_a_clear_error(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
