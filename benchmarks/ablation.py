@@ -17,7 +17,7 @@ from pathlib import Path
 
 from engine.training._pretrain import main as pretrain
 from engine.training._train import main as train
-from monitor.evaluation._ec57 import main as evaluate
+from monitor.cli._eval import main as evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "mitdb"

@@ -50,8 +50,10 @@ __all__ = [
     "ServiceTimeModel",
     "UnclassifiedClassifier",
     "WorkerResult",
+    "build_model",
     "default_classifier",
     "discover",
+    "init_weights",
     "load_imagenet",
     "make_backend",
     "require_positive",
@@ -62,6 +64,8 @@ __all__ = [
 _LAZY = {
     "BeatNet": "engine._model",
     "ResNet18Beat": "engine._model",
+    "build_model": "engine._model",
+    "init_weights": "engine._model",
     "load_imagenet": "engine._model",
     "rr_features": "engine._model",
     "CnnClassifier": "engine._classifier",
@@ -85,7 +89,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from engine._backends import BACKENDS, Backend, discover, make_backend
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier, default_classifier
-    from engine._model import BeatNet, ResNet18Beat, load_imagenet, rr_features
+    from engine._model import BeatNet, ResNet18Beat, build_model, init_weights, load_imagenet, rr_features
     from engine._representation import RepresentationConfig, Representer, resample_windows
     from engine._service import EngineServer, RemoteClassifier
     from engine._supervisor import EngineResult, EngineSupervisor, EngineWorker, WorkerResult

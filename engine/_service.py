@@ -79,29 +79,6 @@ def plain_connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
     sock.connect(endpoint)
 
 
-def _legacy_curve_bind(curve: Any, cleanups: list[Callable[[], None]]) -> BindHook:
-    """Transitional ``curve=`` of :class:`EngineServer`, until every caller passes a ``bind`` hook:
-    the authenticator runs until the server's socket is closed."""
-    from monitor.transport import Authenticator, secure_bind
-
-    def bind(sock: zmq.Socket[bytes], endpoint: str) -> str:
-        auth = Authenticator(sock.context, curve).start()
-        cleanups.append(auth.stop)
-        return secure_bind(sock, endpoint, curve, auth)
-
-    return bind
-
-
-def _legacy_curve_connect(curve: Any) -> ConnectHook:
-    """Transitional ``curve=`` of :class:`RemoteClassifier`, until every caller passes a ``connect`` hook."""
-    from monitor.transport import secure_connect
-
-    def connect(sock: zmq.Socket[bytes], endpoint: str) -> None:
-        secure_connect(sock, endpoint, curve)
-
-    return connect
-
-
 class ServedBackend(Protocol):
     """What the server needs of a backend (:class:`engine._backends.Backend` is one)."""
 
@@ -152,11 +129,7 @@ class EngineServer:
         *,
         bind: BindHook = plain_bind,
         clock: Callable[[], float] = time.monotonic,
-        curve: Any = None,
     ) -> None:
-        self._cleanups: list[Callable[[], None]] = []  # run once the socket is closed
-        if curve is not None:  # transitional: callers pass a bind hook instead
-            bind = _legacy_curve_bind(curve, self._cleanups)
         self.backend = backend
         self.rep_cfg = rep_cfg
         self.endpoint = endpoint
@@ -196,8 +169,6 @@ class EngineServer:
                 self._run_batches(sock)
         finally:
             sock.close()
-            while self._cleanups:
-                self._cleanups.pop()()
 
     def _error(self, sock: zmq.Socket[bytes], identity: bytes, rid: Any, reason: str) -> None:
         self.errors += 1
@@ -304,10 +275,7 @@ class RemoteClassifier:
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         *,
         connect: ConnectHook = plain_connect,
-        curve: Any = None,
     ) -> None:
-        if curve is not None:  # transitional: callers pass a connect hook instead
-            connect = _legacy_curve_connect(curve)
         self.ctx = context or zmq.Context.instance()
         self.endpoint = endpoint
         self.timeout_ms = max(1, round(1000 * timeout_s))

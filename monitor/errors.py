@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import math
+from engine import require_positive as _require_positive
 
 __all__ = [
     "ConfigError",
@@ -46,7 +46,4 @@ class FrameError(EcgMonitorError, ValueError):
 
 def require_positive(settings: object, *names: str, prefix: str = "") -> None:
     """Raise :class:`ConfigError` naming the first of ``names`` that is not a positive finite number."""
-    for name in names:
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ConfigError(f"{prefix}{name} must be a positive number, got {value!r}")
+    _require_positive(settings, *names, prefix=prefix, error=ConfigError)

@@ -16,9 +16,7 @@ import numpy as np
 import wfdb
 from numpy.typing import NDArray
 
-from engine._model import rr_features
-from engine._representation import RepresentationConfig, resample_windows
-from engine._types import AAMI_OF_SYMBOL, CLASSES
+from engine import AAMI_OF_SYMBOL, CLASSES, RepresentationConfig, resample_windows, rr_features
 
 __all__ = ["DS1", "DS2", "BeatSet", "aami_labels", "beats_of_record", "load_beatset"]
 

@@ -25,9 +25,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine._model import build_model, init_weights, rr_features
-from engine._representation import RepresentationConfig, Representer, resample_windows
-from monitor.cli._options import OptionParser, non_negative, positive
+from engine import RepresentationConfig, Representer, build_model, init_weights, resample_windows, rr_features
+from monitor.cli import OptionParser, non_negative, positive
 
 __all__ = ["main", "synthetic_beats"]
 

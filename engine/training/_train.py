@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine._model import CLASSES, build_model, init_weights, load_imagenet
-from engine._representation import RepresentationConfig, Representer
+from engine import CLASSES, RepresentationConfig, Representer, build_model, init_weights, load_imagenet
 from engine.training._dataset import DS1, BeatSet, load_beatset
-from monitor.cli._options import OptionParser, non_negative, positive
+from monitor.cli import OptionParser, non_negative, positive
 
 __all__ = ["DEFAULT_OUT", "build_parser", "check_output", "main", "train"]
 
@@ -198,7 +197,7 @@ DEFAULT_OUT = Path("beatnet-trained.pt")
 
 def shipped_weights_dir() -> Path:
     """The package's own weights folder (the model the monitor ships with)."""
-    from engine._classifier import DEFAULT_WEIGHTS
+    from engine import DEFAULT_WEIGHTS
 
     return DEFAULT_WEIGHTS.parent
 

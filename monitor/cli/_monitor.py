@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from engine import BeatClassifier, UnclassifiedClassifier, default_classifier
-from engine._backends import BACKENDS
-from engine._batcher import BatcherConfig
-from engine._service import RemoteClassifier
+from engine import (
+    BACKENDS,
+    BatcherConfig,
+    BeatClassifier,
+    EngineError,
+    RemoteClassifier,
+    UnclassifiedClassifier,
+    default_classifier,
+)
 from monitor.alarms import load_rhythm_settings
 from monitor.app import Monitor, MonitorConfig, parse_source
 from monitor.cli._options import (
@@ -28,7 +34,7 @@ from monitor.evaluation import MatchResult
 from monitor.ingest import StreamConfig
 from monitor.observe import MetricsServer, attach, parse_address
 from monitor.outputs import LiveView
-from monitor.transport import client_from_flags
+from monitor.transport import client_from_flags, secure_connect
 from replay import MAX_CHUNK_S, ReplayConfig
 
 __all__ = ["build_parser", "main"]
@@ -228,11 +234,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.engine:
             curve = client_from_flags(args.keys, args.key_name, "this monitor's --engine")
-            classifier = RemoteClassifier(args.engine, curve=curve)
+            connect = functools.partial(secure_connect, config=curve)
+            classifier = RemoteClassifier(args.engine, connect=connect)
             endpoint = args.engine
 
             def factory() -> BeatClassifier:  # reconnect after a failure
-                return RemoteClassifier(endpoint, curve=curve)
+                return RemoteClassifier(endpoint, connect=connect)
 
         elif args.model == "none":
             classifier = UnclassifiedClassifier()
@@ -242,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             def factory() -> BeatClassifier:  # rebuild after a failure
                 return default_classifier(args.model, args.backend, threads=args.threads)
 
-    except (OSError, ValueError, EcgMonitorError) as exc:
+    except (OSError, ValueError, EcgMonitorError, EngineError) as exc:
         print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
         return 2
     monitor = Monitor(source, config, view=view, classifier=classifier, engine_factory=factory)
@@ -271,6 +278,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if metrics is not None:
             metrics.close()
+        close = getattr(monitor.engine.classifier, "close", None)
+        if callable(close):
+            close()
     wall = time.monotonic() - t0
     if source.is_replay:
         print(_summary(monitor, wall), flush=True)

@@ -241,18 +241,3 @@ def stop_on_signals(stop: Callable[[], object]) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
-
-
-# --- being replaced by OptionParser.option/flag in every console script -----------------------------------------
-def env_default(name: str, default: Any = None) -> Any:
-    """The value of ``ECG_MONITOR_<NAME>`` if set and non-empty, else ``default``."""
-    value = env_value(name)
-    return value if value is not None else default
-
-
-def env_flag(name: str) -> bool:
-    return str(env_default(name, "")).strip().lower() in _TRUE
-
-
-class EnvHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    pass

@@ -173,10 +173,3 @@ def write_report(out: Path, summary: dict[str, Any], title: str, meta: dict[str,
     path.write_text(markdown(summary, title))
     plot_confusion(summary, out / "confusion.png", title.split(",")[0])
     return path
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``ecg-eval`` (kept for callers of its former place: :func:`monitor.cli._eval.main`)."""
-    from monitor.cli._eval import main as ecg_eval
-
-    return ecg_eval(argv)

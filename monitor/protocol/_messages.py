@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
-from monitor import vocabulary
+import monitor.vocabulary as vocabulary
 from monitor.errors import FrameError
 
 if TYPE_CHECKING:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import wfdb
 
-from engine._batcher import BatcherConfig
+from engine import BatcherConfig
 from monitor.app import MonitorConfig
 from monitor.cli import OptionParser, _eval, _monitor
 from monitor.ingest import StreamConfig
@@ -167,10 +167,3 @@ def test_eval_scores_a_record_found_through_ecg_monitor_data_and_says_where_the_
     report = json.loads((out / "report.json").read_text())
     assert report["records"] == ["syn"] and report["gross"]["qrs_se"] > 90
     assert np.asarray(report["confusion"]).shape == (6, 6)
-
-
-def test_former_ecg_eval_entry_point_still_runs(capsys: pytest.CaptureFixture[str]) -> None:
-    from monitor.evaluation._ec57 import main
-
-    assert exit_code(main, ["--help"]) == 0
-    assert "usage: ecg-eval" in capsys.readouterr().out

@@ -18,7 +18,6 @@ RUNTIME = [
     "engine._classifier",
     "engine._service",
     "engine._supervisor",
-    "engine._worker",
 ]
 # One interpreter imports them in turn and checks after each: a module's own imports run when it is first
 # imported, either at its turn or as a dependency of an earlier one, whose check then catches them.

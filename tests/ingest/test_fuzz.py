@@ -144,6 +144,7 @@ def test_decode_unicode_ids_and_sample_counts_not_matching_the_buffer(
 
 # ------------------------------------------------------------------ ingest
 
+
 def check_invariants(ingest: Ingest, config: StreamConfig) -> None:
     assert ingest.unaccounted() == 0
     assert "decode_error" not in ingest.rejected

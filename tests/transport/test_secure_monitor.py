@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Iterator
@@ -13,7 +14,7 @@ import zmq
 
 from monitor.app import Monitor, MonitorConfig, Source
 from monitor.protocol import encode_data
-from monitor.transport import CurveConfig, add_client, init_keys, secure_connect
+from monitor.transport import Authenticator, CurveConfig, add_client, init_keys, secure_bind, secure_connect
 
 
 @pytest.fixture
@@ -110,31 +111,30 @@ def test_only_authorized_bridges_hear_the_alert_bus(running: Monitor, keys: Path
 
 
 def test_engine_serves_authorized_monitors_only(keys: Path, tmp_path: Path) -> None:
-    from engine import DEFAULT_WEIGHTS, CnnClassifier
-    from engine._batcher import BatcherConfig
-    from engine._service import EngineServer, EngineUnavailable, RemoteClassifier
+    from engine import DEFAULT_WEIGHTS, BatcherConfig, CnnClassifier, EngineServer, EngineUnavailable, RemoteClassifier
 
     add_client(keys, "monitor-1")
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
     clf = CnnClassifier.load(DEFAULT_WEIGHTS)
-    server = EngineServer(
-        clf.backend, clf.rep_cfg, "tcp://127.0.0.1:*", BatcherConfig(), ctx, curve=CurveConfig.server(keys)
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=server.run, args=(stop,))
-    thread.start()
+    server_curve = CurveConfig.server(keys)
     try:
-        assert server.ready.wait(5) and server.bound_endpoint
-        trusted = RemoteClassifier(
-            server.bound_endpoint, timeout_s=5, context=ctx, curve=CurveConfig.client(keys, "monitor-1")
-        )
-        assert trusted.name.startswith("remote/")
-        trusted.close()
-        with pytest.raises(EngineUnavailable):
-            RemoteClassifier(server.bound_endpoint, timeout_s=0.5, context=ctx)
+        with Authenticator(ctx, server_curve) as auth:
+            bind = functools.partial(secure_bind, config=server_curve, authenticator=auth)
+            server = EngineServer(clf.backend, clf.rep_cfg, "tcp://127.0.0.1:*", BatcherConfig(), ctx, bind=bind)
+            stop = threading.Event()
+            thread = threading.Thread(target=server.run, args=(stop,))
+            thread.start()
+            try:
+                assert server.ready.wait(5) and server.bound_endpoint
+                connect = functools.partial(secure_connect, config=CurveConfig.client(keys, "monitor-1"))
+                with RemoteClassifier(server.bound_endpoint, timeout_s=5, context=ctx, connect=connect) as trusted:
+                    assert trusted.name.startswith("remote/")
+                with pytest.raises(EngineUnavailable):
+                    RemoteClassifier(server.bound_endpoint, timeout_s=0.5, context=ctx)
+            finally:
+                stop.set()
+                thread.join(5)
     finally:
-        stop.set()
-        thread.join(5)
         ctx.destroy(linger=0)
 
 
