@@ -261,8 +261,7 @@ class Monitor:
             self._receive_burst(sock)
 
     def _technical(self) -> None:
-        events, self.ingest.technical = self.ingest.technical, []
-        for alarm in events:
+        for alarm in self.ingest.take_technical():
             state = self.streams.get(alarm.stream)
             if state is not None:
                 self.alarms.technical(state.alarms, alarm)
@@ -291,7 +290,7 @@ class Monitor:
                     self._auth.reload_if_changed()  # keys added or revoked with ecg-keys
 
     def _after_messages(self) -> None:
-        ended, self.ingest.ended = self.ingest.ended, []
+        ended = self.ingest.take_ended()
         if ended:  # their last beats may wait in the batcher: classify them before the files are written
             self.labels.flush()
             self.streams.update_rhythm(ended)

@@ -105,7 +105,7 @@ class StreamProcessor:
             keep_peaks=config.keep_peaks,
             origin=first.start,
         )
-        self.events: list[TechnicalAlarm] = []  # this module's technical alarm onsets/ends, not yet taken
+        self._events: list[TechnicalAlarm] = []  # this module's technical alarm onsets/ends, not yet taken
         self._alarms: dict[str, TechnicalAlarm] = {}  # open ones, by kind
         self._stale = round(2 * MAX_FRAME_SECONDS * self.fs)  # a run this far behind the stream is forgotten
         # index before which the detector can report no new peak (set by the owner)
@@ -296,16 +296,25 @@ class StreamProcessor:
         for kind in list(self._alarms):
             self._close_alarm(kind)
 
+    def take_technical(self) -> list[TechnicalAlarm]:
+        """The technical alarm onsets and ends raised since the last call, oldest first: the
+        signal quality's, then this stream's own (format changed, stream conflict)."""
+        out = list(self.quality.events)
+        self.quality.events.clear()
+        out.extend(self._events)
+        self._events.clear()
+        return out
+
     def _open_alarm(self, kind: str) -> None:
         if kind not in self._alarms:
             alarm = self._alarms[kind] = TechnicalAlarm(self.stream, kind, self.samples_end)
-            self.events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset))
+            self._events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset))
 
     def _close_alarm(self, kind: str, end: int | None = None) -> None:
         alarm = self._alarms.pop(kind, None)
         if alarm is not None:
             end = max(alarm.onset, self.samples_end if end is None else end)
-            self.events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset, end))
+            self._events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset, end))
 
     # -------------------------------------------------------------- detection
     def take_queued(self) -> NDArray[np.float64]:

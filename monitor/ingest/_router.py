@@ -109,9 +109,24 @@ class Ingest:
         self.banks: dict[float, DetectorBank[str]] = {}
         self._dirty: dict[str, StreamProcessor] = {}  # streams with queued input or an eos
         self._ready: list[Beat] = []  # beats found by a step that on_message forced
-        self.technical: list[TechnicalAlarm] = []  # alarm onsets/ends not yet taken by the owner
-        self.ended: list[StreamProcessor] = []  # streams ended since the owner last took this list
+        self._technical: list[TechnicalAlarm] = []  # alarm onsets/ends not yet taken by the owner
+        self._ended: list[StreamProcessor] = []  # streams ended since the owner last took them
         self._on_new_stream = on_new_stream
+
+    @property
+    def technical(self) -> tuple[TechnicalAlarm, ...]:
+        """Technical alarm onsets and ends raised and not yet taken (see :meth:`take_technical`)."""
+        return tuple(self._technical)
+
+    def take_technical(self) -> list[TechnicalAlarm]:
+        """The technical alarm onsets and ends raised since the last call, in the order they were raised."""
+        out, self._technical = self._technical, []
+        return out
+
+    def take_ended(self) -> list[StreamProcessor]:
+        """The streams whose end was processed since the last call, in the order they ended."""
+        out, self._ended = self._ended, []
+        return out
 
     def feed(self, parts: Sequence[bytes]) -> list[Beat]:
         self.on_message(parts)
@@ -217,12 +232,7 @@ class Ingest:
         return True
 
     def _take_events(self, proc: StreamProcessor) -> None:
-        if proc.quality.events:
-            self.technical.extend(proc.quality.events)
-            proc.quality.events.clear()
-        if proc.events:
-            self.technical.extend(proc.events)
-            proc.events.clear()
+        self._technical.extend(proc.take_technical())
 
     def step(self) -> list[Beat]:
         """Detect on everything queued; return the beats now ready, stream by stream."""
@@ -270,7 +280,7 @@ class Ingest:
             proc.quality.flush()
             proc.close_alarms()
             proc.stats.ended = final = True
-            self.ended.append(proc)
+            self._ended.append(proc)
         beats = proc.ready(now, final=final)
         self._take_events(proc)
         return beats

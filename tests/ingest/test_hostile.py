@@ -91,7 +91,7 @@ def test_a_rate_change_is_rejected_with_a_technical_alarm_and_monitoring_resumes
     proc = ingest.streams["s"]
     assert proc.stats.rejected == {"format_changed": 4} and proc.fs == fs
     assert proc.stats.frames == len(msgs) - 4 and proc.tracker.samples_missing == 4 * CHUNK
-    alarms = [a for a in ingest.technical if a.kind == "format changed"]
+    alarms = [a for a in ingest.take_technical() if a.kind == "format changed"]
     assert [(a.onset, a.end) for a in alarms] == [(20 * CHUNK, None), (20 * CHUNK, 24 * CHUNK)]
     assert any(b.sample > 30 * CHUNK for b in beats)  # monitoring resumed with the original format
 
@@ -152,7 +152,7 @@ def test_two_devices_on_one_stream_id_keep_the_first(ecg: tuple[np.ndarray, floa
     assert st.conflicts == 1 and st.restarts == 0 and st.frames == len(first)
     assert st.rejected["stream_conflict"] >= len(first) - 2 - 5
     assert sum(st.rejected.values()) == len(msgs) - len(first)
-    alarms = [(a.kind, a.end is None) for a in ingest.technical if a.kind == "stream conflict"]
+    alarms = [(a.kind, a.end is None) for a in ingest.take_technical() if a.kind == "stream conflict"]
     assert alarms == [("stream conflict", True), ("stream conflict", False)]
 
 

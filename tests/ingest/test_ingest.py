@@ -144,3 +144,18 @@ def test_per_stream_state_stays_bounded_on_a_long_live_stream(mitdb: Path) -> No
     assert proc.peaks == [] and proc.last_peak == beats[-1].sample
     assert len(proc.quality.states) <= 256 and proc.quality.known_until >= 590 * fs
     assert proc.ring.capacity == round(proc.config.buffer_s * fs)
+
+
+def test_ingest_hands_over_technical_alarms_and_ended_streams_once(mitdb: Path) -> None:
+    x, fs = lead_mv(mitdb, "100", seconds=60)
+    x[int(20 * fs) : int(35 * fs)] = np.nan  # the signal is lost for 15 s
+    ingest = Ingest()
+    msgs = frames_of(x, "a", fs, 3600)
+    for parts in msgs[:-1]:
+        ingest.feed(parts)
+    assert ingest.take_ended() == []
+    alarms = ingest.take_technical()
+    assert [(a.kind, a.end is not None) for a in alarms] == [("signal lost", False), ("signal lost", True)]
+    assert alarms[0].onset == alarms[1].onset and ingest.take_technical() == [] and ingest.technical == ()
+    ingest.feed(msgs[-1])
+    assert ingest.take_ended() == [ingest.streams["a"]] and ingest.take_ended() == []
