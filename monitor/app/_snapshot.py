@@ -6,12 +6,44 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from monitor.ingest import StreamProcessor
 from monitor.observe import StatusSnapshot, StreamStatus
 
 if TYPE_CHECKING:
     from monitor.app._monitor import Monitor
 
-__all__ = ["build_snapshot"]
+__all__ = ["build_snapshot", "stream_status_of"]
+
+
+def stream_status_of(proc: StreamProcessor, now: float, *, shed: int = 0, alarms_active: int = 0) -> StreamStatus:
+    """One stream's figures as of ``now`` (the monitor's clock); ``shed`` and ``alarms_active`` come
+    from the stages after ingest."""
+    st = proc.stats
+    last = proc.last_peak if proc.last_peak is not None else proc.origin
+    return StreamStatus(
+        stream=proc.stream,
+        fs=proc.fs,
+        ended=st.ended,
+        error=st.error,
+        frames=st.frames,
+        frames_missing=proc.tracker.frames_missing,
+        samples=st.samples,
+        samples_missing=proc.tracker.samples_missing,
+        samples_nan=st.nan_samples,
+        rejected=st.rejected,
+        beats=st.beats,
+        suppressed=st.suppressed,
+        low_amplitude=st.low_amplitude,
+        restarts=st.restarts,
+        conflicts=st.conflicts,
+        shed=shed,
+        alarms_active=alarms_active,
+        since_data_s=None if st.last_arrival is None else now - st.last_arrival,
+        duration_s=(proc.samples_end - proc.origin) / proc.fs,
+        quality=proc.quality.current,
+        quality_alarms=tuple(proc.quality.active_alarms),
+        since_beat_s=(proc.samples_end - last) / proc.fs,
+    )
 
 
 def build_snapshot(monitor: Monitor, now: float) -> StatusSnapshot:
@@ -20,30 +52,9 @@ def build_snapshot(monitor: Monitor, now: float) -> StatusSnapshot:
     states = monitor.streams.states
     streams = []
     for p in monitor.ingest.streams.values():
-        st = p.stats
         state = states.get(p.stream)
-        streams.append(
-            StreamStatus(
-                stream=p.stream,
-                fs=p.fs,
-                ended=st.ended,
-                error=st.error,
-                frames=st.frames,
-                frames_missing=p.tracker.frames_missing,
-                samples=st.samples,
-                samples_missing=p.tracker.samples_missing,
-                samples_nan=st.nan_samples,
-                rejected=st.rejected,
-                beats=st.beats,
-                suppressed=st.suppressed,
-                low_amplitude=st.low_amplitude,
-                restarts=st.restarts,
-                conflicts=st.conflicts,
-                shed=shed.get(p.stream, 0),
-                alarms_active=0 if state is None else len(state.alarms.active),
-                since_data_s=None if st.last_arrival is None else now - st.last_arrival,
-            )
-        )
+        alarms_active = 0 if state is None else len(state.alarms.active)
+        streams.append(stream_status_of(p, now, shed=shed.get(p.stream, 0), alarms_active=alarms_active))
     active = Counter(e.priority for s in states.values() for e in s.alarms.active.values())
     bus = monitor.bus
     return StatusSnapshot(

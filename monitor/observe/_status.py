@@ -73,9 +73,14 @@ class StreamStatus:
     shed: int = 0  # beats shed under overload
     alarms_active: int = 0  # alarms active now on this stream
     since_data_s: float | None = None  # seconds since its last accepted data; None before any
+    duration_s: float = 0.0  # seconds of signal received (stream time, gaps included)
+    quality: str = "clean"  # the signal quality of its latest judged block
+    quality_alarms: tuple[str, ...] = ()  # its technical alarms from signal quality, active now
+    since_beat_s: float = 0.0  # stream seconds since its last R peak (since its start before any)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rejected", _frozen(self.rejected))
+        object.__setattr__(self, "quality_alarms", tuple(self.quality_alarms))
 
     @property
     def state(self) -> str:
