@@ -22,7 +22,7 @@ from monitor.app._source import Source
 from monitor.app._streams import StreamTable
 from monitor.app._summary import RecordSummary, summarize_streams
 from monitor.ingest import Ingest, StreamProcessor
-from monitor.observe import StatusSnapshot
+from monitor.observe import StatusSnapshot, StreamStatus
 from monitor.outputs import (
     AlarmLog,
     AlarmLogSink,
@@ -294,12 +294,17 @@ class Monitor:
         if ended:  # their last beats may wait in the batcher: classify them before the files are written
             self.labels.flush()
             self.streams.update_rhythm(ended)
+        view = self.view
+        now = self.clock() if view is not None else 0.0
+        final: dict[str, StreamStatus] = {}
+        if ended and view is not None:  # each ended stream's last figures, for its last line
+            final = {s.stream: s for s in self._publish_snapshot(now).streams}
         for proc in ended:
             self.sinks.on_stream_end(proc.stream)
-            if self.view is not None:
-                self.view.on_stream_end(proc)
-        if self.view is not None:
-            self.view.refresh(self.ingest, self.clock())
+            if view is not None:
+                view.on_stream_end(final[proc.stream])
+        if view is not None and view.due(now):
+            view.refresh(self._publish_snapshot(now), now)
 
     def _finish(self) -> None:
         for beat in self.ingest.flush_all():
@@ -311,7 +316,8 @@ class Monitor:
         if self.bus is not None:
             self.bus.status(self.status())
         if self.view is not None:
-            self.view.refresh(self.ingest, self.clock(), force=True)
+            now = self.clock()
+            self.view.refresh(self._publish_snapshot(now), now, force=True)
         refs = dict(zip(self._ids, self.source.records, strict=True)) if self.source.is_replay else {}
         self.summaries = summarize_streams(self.ingest.streams.values(), refs, score=not self.config.replay.loop)
 
@@ -324,6 +330,6 @@ class Monitor:
         """Take a fresh snapshot (on the loop thread) and return the status topic's figures."""
         return self._publish_snapshot().to_status()
 
-    def _publish_snapshot(self) -> StatusSnapshot:
-        self._snapshot = build_snapshot(self, self.clock())
+    def _publish_snapshot(self, now: float | None = None) -> StatusSnapshot:
+        self._snapshot = build_snapshot(self, self.clock() if now is None else now)
         return self._snapshot

@@ -10,7 +10,7 @@ from typing import TextIO
 
 from engine import LabeledBeat
 from monitor.alarms import AlarmEvent, Vitals
-from monitor.ingest import Ingest, StreamProcessor
+from monitor.observe import StatusSnapshot, StreamStatus
 from monitor.vocabulary import priority_rank
 
 __all__ = ["LiveView", "stream_status"]
@@ -18,24 +18,21 @@ __all__ = ["LiveView", "stream_status"]
 _RECENT = 24
 
 
-def stream_status(proc: StreamProcessor, now_sample_gap_s: float = 10.0) -> str:
+def stream_status(status: StreamStatus, now_sample_gap_s: float = 10.0) -> str:
     """One word (or a few) for a stream's state."""
-    st = proc.stats
-    if st.error is not None:
-        return "ERROR " + st.error
-    if st.ended:
+    if status.error is not None:
+        return "ERROR " + status.error
+    if status.ended:
         return "ended"
-    alarms = proc.quality.active_alarms
-    if alarms:
-        return "ALARM " + ", ".join(alarms)
-    last = proc.last_peak if proc.last_peak is not None else proc.origin
-    if (proc.samples_end - last) / proc.fs > now_sample_gap_s:
-        return f"no beat for {(proc.samples_end - last) / proc.fs:.0f} s"
+    if status.quality_alarms:
+        return "ALARM " + ", ".join(status.quality_alarms)
+    if status.since_beat_s > now_sample_gap_s:
+        return f"no beat for {status.since_beat_s:.0f} s"
     notes = []
-    if proc.quality.current != "clean":
-        notes.append(proc.quality.current)
-    if proc.tracker.samples_missing:
-        notes.append(f"{proc.tracker.samples_missing} samples missing")
+    if status.quality != "clean":
+        notes.append(status.quality)
+    if status.samples_missing:
+        notes.append(f"{status.samples_missing} samples missing")
     return ", ".join(["ok", *notes])
 
 
@@ -47,6 +44,11 @@ class LiveView:
     every ``interval`` seconds; otherwise a plain line per stream is printed every
     ``interval`` seconds and when a stream ends. ``beats=True`` also prints one
     line per labelled beat.
+
+    It reads nothing of the pipeline: the table comes from the monitor's
+    published :class:`~monitor.observe.StatusSnapshot`, the labels, alarms and
+    heart rates from the events it is handed (``on_beats``, ``on_alarm``,
+    ``on_vitals``).
     """
 
     out: TextIO = field(default_factory=lambda: sys.stdout)
@@ -92,25 +94,31 @@ class LiveView:
     def on_vitals(self, vitals: Vitals) -> None:
         self._hr[vitals.stream] = vitals.hr
 
-    def on_stream_end(self, proc: StreamProcessor) -> None:
+    def on_stream_end(self, status: StreamStatus) -> None:
+        """A stream has ended: in plain mode print its last line."""
         if not self.interactive:
-            self.out.write(self._line(proc) + "\n")
+            self.out.write(self._line(status) + "\n")
             self.out.flush()
 
-    def refresh(self, ingest: Ingest, now: float, force: bool = False) -> None:
-        if not force and now - self._last < self.interval:
+    def due(self, now: float, force: bool = False) -> bool:
+        """Whether :meth:`refresh` at ``now`` would draw (so the caller takes a snapshot only then)."""
+        return force or now - self._last >= self.interval
+
+    def refresh(self, snapshot: StatusSnapshot, now: float, force: bool = False) -> None:
+        """Draw ``snapshot`` if ``interval`` seconds have passed since the last drawing (or ``force``)."""
+        if not self.due(now, force):
             return
         self._last = now
-        procs = list(ingest.streams.values())
+        streams = snapshot.streams
         if self.interactive:
-            lines = [self._header(ingest)]
+            lines = [self._header(snapshot)]
             lines.append(
                 f"{'stream':<10} {'fs':>6} {'HR':>5} {'beats':>7} {'time':>9}  {'recent beats':<{_RECENT}}  status"
             )
-            shown = procs[: self.max_rows]
-            lines.extend(self._line(p) for p in shown)
-            if len(procs) > len(shown):
-                lines.append(f"... and {len(procs) - len(shown)} more streams")
+            shown = streams[: self.max_rows]
+            lines.extend(self._line(s) for s in shown)
+            if len(streams) > len(shown):
+                lines.append(f"... and {len(streams) - len(shown)} more streams")
             buf = ""
             if self._drawn:
                 buf += f"\x1b[{self._drawn}F"
@@ -118,27 +126,27 @@ class LiveView:
             self.out.write(buf)
             self._drawn = len(lines)
         else:
-            for p in procs:
-                if not p.stats.ended:
-                    self.out.write(self._line(p) + "\n")
+            for s in streams:
+                if not s.ended:
+                    self.out.write(self._line(s) + "\n")
         self.out.flush()
 
-    def _header(self, ingest: Ingest) -> str:
-        n = len(ingest.streams)
-        ended = sum(p.stats.ended for p in ingest.streams.values())
-        rejected = sum(ingest.rejected.values()) + sum(sum(p.stats.rejected.values()) for p in ingest.streams.values())
-        return f"ecg-monitor: {n} streams ({ended} ended), {ingest.messages} messages, {rejected} rejected"
+    def _header(self, snapshot: StatusSnapshot) -> str:
+        n = len(snapshot.streams)
+        ended = sum(s.ended for s in snapshot.streams)
+        rejected = sum(snapshot.rejected_by_reason().values())
+        return f"ecg-monitor: {n} streams ({ended} ended), {snapshot.messages} messages, {rejected} rejected"
 
-    def _line(self, p: StreamProcessor) -> str:
-        hr = self._hr.get(p.stream)
+    def _line(self, s: StreamStatus) -> str:
+        hr = self._hr.get(s.stream)
         hr_s = f"{hr:5.0f}" if hr is not None else "    -"
-        t = (p.samples_end - p.origin) / p.fs
-        recent = "".join(self._recent.get(p.stream, ()))
-        return f"{p.stream:<10} {p.fs:6.0f} {hr_s} {p.stats.beats:7d} {t:8.1f}s  {recent:<{_RECENT}}  {self._status(p)}"
+        t = s.duration_s
+        recent = "".join(self._recent.get(s.stream, ()))
+        return f"{s.stream:<10} {s.fs:6.0f} {hr_s} {s.beats:7d} {t:8.1f}s  {recent:<{_RECENT}}  {self._status(s)}"
 
-    def _status(self, p: StreamProcessor) -> str:
-        alarms = self._alarms.get(p.stream)
-        if alarms and not p.stats.ended:
+    def _status(self, s: StreamStatus) -> str:
+        alarms = self._alarms.get(s.stream)
+        if alarms and not s.ended:
             order = sorted(alarms.values(), key=lambda e: priority_rank(e.priority))
-            return "ALARM " + ", ".join(e.text for e in order) + "; " + stream_status(p)
-        return stream_status(p)
+            return "ALARM " + ", ".join(e.text for e in order) + "; " + stream_status(s)
+        return stream_status(s)

@@ -7,7 +7,10 @@ import numpy as np
 
 from engine import LabeledBeat
 from monitor import Ingest, LiveView, encode_data
-from monitor.alarms import RhythmAnalyzer, RhythmConfig
+from monitor.alarms import AlarmEvent, RhythmAnalyzer, RhythmConfig
+from monitor.app._snapshot import stream_status_of
+from monitor.observe import StatusSnapshot, StreamStatus
+from monitor.outputs import stream_status
 from tests.conftest import lead_mv
 
 KW = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])
@@ -19,6 +22,12 @@ def feed(ingest: Ingest, x: np.ndarray, stream: str, fs: float) -> list[LabeledB
         parts = encode_data(stream, k, i, fs, x[i : i + 3600, None].astype("<f4"), **KW)  # type: ignore[arg-type]
         out += [LabeledBeat(b, "N") for b in ingest.feed(parts)]
     return out
+
+
+def snapshot(ingest: Ingest, now: float = 0.0) -> StatusSnapshot:
+    """What the monitor would publish for these streams (the figures the view shows)."""
+    streams = tuple(stream_status_of(p, now) for p in ingest.streams.values())
+    return StatusSnapshot(messages=ingest.messages, rejected=ingest.rejected, streams=streams)
 
 
 def test_live_view_redraws_in_place_with_heart_rate_and_recent_labels(mitdb: Path) -> None:
@@ -33,14 +42,16 @@ def test_live_view_redraws_in_place_with_heart_rate_and_recent_labels(mitdb: Pat
         rhythm.on_beat(lb.beat.sample, lb.label)
     _, vitals = rhythm.advance(beats[-1].beat.sample + 1, arrived=x.size)
     view.on_vitals(vitals[-1])
-    view.refresh(ingest, now=10.0)
+    view.refresh(snapshot(ingest), now=10.0)
     first = out.getvalue()
     assert "bed-1" in first and "NNNN" in first and "ok" in first and "\x1b[F" not in first
     hr = vitals[-1].hr
     assert hr is not None and 60 < hr < 90 and f"{hr:5.0f}" in first
-    view.refresh(ingest, now=10.5)  # within the interval: nothing drawn
+    assert "60.0s" in first  # the stream's duration
+    view.refresh(snapshot(ingest), now=10.5)  # within the interval: nothing drawn
     assert out.getvalue() == first
-    view.refresh(ingest, now=11.5)
+    assert not view.due(10.5) and view.due(10.5, force=True) and view.due(11.0)
+    view.refresh(snapshot(ingest), now=11.5)
     assert out.getvalue()[len(first) :].startswith("\x1b[")  # cursor moved up: redrawn in place
 
 
@@ -51,7 +62,56 @@ def test_plain_view_prints_lines_and_shows_technical_alarms(mitdb: Path) -> None
     out = io.StringIO()
     view = LiveView(out=out, interactive=False, beats=True)
     view.on_beats(feed(ingest, x, "bed-2", fs))
-    view.refresh(ingest, now=100.0)
+    snap = snapshot(ingest)
+    assert snap.streams[0].quality_alarms == ("signal lost",) and snap.streams[0].quality == "signal lost"
+    view.refresh(snap, now=100.0)
     text = out.getvalue()
     assert "\x1b[" not in text and " beat N at " in text
     assert "ALARM signal lost" in text.splitlines()[-1]
+
+
+def test_stream_status_words_come_from_the_snapshot() -> None:
+    ok = StreamStatus("s", fs=250.0, since_beat_s=1.0)
+    assert stream_status(ok) == "ok"
+    assert stream_status(StreamStatus("s", fs=250.0, quality="noisy", samples_missing=125)) == (
+        "ok, noisy, 125 samples missing"
+    )
+    assert stream_status(StreamStatus("s", fs=250.0, since_beat_s=12.4)) == "no beat for 12 s"
+    assert stream_status(StreamStatus("s", since_beat_s=12.4), now_sample_gap_s=20.0) == "ok"
+    lost = StreamStatus("s", quality="signal lost", quality_alarms=("signal lost", "leads off"), since_beat_s=30.0)
+    assert stream_status(lost) == "ALARM signal lost, leads off"
+    assert stream_status(StreamStatus("s", ended=True, quality_alarms=("leads off",))) == "ended"
+    assert stream_status(StreamStatus("s", ended=True, error="ValueError: bad")) == "ERROR ValueError: bad"
+
+
+def test_plain_view_prints_alarms_and_the_last_line_of_an_ended_stream() -> None:
+    out = io.StringIO()
+    view = LiveView(out=out, interactive=False)
+    onset = AlarmEvent("bed-3", "asystole", "onset", 2500, 3500, 250.0, "Asystole")
+    view.on_alarm(onset)
+    view.on_alarm(AlarmEvent("bed-3", "asystole", "update", 2500, 3600, 250.0, "Asystole"))  # not printed
+    live = StreamStatus("bed-3", fs=250.0, beats=12, duration_s=20.0, since_beat_s=10.0)
+    view.refresh(StatusSnapshot(streams=(live,)), now=1.0)
+    view.on_alarm(AlarmEvent("bed-3", "asystole", "end", 2500, 4000, 250.0, "Asystole"))
+    view.on_stream_end(StreamStatus("bed-3", fs=250.0, beats=14, duration_s=24.0, ended=True))
+    assert out.getvalue().splitlines() == [
+        "bed-3 ALARM HIGH Asystole at 10.0 s",
+        "bed-3         250     -      12     20.0s                            ALARM Asystole; ok",
+        "bed-3 alarm ended: HIGH Asystole at 16.0 s",
+        "bed-3         250     -      14     24.0s                            ended",
+    ]
+    view.refresh(StatusSnapshot(streams=(StreamStatus("bed-3", ended=True),)), now=3.0)  # ended: no more lines
+    assert len(out.getvalue().splitlines()) == 4
+
+
+def test_interactive_header_counts_streams_messages_and_every_rejection() -> None:
+    out = io.StringIO()
+    view = LiveView(out=out, interactive=True, max_rows=1)
+    streams = (
+        StreamStatus("a", fs=360.0, rejected={"duplicate": 2}),
+        StreamStatus("b", fs=360.0, ended=True, rejected={"after_eos": 1}),
+    )
+    view.refresh(StatusSnapshot(messages=40, rejected={"bad_magic": 3}, streams=streams), now=0.0)
+    lines = out.getvalue().split("\n")
+    assert lines[0] == "\x1b[2Kecg-monitor: 2 streams (1 ended), 40 messages, 6 rejected"
+    assert lines[2].startswith("\x1b[2Ka ") and lines[3] == "\x1b[2K... and 1 more streams"
