@@ -2,7 +2,16 @@
 
 from monitor.app._config import MonitorConfig
 from monitor.app._monitor import MAX_MESSAGE_BYTES, Monitor
+from monitor.app._snapshot import stream_status_of
 from monitor.app._source import Source, parse_source
 from monitor.app._summary import RecordSummary
 
-__all__ = ["MAX_MESSAGE_BYTES", "Monitor", "MonitorConfig", "RecordSummary", "Source", "parse_source"]
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "Monitor",
+    "MonitorConfig",
+    "RecordSummary",
+    "Source",
+    "parse_source",
+    "stream_status_of",
+]

@@ -124,7 +124,7 @@ class QualityTracker:
         self.counts: dict[str, int] = {}
         self._episodes = {kind: _Episode(kind) for kind in _ALARM_OF.values()}
         self.alarms: list[TechnicalAlarm] = []  # every episode, open or closed
-        self.events: list[TechnicalAlarm] = []  # onsets and ends not yet taken by the owner
+        self._events: list[TechnicalAlarm] = []  # onsets and ends not yet taken by the owner
 
     @property
     def known_until(self) -> int:
@@ -162,6 +162,11 @@ class QualityTracker:
     def active_alarms(self) -> list[str]:
         return [e.kind for e in self._episodes.values() if e.alarm is not None and e.alarm.end is None]
 
+    def take_events(self) -> list[TechnicalAlarm]:
+        """Technical alarm onsets and ends since the last call, oldest first."""
+        out, self._events = self._events, []
+        return out
+
     def process(self, x: NDArray[np.float64]) -> None:
         """Take the next samples (mV, NaN for missing)."""
         pos = 0
@@ -180,7 +185,7 @@ class QualityTracker:
         for ep in self._episodes.values():
             if ep.alarm is not None and ep.alarm.end is None:
                 ep.alarm.end = self.known_until
-                self.events.append(replace(ep.alarm))
+                self._events.append(replace(ep.alarm))
                 ep.alarm = None
 
     # ------------------------------------------------------------ internals
@@ -285,11 +290,11 @@ class QualityTracker:
                 if ep.alarm is None and ep.run >= needed:
                     ep.alarm = TechnicalAlarm(self.stream, kind, ep.first_bad)
                     self.alarms.append(ep.alarm)
-                    self.events.append(replace(ep.alarm))
+                    self._events.append(replace(ep.alarm))
             else:
                 ep.run = 0
                 ep.clear += 1
                 if ep.alarm is not None and ep.clear >= off_blocks:
                     ep.alarm.end = ep.last_bad_end
-                    self.events.append(replace(ep.alarm))
+                    self._events.append(replace(ep.alarm))
                     ep.alarm = None

@@ -299,8 +299,7 @@ class StreamProcessor:
     def take_technical(self) -> list[TechnicalAlarm]:
         """The technical alarm onsets and ends raised since the last call, oldest first: the
         signal quality's, then this stream's own (format changed, stream conflict)."""
-        out = list(self.quality.events)
-        self.quality.events.clear()
+        out = self.quality.take_events()
         out.extend(self._events)
         self._events.clear()
         return out

@@ -113,11 +113,6 @@ class Ingest:
         self._ended: list[StreamProcessor] = []  # streams ended since the owner last took them
         self._on_new_stream = on_new_stream
 
-    @property
-    def technical(self) -> tuple[TechnicalAlarm, ...]:
-        """Technical alarm onsets and ends raised and not yet taken (see :meth:`take_technical`)."""
-        return tuple(self._technical)
-
     def take_technical(self) -> list[TechnicalAlarm]:
         """The technical alarm onsets and ends raised since the last call, in the order they were raised."""
         out, self._technical = self._technical, []

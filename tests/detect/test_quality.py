@@ -109,7 +109,7 @@ def test_technical_alarms_go_into_the_annotation_file(ecg: np.ndarray, tmp_path:
     x[segment(30, 45)] = np.nan
     ingest, _ = run(x)
     writer = AnnotationWriter(tmp_path)
-    for alarm in ingest.technical:
+    for alarm in ingest.take_technical():
         writer.add_technical(alarm, FS)
     writer.write("s")
     ann = wfdb.rdann(str(tmp_path / "s"), "mon")

@@ -8,7 +8,7 @@ import numpy as np
 from engine import LabeledBeat
 from monitor import Ingest, LiveView, encode_data
 from monitor.alarms import AlarmEvent, RhythmAnalyzer, RhythmConfig
-from monitor.app._snapshot import stream_status_of
+from monitor.app import stream_status_of
 from monitor.observe import StatusSnapshot, StreamStatus
 from monitor.outputs import stream_status
 from tests.conftest import lead_mv
