@@ -102,6 +102,8 @@ ALARM_KINDS: dict[str, AlarmKind] = {
         _technical("stream_conflict", HIGH, "Stream conflict"),
         # beat labels unavailable; rate, asystole and VF alarms go on
         _technical("engine_failed", MEDIUM, "Engine failed"),
+        # an output (annotation file, alarm log, bus) failed for this stream; monitoring goes on
+        _technical("output_failed", MEDIUM, "Output failed"),
     )
 }
 CLINICAL_KINDS: tuple[str, ...] = tuple(k for k, v in ALARM_KINDS.items() if v.category == "clinical")

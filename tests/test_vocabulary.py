@@ -30,3 +30,9 @@ def test_an_event_takes_its_priority_from_the_vocabulary_technical_ones_too() ->
     conflict = AlarmEvent("bed1", "stream_conflict", "onset", 0, 0, 250.0, "Stream conflict", category="technical")
     assert conflict.priority == ALARM_KINDS["stream_conflict"].priority == "high"
     assert sorted(["low", "high", "medium", "bogus"], key=priority_rank) == ["high", "medium", "low", "bogus"]
+
+
+def test_a_failed_output_is_a_technical_alarm_of_medium_priority() -> None:
+    kind = ALARM_KINDS["output_failed"]
+    assert (kind.category, kind.priority, kind.text, kind.aux) == ("technical", "medium", "Output failed", None)
+    assert "output_failed" in TECHNICAL_KINDS

@@ -124,7 +124,8 @@ class AlarmLog:
     ``run_id`` names this monitor instance (the ``monitor`` field of the bus);
     it tells this run's episodes from those of earlier runs. ``durable=True``
     selects ``synchronous=FULL`` (survives power loss, one disk flush per
-    transition) instead of ``NORMAL`` (survives a killed process).
+    transition) instead of ``NORMAL`` (survives a killed process). ``busy_s`` is
+    how long a statement waits for another process's lock before it fails.
 
     One thread at a time may use an instance (it may be created in one thread
     and used in another). Other processes may read the file at any time.
@@ -133,7 +134,9 @@ class AlarmLog:
     something else, or was written by a newer ecg-monitor.
     """
 
-    def __init__(self, path: str | Path, *, run_id: str, durable: bool = False, readonly: bool = False) -> None:
+    def __init__(
+        self, path: str | Path, *, run_id: str, durable: bool = False, readonly: bool = False, busy_s: float = 5.0
+    ) -> None:
         self.path = Path(path)
         self.run_id = run_id
         self.durable = durable
@@ -144,13 +147,13 @@ class AlarmLog:
                 if not self.path.is_file():
                     raise ConfigError(f"alarm log {self.path}: no such file")
                 uri = f"file:{urllib.parse.quote(str(self.path.resolve()))}?mode=ro"
-                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=5.0)
+                conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, timeout=busy_s)
             else:
                 try:
                     self.path.parent.mkdir(parents=True, exist_ok=True)
                 except OSError as exc:
                     raise ConfigError(f"alarm log {self.path}: cannot create the folder ({exc})") from None
-                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=5.0)
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=busy_s)
         except sqlite3.Error as exc:
             raise ConfigError(f"alarm log {self.path}: cannot open ({exc})") from None
         try:
