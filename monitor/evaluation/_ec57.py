@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 import wfdb
 
+from monitor.outputs import annotation_name
 from monitor.vocabulary import AAMI_OF_SYMBOL, CLASSES
 
 __all__ = ["RecordScore", "markdown", "score_record", "summarize", "write_report"]
@@ -58,7 +59,7 @@ def score_record(ref_dir: Path, ann_dir: Path, record: str, extension: str = "mo
     keep = [i for i, s in enumerate(ref.symbol) if s in AAMI_OF_SYMBOL]
     r_samp = np.asarray(ref.sample)[keep]
     r_cls = [CLASSES.index(AAMI_OF_SYMBOL[ref.symbol[i]]) for i in keep]
-    test = wfdb.rdann(str(ann_dir / record), extension)
+    test = wfdb.rdann(str(ann_dir / annotation_name(record)), extension)
     tkeep = [i for i, s in enumerate(test.symbol) if s in AAMI_OF_SYMBOL]
     t_samp = np.asarray(test.sample)[tkeep]
     t_cls = [CLASSES.index(AAMI_OF_SYMBOL[test.symbol[i]]) for i in tkeep]

@@ -6,7 +6,7 @@ the bridge's callers.
 """
 
 from monitor.outputs._alarmlog import LOGGED_STATES, AlarmLog, AlarmLogError, default_path
-from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter
+from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter, annotation_name, stream_of_annotation
 from monitor.outputs._bridge import (
     PROG,
     AlertBridge,
@@ -27,6 +27,7 @@ from monitor.outputs._sink import (
     BusSink,
     LogLineSink,
     Sink,
+    SinkFailure,
     Sinks,
     ViewSink,
 )
@@ -78,9 +79,11 @@ __all__ = [
     "LiveView",
     "LogLineSink",
     "Sink",
+    "SinkFailure",
     "Sinks",
     "ViewSink",
     "alarm_body",
+    "annotation_name",
     "check_body",
     "decode_message",
     "default_path",
@@ -89,6 +92,7 @@ __all__ = [
     "monitor_id",
     "printable",
     "serve",
+    "stream_of_annotation",
     "stream_status",
     "subscriptions",
 ]
