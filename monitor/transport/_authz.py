@@ -209,8 +209,25 @@ class Authorizer:
         self._refused(parsed, policy, reason, stream)
         return reason
 
+    def check_role(self, user: str | None, *roles: str) -> str | None:
+        """None when the client with ``User-Id`` ``user`` has one of ``roles`` (``"bridge", "monitor"`` to
+        subscribe to the alert bus, ``"monitor"`` to use an engine); else the reason, counted and logged
+        like :meth:`check_push`'s. A client without a policy file predates roles: it passes every check."""
+        parsed = parse_user_id(user)
+        policy = self._clients.get(parsed[1]) if parsed is not None else None
+        if policy is not None and (policy.legacy or policy.role in roles):
+            return None
+        reason = "unauthenticated" if parsed is None else "key_revoked" if policy is None else "role"
+        self._refused(parsed, policy, reason, None, action=f"a {' or '.join(roles)}'s messages")
+        return reason
+
     def _refused(
-        self, parsed: tuple[str, str] | None, policy: ClientPolicy | None, reason: str, stream: str | None
+        self,
+        parsed: tuple[str, str] | None,
+        policy: ClientPolicy | None,
+        reason: str,
+        stream: str | None,
+        action: str = "samples",
     ) -> None:
         key = parsed[1] if parsed is not None else ""
         with self._lock:
@@ -225,11 +242,11 @@ class Authorizer:
         if reason == "key_revoked":
             why = "its key is no longer authorized (revoked)"
         elif reason == "role" and policy is not None:
-            why = f"a {policy.role} may not push samples"
+            why = f"a {policy.role} may not push samples" if action == "samples" else f"it is a {policy.role}"
         else:
             patterns = ",".join(policy.streams) if policy is not None else ""
             why = f"stream {stream!r} matches none of its patterns ({patterns})"
-        log.warning("refused samples from %s: %s; further refusals of this kind are only counted", who, why)
+        log.warning("refused %s from %s: %s; further refusals of this kind are only counted", action, who, why)
 
     def snapshot(self) -> dict[str, object]:
         """Counters for a status report: accepted keys, refused handshakes, refused messages by reason."""

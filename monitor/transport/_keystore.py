@@ -44,7 +44,9 @@ Policy file format: ``authorized/NAME.json`` says what client NAME may do once a
   matters) for a device's stream ids; ``["*"]`` is every stream. Devices only: other roles have none.
 
 A client with a public key in ``authorized/`` and no policy file (a KEYS folder made before policies
-existed) is a ``device`` allowed every stream, as every client was then. A policy file that cannot
+existed) is a ``device`` allowed every stream, as every client was then, and, predating roles, it
+also passes the role checks of the alert bus and the engine (:meth:`Authorizer.check_role`);
+``ecg-keys policy DIR NAME --role ...`` gives it a policy. A policy file that cannot
 be read or does not match the schema refuses its client altogether (logged), so a typo never widens
 what a key may do. The policy file is written before the public key, so a new client never shows up
 without its policy.

@@ -174,6 +174,25 @@ def test_check_push_by_role_pattern_and_key(keys: Path, authorizer: Authorizer) 
     assert authorizer.snapshot()["refused"] == dict(authorizer.refusals)
 
 
+def test_check_role_for_the_bus_and_the_engine(keys: Path, authorizer: Authorizer, clock: FakeClock) -> None:
+    bridge = user_id("bridge", public_of(keys, "bridge"))
+    mon = user_id("mon", public_of(keys, "mon"))
+    bed = user_id("bed-1", public_of(keys, "bed-1"))
+    assert authorizer.check_role(bridge, "bridge", "monitor") is None
+    assert authorizer.check_role(mon, "monitor") is None
+    assert authorizer.check_role(bridge, "monitor") == "role"
+    assert authorizer.check_role(bed, "bridge", "monitor") == "role"
+    assert authorizer.check_role(None, "monitor") == "unauthenticated"
+    (keys / "authorized" / "bed-1.json").unlink()  # no policy: predates roles, passes every check
+    clock.advance(2.0)
+    assert authorizer.reload_if_due()
+    assert authorizer.check_role(bed, "monitor") is None
+    revoke_client(keys, "mon")
+    clock.advance(2.0)
+    assert authorizer.reload_if_due()
+    assert authorizer.check_role(mon, "monitor") == "key_revoked"
+
+
 def test_revocation_applies_after_the_reload_interval(keys: Path, authorizer: Authorizer, clock: FakeClock) -> None:
     bed = user_id("bed-1", public_of(keys, "bed-1"))
     revoke_client(keys, "bed-1")
