@@ -23,7 +23,14 @@ engine     ``ecg-engine`` ROUTER             ``ecg-monitor`` DEALER
   :func:`connected_socket`).
 """
 
-from monitor.transport._authz import REFUSAL_REASONS, Authorizer, fingerprint, parse_user_id, user_id
+from monitor.transport._authz import (
+    REFUSAL_REASONS,
+    Authorizer,
+    fingerprint,
+    parse_user_id,
+    sender_of,
+    user_id,
+)
 from monitor.transport._curve import ZAP_DOMAIN, Authenticator, CurveConfig
 from monitor.transport._keystore import (
     AUTHORIZED_DIR,
@@ -97,6 +104,7 @@ __all__ = [
     "secure_client",
     "secure_connect",
     "secure_server",
+    "sender_of",
     "server_public_key",
     "set_policy",
     "split_endpoint",

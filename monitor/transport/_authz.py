@@ -28,12 +28,13 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+import zmq
 import zmq.utils.z85
 
 from monitor.errors import ConfigError
 from monitor.transport._keystore import ClientPolicy, Signature, _authorized_clients, _signature
 
-__all__ = ["REFUSAL_REASONS", "Authorizer", "fingerprint", "parse_user_id", "user_id"]
+__all__ = ["REFUSAL_REASONS", "Authorizer", "fingerprint", "parse_user_id", "sender_of", "user_id"]
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,16 @@ def user_id(name: str, public_key: bytes | str) -> str:
     """The ZAP ``User-Id`` of a client: ``NAME:PUBLICKEY`` (names never hold ``:``)."""
     key = public_key.decode("ascii") if isinstance(public_key, bytes) else public_key
     return f"{name}:{key}"
+
+
+def sender_of(frame: zmq.Frame) -> str | None:
+    """The ZAP ``User-Id`` of a received frame (``recv_multipart(copy=False)``); None when it has none
+    (a socket without CURVE, or a libzmq that gives none)."""
+    try:
+        value = frame.get("User-Id")
+    except zmq.ZMQError:
+        return None
+    return value if isinstance(value, str) and value else None
 
 
 def parse_user_id(value: str | None) -> tuple[str, str] | None:

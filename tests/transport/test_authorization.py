@@ -32,6 +32,7 @@ from monitor.transport import (
     revoke_client,
     secure_client,
     secure_server,
+    sender_of,
     set_policy,
     user_id,
 )
@@ -237,6 +238,14 @@ def test_refusals_are_logged_once_per_key_and_reason_with_name_and_fingerprint(
     assert authorizer.refusals["stream_not_allowed"] == 3
 
 
+def test_sender_of_a_frame_without_curve_is_none(ctx: Context) -> None:
+    with open_socket(ctx, zmq.PULL) as pull, open_socket(ctx, zmq.PUSH) as push:
+        push.connect(f"tcp://127.0.0.1:{pull.bind_to_random_port('tcp://127.0.0.1')}")
+        push.send(b"x")
+        assert pull.poll(TIMEOUT_MS, zmq.POLLIN)
+        assert sender_of(pull.recv(copy=False)) is None
+
+
 def test_fingerprint_and_user_id() -> None:
     public, _ = zmq.curve_keypair()
     assert fingerprint(public) == fingerprint(public.decode()) == fingerprint(zmq.utils.z85.decode(public))
@@ -291,7 +300,8 @@ class Pair:
     def receive(self) -> tuple[list[bytes], str | None]:
         assert self.pull.poll(TIMEOUT_MS, zmq.POLLIN), "nothing received"
         frames = self.pull.recv_multipart(copy=False)
-        return [f.bytes for f in frames], frames[0].get("User-Id")
+        assert all(sender_of(frame) == sender_of(frames[0]) for frame in frames)  # on every part
+        return [f.bytes for f in frames], sender_of(frames[0])
 
     def close(self) -> None:
         for sock in self._open:
