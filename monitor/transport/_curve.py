@@ -6,24 +6,31 @@ talks to the server whose public key it was given. The check runs in a ZAP handl
 :class:`zmq.auth.thread.ThreadAuthenticator`), one per :class:`zmq.Context`, wrapped here by
 :class:`Authenticator`.
 
-Servers read ``authorized/`` when their :class:`Authenticator` starts and again on
-:meth:`Authenticator.reload` (or :meth:`Authenticator.reload_if_changed`). CURVE checks a key
-during the handshake only: revoking a key refuses new connections, while a connection already
-established stays up until it is closed or reconnects.
+Servers read ``authorized/`` (keys and policies) when their :class:`Authenticator` starts and
+again on :meth:`Authenticator.reload` (or :meth:`~Authenticator.reload_if_changed`, or
+:meth:`~Authenticator.reload_if_due`, paced by a clock). The handshake accepts the keys in the
+current set and refuses others (logged with the key's fingerprint); an accepted connection's
+messages carry the ZAP ``User-Id`` ``NAME:PUBLICKEY``, which the server checks per message with
+:attr:`Authenticator.authorizer` (:class:`~monitor.transport.Authorizer`), so revoking a key also
+stops what its established connections send.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import zmq
+import zmq.utils.z85
 from zmq.auth.thread import ThreadAuthenticator
 
 from monitor.errors import ConfigError
+from monitor.transport._authz import Authorizer
 from monitor.transport._keystore import (
     AUTHORIZED_DIR,
     CLIENTS_DIR,
@@ -103,6 +110,29 @@ class CurveConfig:
         return public
 
 
+class _ZapHandler(ThreadAuthenticator):
+    """pyzmq's ZAP thread, asking an :class:`Authorizer` about each CURVE key and naming accepted ones."""
+
+    def __init__(self, context: zmq.Context[Any], authorizer: Authorizer) -> None:
+        super().__init__(context, log=logging.getLogger("monitor.transport.zap"))
+        self.authorizer = authorizer
+        self.peer = ""
+        for domain in ("*", ZAP_DOMAIN):  # "*": any socket without a domain; ZAP_DOMAIN: set by secure_server
+            self.configure_curve_callback(domain=domain, credentials_provider=self)
+
+    async def handle_zap_message(self, msg: list[bytes]) -> None:
+        # frame 3 is the peer's address: kept for the log line of a refused key
+        self.peer = msg[3].decode("utf-8", "replace") if len(msg) > 3 else ""
+        await super().handle_zap_message(msg)
+
+    def callback(self, domain: str, key: bytes) -> bool:
+        """The credentials check pyzmq calls with the client's Z85 public key."""
+        return self.authorizer.accepts_handshake(key, self.peer)
+
+    def curve_user_id(self, client_public_key: bytes) -> str:
+        return self.authorizer.user_id_for(zmq.utils.z85.encode(client_public_key))
+
+
 class Authenticator:
     """The ZAP handler of one zmq context: accepts CURVE clients whose key is in ``authorized/``.
 
@@ -112,27 +142,42 @@ class Authenticator:
     and :meth:`stop`; stop it before the context is destroyed, and close the secured sockets
     first (:func:`~monitor.transport.secure_server` makes them refuse every client while no
     handler runs).
+
+    :attr:`authorizer` holds the key set and the policies: the handshake asks it, and so should
+    the server for each message (:meth:`Authorizer.check_push` with the message's ``User-Id``).
+    ``clock`` and ``reload_interval_s`` pace :meth:`reload_if_due`.
     """
 
-    def __init__(self, context: zmq.Context[Any], config: CurveConfig) -> None:
+    def __init__(
+        self,
+        context: zmq.Context[Any],
+        config: CurveConfig,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        reload_interval_s: float = 2.0,
+    ) -> None:
         if config.authorized_dir is None:
             raise ConfigError("Authenticator needs a server CurveConfig (with authorized_dir)")
         self.context = context
         self.authorized_dir = config.authorized_dir
-        self.keys = 0
-        self._thread: ThreadAuthenticator | None = None
-        self._signature: tuple[tuple[str, int, int], ...] | None = None
+        self.authorizer = Authorizer(config.authorized_dir, clock=clock, reload_interval_s=reload_interval_s)
+        self._thread: _ZapHandler | None = None
 
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
+    @property
+    def keys(self) -> int:
+        """How many client keys are accepted now."""
+        return self.authorizer.keys
+
     def start(self) -> Authenticator:
         """Start the ZAP thread and load the authorized keys; raises (and leaves nothing running) on failure."""
         if self._thread is not None:
             raise ConfigError("Authenticator already started")
-        _authorized_keys(self.authorized_dir)
-        thread = ThreadAuthenticator(self.context)
+        self.authorizer.reload()
+        thread = _ZapHandler(self.context, self.authorizer)
         try:
             thread.start()
         except zmq.ZMQError as exc:
@@ -146,38 +191,24 @@ class Authenticator:
             thread.stop()
             raise
         self._thread = thread
-        try:
-            self.reload()
-        except BaseException:
-            self.stop()
-            raise
         return self
 
     def reload(self) -> int:
-        """Read ``authorized/`` again (added and revoked keys); returns how many keys are now accepted."""
-        thread = self._thread
-        if thread is None:
+        """Read ``authorized/`` again (added and revoked keys, policies); returns how many keys are now accepted."""
+        if self._thread is None:
             raise ConfigError("Authenticator is not running; start it first")
-        keys, signature = _authorized_keys(self.authorized_dir)
-        for domain in ("*", ZAP_DOMAIN):  # "*": any socket without a domain; ZAP_DOMAIN: set by secure_server
-            thread.configure_curve(domain=domain, location=str(self.authorized_dir))
-            if thread.certs.get(domain) is None:
-                raise ConfigError(f"authorized keys in {self.authorized_dir} could not be loaded")
-        self._signature = signature
-        self.keys = len(keys)
-        if keys:
-            log.info("accepting %d client key(s) from %s", len(keys), self.authorized_dir)
-        else:
-            log.warning("no client keys in %s: every CURVE client will be refused", self.authorized_dir)
-        return self.keys
+        return self.authorizer.reload()
 
     def reload_if_changed(self) -> bool:
-        """:meth:`reload` when a file in ``authorized/`` was added, removed or rewritten; cheap enough to poll."""
-        _, signature = _authorized_keys(self.authorized_dir)
-        if signature == self._signature:
-            return False
-        self.reload()
-        return True
+        """:meth:`reload` when a key or policy file was added, removed or rewritten; cheap enough to poll."""
+        if self._thread is None:
+            raise ConfigError("Authenticator is not running; start it first")
+        return self.authorizer.reload_if_changed()
+
+    def reload_if_due(self) -> bool:
+        """:meth:`reload_if_changed` at most every ``reload_interval_s`` (cheap enough to call each loop);
+        a broken key file is logged and the previous key set stays."""
+        return self._thread is not None and self.authorizer.reload_if_due()
 
     def stop(self) -> None:
         """Stop the ZAP thread and close its sockets; does nothing when not running."""

@@ -15,9 +15,9 @@ Layout (made and maintained by ``ecg-keys``, or by :func:`init_keys`, :func:`add
 NAME is 1 to 64 letters, digits, ``.``, ``_`` or ``-``, starting with a letter or digit; the server's
 own keypair is named ``server``.
 
-File format: ZeroMQ certificates as written by :func:`zmq.auth.create_certificates` and read by
-:func:`zmq.auth.load_certificate`: a few ``#`` comment lines, then a ZPL (ZeroMQ property language)
-document holding the keys as 40-character Z85 strings::
+Key file format: ZeroMQ certificates as written by :func:`zmq.auth.create_certificates` and read by
+:func:`zmq.auth.load_certificate` (and by CZMQ's ``zcert_load``): a few ``#`` comment lines, then a
+ZPL (ZeroMQ property language) document holding the keys as 40-character Z85 strings::
 
     metadata
     curve
@@ -25,36 +25,67 @@ document holding the keys as 40-character Z85 strings::
         secret-key = "<40 Z85 characters>"
 
 A ``.key`` file holds the ``public-key`` line only; a ``.key_secret`` file holds both lines, so it is
-the whole keypair. A keypair is generated in a private staging folder and moved into place (already
-0600) with :func:`os.replace`, so a secret is never readable by others, not even briefly; a secret
-file that is (after a careless copy) is reported with a warning when it is loaded.
+the whole keypair. Z85 text is what libzmq's ``ZMQ_CURVE_PUBLICKEY``, ``ZMQ_CURVE_SECRETKEY`` and
+``ZMQ_CURVE_SERVERKEY`` options take (as a 40-character string, 41 bytes with its NUL). A keypair is
+generated in a private staging folder and moved into place (already 0600) with :func:`os.replace`,
+so a secret is never readable by others, not even briefly; a secret file that is (after a careless
+copy) is reported with a warning when it is loaded.
+
+Policy file format: ``authorized/NAME.json`` says what client NAME may do once authenticated
+(written by ``ecg-keys add-client DIR NAME --role ROLE --streams PATTERN...``, schema
+:data:`POLICY_SCHEMA`)::
+
+    {"role": "device", "streams": ["bed-*", "icu-1?"]}
+
+* ``role``: ``device`` may push samples to a monitor's ingest socket, for the stream ids that
+  match one of its ``streams`` patterns; ``bridge`` may subscribe to a monitor's alert bus and never
+  push; ``monitor`` may use an engine (and subscribe).
+* ``streams``: shell-style patterns (:func:`fnmatch.fnmatchcase`: ``*``, ``?``, ``[0-9]``; case
+  matters) for a device's stream ids; ``["*"]`` is every stream. Devices only: other roles have none.
+
+A client with a public key in ``authorized/`` and no policy file (a KEYS folder made before policies
+existed) is a ``device`` allowed every stream, as every client was then, and, predating roles, it
+also passes the role checks of the alert bus and the engine (:meth:`Authorizer.check_role`);
+``ecg-keys policy DIR NAME --role ...`` gives it a policy. A policy file that cannot
+be read or does not match the schema refuses its client altogether (logged), so a typo never widens
+what a key may do. The policy file is written before the public key, so a new client never shows up
+without its policy.
 
 A client machine needs only ``server.key`` and its ``clients/NAME.key_secret`` (in the same layout, or
 named explicitly in a :class:`~monitor.transport.CurveConfig`). One KEYS folder can serve every
 binding process of a site (monitor and engine then share the server keypair), or each server can
 have its own.
 
-Revocation removes ``authorized/NAME.key`` and nothing else: the keypair in ``clients/`` stays, so
-``ecg-keys list`` shows NAME as revoked, and adding NAME again with ``--force`` issues a fresh
-keypair. A running server sees the change when its Authenticator reads ``authorized/`` again
-(``Authenticator.reload``, or ``Authenticator.reload_if_changed``, which ``ecg-monitor`` calls each
-time it publishes a status on its alerts socket). CURVE checks a key during the handshake
-only: revoking refuses new connections, while a connection already established stays up until it
-is closed or reconnects. Replacing the server keypair (``ecg-keys init --force``) keeps every
+Revocation removes ``authorized/NAME.key`` and nothing else: the keypair in ``clients/`` and the
+policy stay, so ``ecg-keys list`` shows NAME as revoked with its role, and adding NAME again with
+``--force`` issues a fresh keypair. A running server sees the change when its Authenticator reads
+``authorized/`` again (``Authenticator.reload``, or ``Authenticator.reload_if_changed``, which
+``ecg-monitor`` polls every few seconds). CURVE checks a key during the handshake only, so the
+handshake refuses new connections of a revoked key, and the per-message check of
+:class:`~monitor.transport.Authorizer` (the key named by each message's ZAP ``User-Id``, looked up
+in the current key set) refuses what an established connection of that key still sends.
+
+Replacing the server keypair (``ecg-keys init --force``) keeps every
 client authorized, but each client then needs the new ``server.key``.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import json
 import logging
 import os
 import re
 import shutil
 import stat
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import jsonschema
+import jsonschema.exceptions
 import zmq.auth
 
 from monitor.errors import ConfigError
@@ -62,17 +93,24 @@ from monitor.errors import ConfigError
 __all__ = [
     "AUTHORIZED_DIR",
     "CLIENTS_DIR",
+    "POLICY_SCHEMA",
+    "POLICY_SUFFIX",
     "PUBLIC_SUFFIX",
+    "ROLES",
     "SECRET_SUFFIX",
     "SERVER_PUBLIC",
     "SERVER_SECRET",
     "ClientKey",
+    "ClientPolicy",
     "PathLike",
     "add_client",
     "init_keys",
     "list_clients",
+    "make_policy",
+    "read_policy",
     "revoke_client",
     "server_public_key",
+    "set_policy",
 ]
 
 log = logging.getLogger(__name__)
@@ -83,8 +121,28 @@ AUTHORIZED_DIR = "authorized"
 CLIENTS_DIR = "clients"
 PUBLIC_SUFFIX = ".key"
 SECRET_SUFFIX = ".key_secret"
+POLICY_SUFFIX = ".json"
+ROLES = ("device", "bridge", "monitor")
+ALL_STREAMS = ("*",)
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PATTERN = r"^[A-Za-z0-9._*?!\[\]-]{1,64}$"  # stream id characters and fnmatch's wildcards
+
+POLICY_SCHEMA: dict[str, object] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "ecg-monitor client policy (authorized/NAME.json)",
+    "type": "object",
+    "properties": {
+        "role": {"enum": list(ROLES)},
+        "streams": {"type": "array", "items": {"type": "string", "pattern": _PATTERN}, "maxItems": 256},
+    },
+    "required": ["role"],
+    "additionalProperties": False,
+    "if": {"properties": {"role": {"const": "device"}}},
+    "then": {"required": ["streams"], "properties": {"streams": {"minItems": 1}}},
+    "else": {"properties": {"streams": {"maxItems": 0}}},
+}
+_POLICY_VALIDATOR = jsonschema.Draft202012Validator(POLICY_SCHEMA)
 
 PathLike = str | os.PathLike[str]
 
@@ -107,18 +165,113 @@ def _load(path: Path, *, secret: bool) -> tuple[bytes, bytes | None]:
     return public, secret_key
 
 
-def _authorized_keys(folder: Path) -> tuple[set[bytes], tuple[tuple[str, int, int], ...]]:
-    """The public keys in ``folder`` and a signature that changes when a key file is added, removed or rewritten."""
+@dataclass(frozen=True)
+class ClientPolicy:
+    """What one authenticated client may do: its ``role`` and, for a device, its stream id patterns."""
+
+    name: str
+    role: str = "device"
+    streams: tuple[str, ...] = ALL_STREAMS
+    legacy: bool = False  # no policy file: a device allowed every stream
+
+    def __post_init__(self) -> None:
+        if self.role not in ROLES:
+            raise ConfigError(f"client {self.name!r}: role {self.role!r} is not one of {', '.join(ROLES)}")
+        if self.role != "device" and self.streams:
+            raise ConfigError(f"client {self.name!r}: only a device has stream patterns (role {self.role})")
+        if self.role == "device" and not self.streams:
+            raise ConfigError(f"client {self.name!r}: a device needs at least one stream pattern")
+        regex = "|".join(fnmatch.translate(pattern) for pattern in self.streams) or r"(?!)"
+        object.__setattr__(self, "_match", re.compile(regex).match)
+
+    def may_push(self, stream: str) -> bool:
+        """True when this client may send samples of ``stream``: a device whose patterns match it."""
+        match: Any = self.__dict__["_match"]
+        return self.role == "device" and match(stream) is not None
+
+    def describe(self) -> str:
+        """The role, with a device's patterns: ``device bed-*,icu-1``; ``(default)`` marks a legacy client."""
+        text = f"{self.role} {','.join(self.streams)}" if self.streams else self.role
+        return f"{text} (default)" if self.legacy else text
+
+    def document(self) -> dict[str, object]:
+        """The policy file's JSON object."""
+        return {"role": self.role, "streams": list(self.streams)} if self.role == "device" else {"role": self.role}
+
+
+def read_policy(authorized: Path, name: str) -> ClientPolicy:
+    """NAME's policy from ``authorized/NAME.json``; the legacy default when there is none; ConfigError when bad."""
+    path = authorized / f"{name}{POLICY_SUFFIX}"
+    try:
+        text = path.read_bytes()
+    except FileNotFoundError:
+        return ClientPolicy(name, legacy=True)
+    except OSError as exc:
+        raise ConfigError(f"policy file {path} cannot be read: {exc}") from exc
+    try:
+        document = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+        raise ConfigError(f"policy file {path} is not JSON: {exc}") from None
+    errors = sorted(_POLICY_VALIDATOR.iter_errors(document), key=jsonschema.exceptions.relevance)
+    if errors:
+        problems = "; ".join(_describe(error) for error in errors[:3])
+        raise ConfigError(f"policy file {path} is not valid: {problems}")
+    return ClientPolicy(name, document["role"], tuple(document.get("streams", ())))
+
+
+def _describe(error: jsonschema.exceptions.ValidationError) -> str:
+    where = "/".join(str(part) for part in error.absolute_path)
+    return f"{where}: {error.message}" if where else error.message
+
+
+def _write_policy(authorized: Path, policy: ClientPolicy) -> Path:
+    path = authorized / f"{policy.name}{POLICY_SUFFIX}"
+    staged = path.with_name(f".{path.name}.tmp")
+    staged.write_text(json.dumps(policy.document()) + "\n", encoding="utf-8")
+    os.chmod(staged, 0o644)
+    os.replace(staged, path)
+    return path
+
+
+Signature = tuple[tuple[str, int, int], ...]
+
+
+def _signature(folder: Path) -> Signature:
+    """Changes when a key or policy file in ``folder`` is added, removed or rewritten."""
+    entries: list[tuple[str, int, int]] = []
+    for path in sorted([*folder.glob(f"*{PUBLIC_SUFFIX}"), *folder.glob(f"*{POLICY_SUFFIX}")]):
+        try:
+            st = path.stat()
+        except FileNotFoundError:  # removed while listing: the next poll sees it
+            continue
+        entries.append((path.name, st.st_mtime_ns, st.st_size))
+    return tuple(entries)
+
+
+def _authorized_keys(folder: Path) -> tuple[set[bytes], Signature]:
+    """The public keys in ``folder`` and a signature that changes when a key or policy file changes."""
+    clients, signature = _authorized_clients(folder)
+    return set(clients), signature
+
+
+def _authorized_clients(folder: Path) -> tuple[dict[bytes, ClientPolicy], Signature]:
+    """Every authorized public key (Z85) with its client's policy, and the folder's signature.
+
+    A key file that cannot be read is a ConfigError; a client whose policy file is bad is left out
+    (logged), so it is refused.
+    """
     if not folder.is_dir():
         raise ConfigError(f"authorized keys folder {folder} does not exist (run: ecg-keys init DIR)")
-    keys: set[bytes] = set()
-    signature: list[tuple[str, int, int]] = []
+    signature = _signature(folder)
+    clients: dict[bytes, ClientPolicy] = {}
     for path in sorted(folder.glob(f"*{PUBLIC_SUFFIX}")):
         public, _ = _load(path, secret=False)
-        keys.add(public)
-        st = path.stat()
-        signature.append((path.name, st.st_mtime_ns, st.st_size))
-    return keys, tuple(signature)
+        name = path.name[: -len(PUBLIC_SUFFIX)]
+        try:
+            clients[public] = read_policy(folder, name)
+        except ConfigError as exc:
+            log.error("client %r refused: %s", name, exc)
+    return clients, signature
 
 
 def _keys_dir(keys_dir: PathLike) -> Path:
@@ -156,6 +309,13 @@ class ClientKey:
     public_key: str
     authorized: bool
     has_keypair: bool
+    policy: ClientPolicy | None = None  # None: its policy file is bad (``policy_error`` says why)
+    policy_error: str = ""
+
+    @property
+    def access(self) -> str:
+        """What the client may do, as ``ecg-keys list`` shows it."""
+        return self.policy.describe() if self.policy is not None else f"invalid policy ({self.policy_error})"
 
     @property
     def status(self) -> str:
@@ -200,20 +360,65 @@ def init_keys(keys_dir: PathLike, force: bool = False) -> Path:
     return public
 
 
-def add_client(keys_dir: PathLike, name: str, force: bool = False) -> Path:
-    """Create the keypair ``clients/NAME`` and authorize its public key; returns the secret file."""
+def add_client(
+    keys_dir: PathLike,
+    name: str,
+    force: bool = False,
+    *,
+    role: str = "device",
+    streams: Sequence[str] | None = None,
+) -> Path:
+    """Create the keypair ``clients/NAME``, write its policy and authorize its public key; returns the secret file.
+
+    ``role`` is ``device`` (default), ``bridge`` or ``monitor``; ``streams`` the stream id patterns of
+    a device (default: every stream, ``*``), none for the other roles.
+    """
     folder = _require_initialized(keys_dir)
     _check_name(name)
+    policy = make_policy(name, role, streams)
     clients = folder / CLIENTS_DIR
     authorized = folder / AUTHORIZED_DIR / f"{name}{PUBLIC_SUFFIX}"
     if not force and authorized.exists():
         raise ConfigError(f"{authorized} already exists; pass --force to replace client {name!r}")
     clients.mkdir(mode=0o700, exist_ok=True)
     public, secret = _write_keypair(clients, name, force)
+    _write_policy(authorized.parent, policy)  # before the key: a new client never appears without it
     staged = authorized.with_name(f".{authorized.name}.tmp")
     shutil.copyfile(public, staged)
     os.replace(staged, authorized)
     return secret
+
+
+def make_policy(name: str, role: str = "device", streams: Sequence[str] | None = None) -> ClientPolicy:
+    """A policy checked against :data:`POLICY_SCHEMA` (ConfigError naming the bad pattern or role)."""
+    if streams is None:
+        streams = ALL_STREAMS if role == "device" else ()
+    document = {"role": role, "streams": list(streams)}
+    error = jsonschema.exceptions.best_match(_POLICY_VALIDATOR.iter_errors(document))
+    if error is not None:
+        if error.absolute_path and error.absolute_path[0] == "streams" and len(error.absolute_path) > 1:
+            raise ConfigError(
+                f"stream pattern {error.instance!r} is not valid: use 1-64 letters, digits, '.', '_', '-' "
+                "and the wildcards * ? [ ] !"
+            )
+        if role != "device" and streams:
+            raise ConfigError(f"only a device has stream patterns; a {role} may push no stream")
+        raise ConfigError(f"client {name!r}: {error.message}")
+    return ClientPolicy(name, role, tuple(streams))
+
+
+def set_policy(keys_dir: PathLike, name: str, role: str = "device", streams: Sequence[str] | None = None) -> Path:
+    """Replace the policy of the existing client NAME (its keys stay); returns the policy file."""
+    folder = _require_initialized(keys_dir)
+    _check_name(name)
+    policy = make_policy(name, role, streams)
+    authorized = folder / AUTHORIZED_DIR
+    known = (authorized / f"{name}{PUBLIC_SUFFIX}").exists() or (
+        folder / CLIENTS_DIR / f"{name}{SECRET_SUFFIX}"
+    ).exists()
+    if not known:
+        raise ConfigError(f"client {name!r} does not exist (make it with: ecg-keys add-client {folder} {name})")
+    return _write_policy(authorized, policy)
 
 
 def revoke_client(keys_dir: PathLike, name: str) -> Path:
@@ -247,5 +452,10 @@ def list_clients(keys_dir: PathLike) -> list[ClientKey]:
     for name in sorted(authorized.keys() | pairs.keys()):
         source = authorized.get(name) or pairs[name]
         public, _ = _load(source, secret=False)
-        entries.append(ClientKey(name, public.decode("ascii"), name in authorized, name in pairs))
+        try:
+            policy: ClientPolicy | None = read_policy(folder / AUTHORIZED_DIR, name)
+            error = ""
+        except ConfigError as exc:
+            policy, error = None, str(exc)
+        entries.append(ClientKey(name, public.decode("ascii"), name in authorized, name in pairs, policy, error))
     return entries

@@ -459,7 +459,8 @@ def test_cli_help_describes_commands_and_layout(capsys: pytest.CaptureFixture[st
     ("command", "positionals", "options"),
     [
         ("init", ["DIR"], ["--force"]),
-        ("add-client", ["DIR", "NAME"], ["--force"]),
+        ("add-client", ["DIR", "NAME"], ["--role", "--streams", "--force"]),
+        ("policy", ["DIR", "NAME"], ["--role", "--streams"]),
         ("revoke", ["DIR", "NAME"], []),
         ("list", ["DIR"], []),
     ],
