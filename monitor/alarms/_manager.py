@@ -9,7 +9,10 @@ while the classifier is down, and the quality/ingest alarms passed through
 :meth:`AlarmManager.emit`, which keeps the per-stream table of active alarms,
 counts onsets by kind, tracks the rhythm annotation (``+`` aux) and hands the
 event to the sinks. Each stream's alarm state is one :class:`StreamAlarms`,
-so forgetting a stream forgets its alarms.
+so forgetting a stream forgets its alarms. :meth:`AlarmManager.end_all` closes a
+stream's alarms, clinical and technical, with a stated reason (the stream
+ended, its device fell silent, the monitor stopped): no alarm outlives its
+stream or the monitor.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class StreamAlarms:
     aux: str = NORMAL_AUX  # the rhythm annotation in force
     shed_last: float | None = None  # wall time of the last shed beat
     silent_since: float | None = None  # wall time of the last data, while the device is silent
+    end_reason: str | None = None  # why the stream is being closed (device silent, monitor stopped); None: open
 
 
 def _technical_text(kind: str) -> str:
@@ -89,8 +93,26 @@ class AlarmManager:
         if alarm.end is None:
             self.emit(alarms, [onset])
             return
-        end = dataclasses.replace(onset, state="end", sample=alarm.end, end_reason="condition cleared")
+        reason = "condition cleared"
+        if kind in alarms.active and alarms.end_reason is not None:  # ended by the stream's close
+            reason = alarms.end_reason
+        end = dataclasses.replace(onset, state="end", sample=alarm.end, end_reason=reason)
         self.emit(alarms, [end] if kind in alarms.active else [onset, end])
+
+    # ------------------------------------------------------------ closing a stream
+    def end_all(self, alarms: StreamAlarms, sample: int, reason: str) -> None:
+        """End every alarm still active on a stream (clinical and technical) at ``sample``, with ``reason``.
+
+        Called once a stream's rhythm logic has finished (its clinical alarms are
+        ended there first), and for every stream when the monitor stops.
+        """
+        alarms.shed_last = None
+        alarms.silent_since = None
+        ends = [
+            dataclasses.replace(e, state="end", sample=max(sample, e.sample), end_reason=reason)
+            for e in alarms.active.values()
+        ]
+        self.emit(alarms, ends)
 
     # ------------------------------------------------------------ silence (wall clock: the one exception)
     def check_silence(self, alarms: StreamAlarms, last_arrival: float, now: float, sample: int) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from engine import BatcherConfig
 from monitor.alarms import RhythmSettings
-from monitor.errors import require_positive
+from monitor.errors import ConfigError, require_positive
 from monitor.ingest import StreamConfig
 from replay import ReplayConfig
 
@@ -32,7 +32,15 @@ class MonitorConfig:
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
     silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
     retain_ended_s: float = 60.0  # live sources: an ended stream is forgotten this long after its end
+    stream_timeout_s: float = 600.0  # a live stream with no data this long (wall time) is ended
     engine_thread: bool = True  # label batches on a thread of their own (not in lockstep runs)
 
     def __post_init__(self) -> None:
-        require_positive(self, "status_interval_s", "rhythm_interval_s", "shed_clear_s", "silence_s")
+        require_positive(
+            self, "status_interval_s", "rhythm_interval_s", "shed_clear_s", "silence_s", "stream_timeout_s"
+        )
+        if self.stream_timeout_s < self.silence_s:
+            raise ConfigError(
+                f"stream_timeout_s ({self.stream_timeout_s:g} s) must be at least silence_s ({self.silence_s:g} s): "
+                "a silent device raises 'signal lost' before its stream is ended"
+            )

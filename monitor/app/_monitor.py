@@ -8,7 +8,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import zmq
@@ -63,6 +63,10 @@ class Monitor:
     alarms included, before the next is taken) and ``record_alarms=True``
     (every transition kept in ``alarm_events``); neither belongs to a bedside
     configuration, so neither is in :class:`MonitorConfig`.
+
+    A live stream whose device stays silent for ``stream_timeout_s`` is ended
+    (its alarms with the reason "device silent for N s") and later forgotten;
+    when the monitor stops, every alarm still active ends ("monitor stopped").
     """
 
     def __init__(
@@ -149,7 +153,7 @@ class Monitor:
         return state is not None and bool(state.alarms.active)
 
     def _on_new_stream(self, proc: StreamProcessor) -> None:
-        self.streams.add(proc)
+        self.streams.add(proc, self.clock())
         self.sinks.on_stream_start(proc.stream, proc.fs)
 
     # ------------------------------------------------------------ run
@@ -232,11 +236,7 @@ class Monitor:
             ready = dict(poller.poll(timeout))
             if sock in ready:
                 self._receive_burst(sock, limit=1 if self.lockstep else 2000)
-            if self.lockstep:
-                self.labels.flush()
-            self.labels.run_due()
-            self._after_messages()
-            self._housekeeping(force=self.lockstep)
+            self._turn()
             if self.replayer is not None:
                 if self.replayer.error is not None:
                     return
@@ -251,9 +251,27 @@ class Monitor:
             except zmq.Again:
                 break
             self.ingest.on_message(parts)
+        self._took()
+
+    def process(self, messages: Iterable[Sequence[bytes]] = ()) -> None:
+        """One turn of the poll loop on ``messages``, as if they had arrived on the ingest socket (tests and
+        embedding without sockets; call it from one thread, not while ``run()`` runs)."""
+        for parts in messages:
+            self.ingest.on_message(parts)
+        self._took()
+        self._turn()
+
+    def _took(self) -> None:
         for beat in self.ingest.step():
             self.labels.queue(beat)
         self._technical()
+
+    def _turn(self) -> None:
+        if self.lockstep:
+            self.labels.flush()
+        self.labels.run_due()
+        self._after_messages()
+        self._housekeeping(force=self.lockstep)
 
     def _drain(self, sock: zmq.Socket[bytes]) -> None:
         """Take what is already queued (shutdown) without waiting for more."""
@@ -270,17 +288,14 @@ class Monitor:
         now = self.clock()
         if force or now - self._last_rhythm >= self.config.rhythm_interval_s:
             self._last_rhythm = now
-            self._publish_snapshot()
             self.streams.update_rhythm(self.ingest.streams.values())
-            for state in list(self.streams.states.values()):
-                proc = state.proc
-                self.alarms.end_shedding(state.alarms, now, proc.samples_end)
-                last = proc.stats.last_arrival
-                if last is not None and not state.over:
-                    self.alarms.check_silence(state.alarms, last, now, proc.samples_end)
+            if self.streams.end_silent(now, self.config.stream_timeout_s):
+                self._took()  # their last beats and technical alarm ends
+                self._after_messages()
             if not self.source.is_replay:
                 for sid in self.streams.forget_ended(self.ingest, now, self.config.retain_ended_s):
                     self.sinks.on_stream_forgotten(sid)
+            self._publish_snapshot(now)
         if self.bus is not None:
             self.bus.serve_subscriptions()
             if now - self._last_status >= self.config.status_interval_s:
@@ -307,11 +322,13 @@ class Monitor:
             view.refresh(self._publish_snapshot(now), now)
 
     def _finish(self) -> None:
+        self.streams.closing("monitor stopped")
         for beat in self.ingest.flush_all():
             self.labels.queue(beat)
         self.labels.flush()
         self._technical()
-        self.streams.update_rhythm(self.ingest.streams.values(), reason="monitor stopped")
+        self.streams.update_rhythm(self.ingest.streams.values())
+        self.streams.end_alarms("monitor stopped")  # none is left open, technical ones included
         self._after_messages()
         if self.bus is not None:
             self.bus.status(self.status())

@@ -78,4 +78,6 @@ def build_snapshot(monitor: Monitor, now: float) -> StatusSnapshot:
         engine_problem=monitor.engine.problem,
         engine_errors=monitor.engine.errors,
         streams=tuple(streams),
+        retired=monitor.streams.retired,
+        streams_forgotten=monitor.streams.forgotten,
     )

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import logging
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from monitor.alarms import AlarmManager, RhythmAnalyzer, RhythmSettings, StreamAlarms
+from monitor.app._snapshot import stream_status_of
 from monitor.ingest import Ingest, StreamProcessor
+from monitor.observe import StreamStatus, retire
 from monitor.outputs import Sink
 
 __all__ = ["StreamState", "StreamTable"]
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,6 +30,7 @@ class StreamState:
     finished: bool = False  # rhythm logic closed (the stream ended and every label arrived)
     seen: tuple[int, int, int, bool] | None = None  # what the last rhythm update saw
     ended_at: float | None = None  # wall time its end was first seen (live sources forget it later)
+    created_at: float = 0.0  # wall time the stream was created (its silence counts from here before any data)
 
     @property
     def stream(self) -> str:
@@ -33,6 +39,11 @@ class StreamState:
     @property
     def over(self) -> bool:
         return self.proc.stats.ended or self.proc.stats.error is not None
+
+    @property
+    def end_reason(self) -> str:
+        """Why its rhythm logic and alarms end: the stream's end, unless the monitor closes it (silence, stop)."""
+        return self.alarms.end_reason or "stream ended"
 
     def horizon(self) -> int:
         """Every beat before this sample has been labelled and handed to the rhythm logic."""
@@ -62,6 +73,7 @@ class StreamTable:
         self.sinks = sinks
         self.states: dict[str, StreamState] = {}
         self.forgotten = 0  # ended streams dropped
+        self.retired = StreamStatus("retired")  # the cumulative figures of the streams dropped, added up
 
     def __getitem__(self, stream: str) -> StreamState:
         return self.states[stream]
@@ -69,16 +81,16 @@ class StreamTable:
     def get(self, stream: str) -> StreamState | None:
         return self.states.get(stream)
 
-    def add(self, proc: StreamProcessor) -> StreamState:
+    def add(self, proc: StreamProcessor, now: float = 0.0) -> StreamState:
         cfg = self.rhythm_settings.for_stream(proc.stream)
-        state = StreamState(
-            proc, RhythmAnalyzer(proc.stream, proc.fs, cfg, origin=proc.origin), StreamAlarms(proc.stream, proc.fs)
-        )
+        analyzer = RhythmAnalyzer(proc.stream, proc.fs, cfg, origin=proc.origin)
+        state = StreamState(proc, analyzer, StreamAlarms(proc.stream, proc.fs), created_at=now)
         self.states[proc.stream] = state
         return state
 
-    def update_rhythm(self, procs: Iterable[StreamProcessor], reason: str = "stream ended") -> None:
-        """Advance each stream's rhythm logic to the sample up to which its labels and quality are complete."""
+    def update_rhythm(self, procs: Iterable[StreamProcessor]) -> None:
+        """Advance each stream's rhythm logic to the sample up to which its labels and quality are complete;
+        once a stream is over and every label arrived, finish it and end every alarm it still has."""
         for proc in procs:
             state = self.states.get(proc.stream)
             if state is None or state.finished:
@@ -96,11 +108,48 @@ class StreamTable:
                 analyzer.on_quality(block_end, quality, arrived=end)
             events, vitals = analyzer.advance(end if over else state.horizon(), arrived=end)
             if over and not state.inflight:
-                events += analyzer.finish(end, reason)
+                events += analyzer.finish(end, state.end_reason)
                 state.finished = True
             self.alarms.emit(state.alarms, events)
+            if state.finished:  # the technical alarms of the monitor too (shedding, engine, silence)
+                self.alarms.end_all(state.alarms, end, state.end_reason)
             for v in vitals:
                 self.sinks.on_vitals(v)
+
+    def end_silent(self, now: float, timeout_s: float) -> list[str]:
+        """The timers of the monitor's clock: ``beats_shed`` ends, ``signal_lost`` starts or ends, and a live
+        stream silent for ``timeout_s`` is ended as its end-of-stream would end it (the ingest finishes it at its
+        next step); returns the streams ended."""
+        silent = []
+        for state in self.states.values():
+            proc = state.proc
+            self.alarms.end_shedding(state.alarms, now, proc.samples_end)
+            if state.over:
+                continue
+            last = proc.stats.last_arrival
+            if last is not None:
+                self.alarms.check_silence(state.alarms, last, now, proc.samples_end)
+            since = state.created_at if last is None else last
+            if now - since >= timeout_s and state.alarms.end_reason is None:
+                silent.append(state.stream)
+                reason = f"device silent for {timeout_s:g} s"
+                log.warning("stream %s: %s; ended", state.stream, reason)
+                state.alarms.end_reason = reason
+                proc.release_held()  # as Ingest.flush_all ends the streams still open at shutdown
+                proc.eos = True
+                proc.drain()  # the ingest finishes the stream now; its last beats come with its next step
+        return silent
+
+    def closing(self, reason: str) -> None:
+        """Every stream not finished yet is being closed for ``reason`` (the monitor stops)."""
+        for state in self.states.values():
+            if not state.finished and state.alarms.end_reason is None:
+                state.alarms.end_reason = reason
+
+    def end_alarms(self, reason: str) -> None:
+        """End every alarm still active on any stream (the monitor stops: none is left open)."""
+        for state in self.states.values():
+            self.alarms.end_all(state.alarms, state.proc.samples_end, reason)
 
     def forget_ended(self, ingest: Ingest, now: float, retain_s: float) -> list[str]:
         """Streams that ended (or failed) ``retain_s`` ago are dropped (the table stays bounded over months, and a
@@ -115,6 +164,7 @@ class StreamTable:
                 continue
             ingest.forget(sid)
             del self.states[sid]
+            self.retired = retire(self.retired, stream_status_of(state.proc, now))
             self.forgotten += 1
             gone.append(sid)
         return gone

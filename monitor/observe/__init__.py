@@ -10,6 +10,7 @@ from monitor.observe._status import (
     StatusSnapshot,
     StreamStatus,
     health_of,
+    retire,
 )
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "attach",
     "health_of",
     "parse_address",
+    "retire",
 ]

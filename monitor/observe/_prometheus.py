@@ -11,12 +11,17 @@ The collector is registered in a registry of its own (:func:`attach`), never
 in prometheus_client's global one, so several monitors (and tests) in one
 process do not clash. :class:`MetricsServer` serves that registry over HTTP.
 
+Every ``*_total`` is a counter: it never decreases while the monitor runs, the
+figures of ended and forgotten streams included; gauges (``streams``,
+``alarms_active``, ``health``) show what is current.
+
 Metrics (all monitor-wide; ``per_stream=True`` adds the ``ecg_monitor_stream_*``
 families labelled by stream, which a deployment with thousands of streams
 should leave off):
 
 =============================================  =====================================================
 ``ecg_monitor_streams{state}``                 streams known, by ``active`` / ``ended`` / ``failed``
+``ecg_monitor_streams_forgotten_total``        ended streams forgotten (their figures stay in the totals)
 ``ecg_monitor_messages_total``                 messages received on the ingest socket
 ``ecg_monitor_frames_total``                   data frames accepted
 ``ecg_monitor_frames_rejected_total{reason}``  messages rejected, by reason (``duplicate``, ...)
@@ -107,6 +112,7 @@ def _ingest(s: StatusSnapshot) -> list[Metric]:
     c = CounterMetricFamily
     return [
         streams,
+        c(_PREFIX + "streams_forgotten", "Ended streams forgotten by the monitor", value=s.streams_forgotten),
         c(_PREFIX + "messages", "Messages received on the ingest socket", value=s.messages),
         c(_PREFIX + "frames", "Data frames accepted", value=s.frames),
         c(_PREFIX + "frames_missing", "Frames never received (sequence gaps)", value=s.frames_missing),

@@ -8,7 +8,10 @@ mapping handed to a snapshot is copied, so a snapshot never changes after it
 is built.
 
 Monitor-wide sums over streams (frames, samples, beats, ...) are derived from
-:attr:`StatusSnapshot.streams`, so they always agree with the per-stream rows.
+:attr:`StatusSnapshot.streams` plus :attr:`StatusSnapshot.retired`, the figures
+of the streams the monitor has forgotten (added up by :func:`retire`): every
+cumulative figure only grows, whatever streams end or are forgotten (counter
+semantics), while the per-stream rows and the gauges show what is current.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ __all__ = [
     "StatusSnapshot",
     "StreamStatus",
     "health_of",
+    "retire",
 ]
 
 OK = "ok"
@@ -94,6 +98,31 @@ class StreamStatus:
         return sum(self.rejected.values())
 
 
+#: the cumulative figures of a :class:`StreamStatus` (besides ``rejected``) that :func:`retire` adds up;
+#: beats shed are counted by stream in :attr:`StatusSnapshot.shed`, forgotten streams included
+CUMULATIVE: tuple[str, ...] = (
+    "frames",
+    "frames_missing",
+    "samples",
+    "samples_missing",
+    "samples_nan",
+    "beats",
+    "suppressed",
+    "low_amplitude",
+    "restarts",
+    "conflicts",
+)
+
+
+def retire(total: StreamStatus, gone: StreamStatus) -> StreamStatus:
+    """``total`` with the cumulative figures of ``gone`` (a stream being forgotten) added; gauges stay empty."""
+    rejected = dict(total.rejected)
+    for reason, n in gone.rejected.items():
+        rejected[reason] = rejected.get(reason, 0) + n
+    sums = {name: getattr(total, name) + getattr(gone, name) for name in CUMULATIVE}
+    return StreamStatus(total.stream, rejected=rejected, **sums)
+
+
 @dataclass(frozen=True)
 class StatusSnapshot:
     """Monitor-wide figures as of one moment, with one :class:`StreamStatus` per known stream."""
@@ -118,15 +147,17 @@ class StatusSnapshot:
     engine_problem: str | None = None  # the engine's last failure while it is down; None while it works
     engine_errors: int = 0  # engine failures so far
     streams: tuple[StreamStatus, ...] = ()
+    retired: StreamStatus = field(default_factory=lambda: StreamStatus("retired"))  # forgotten streams, summed
+    streams_forgotten: int = 0  # ended streams forgotten so far
 
     def __post_init__(self) -> None:
         for name in ("rejected", "batch_sizes", "shed", "alarm_onsets", "alarms_active"):
             object.__setattr__(self, name, _frozen(getattr(self, name)))
         object.__setattr__(self, "streams", tuple(self.streams))
 
-    # ------------------------------------------------------------ sums over streams
+    # ------------------------------------------------------------ sums over streams (forgotten ones included)
     def _sum(self, name: str) -> int:
-        return sum(getattr(s, name) for s in self.streams)
+        return getattr(self.retired, name) + sum(getattr(s, name) for s in self.streams)
 
     @property
     def frames(self) -> int:
@@ -176,9 +207,9 @@ class StatusSnapshot:
         return out
 
     def rejected_by_reason(self) -> dict[str, int]:
-        """Rejections by reason: the monitor's own, then every stream's, added up."""
+        """Rejections by reason: the monitor's own, then every stream's (forgotten ones included), added up."""
         out = dict(self.rejected)
-        for s in self.streams:
+        for s in (self.retired, *self.streams):
             for reason, n in s.rejected.items():
                 out[reason] = out.get(reason, 0) + n
         return out

@@ -24,6 +24,7 @@ from monitor.observe import (
     attach,
     health_of,
     parse_address,
+    retire,
 )
 
 
@@ -259,6 +260,29 @@ def test_ingest_beats_and_batches_are_reported() -> None:
     assert value(reg, "ecg_monitor_beat_latency_seconds_bucket", le="0.025") == 3
     assert value(reg, "ecg_monitor_beat_latency_seconds_bucket", le="+Inf") == 4
     assert value(reg, "ecg_monitor_beat_latency_seconds_sum") == pytest.approx(0.344)
+
+
+def test_forgotten_streams_stay_in_every_total() -> None:
+    a = StreamStatus("a", frames=10, samples=250, beats=4, restarts=1, conflicts=2, rejected={"duplicate": 3})
+    b = StreamStatus("b", frames=5, samples_missing=7, suppressed=2, low_amplitude=1, rejected={"stale": 1})
+    retired = retire(retire(StreamStatus("retired"), a), b)
+    assert (retired.frames, retired.beats, retired.samples_missing, retired.restarts) == (15, 4, 7, 1)
+    assert dict(retired.rejected) == {"duplicate": 3, "stale": 1} and retired.alarms_active == 0
+    live = StreamStatus("c", frames=1, beats=1, rejected={"duplicate": 1})
+    before = StatusSnapshot(streams=(a, b, live), rejected={"bad_json": 2})
+    after = StatusSnapshot(streams=(live,), retired=retired, streams_forgotten=2, rejected={"bad_json": 2})
+    assert before.to_status() == dict(after.to_status(), streams=3, streams_active=3)
+    assert after.streams_by_state() == {"active": 1, "ended": 0, "failed": 0}
+    for snap in (before, after):
+        assert (snap.frames, snap.beats, snap.suppressed, snap.stream_conflicts) == (16, 5, 2, 2)
+        assert snap.rejected_by_reason() == {"bad_json": 2, "duplicate": 4, "stale": 1}
+    reg = registry_of(after, per_stream=True)
+    assert value(reg, "ecg_monitor_frames_total") == 16
+    assert value(reg, "ecg_monitor_frames_rejected_total", reason="duplicate") == 4
+    assert value(reg, "ecg_monitor_beats_suppressed_total", why="low_amplitude") == 1
+    assert value(reg, "ecg_monitor_streams_forgotten_total") == 2
+    assert value(reg, "ecg_monitor_stream_beats_total", stream="a") is None  # its own series is gone
+    assert value(reg, "ecg_monitor_stream_beats_total", stream="c") == 1
 
 
 def test_batch_size_histogram_buckets() -> None:
