@@ -190,6 +190,7 @@ def frames_of(
     gain: Sequence[float] = (1.0,),
     baseline: Sequence[float] = (0.0,),
     invalid: int | None = None,
+    boot: str | int | None = None,
 ) -> list[list[bytes]]:
     """A signal as the wire messages a device sends: data frames of ``chunk`` samples, then end-of-stream.
 
@@ -197,7 +198,7 @@ def frames_of(
     ``<f4``, integer ones in their own type (``<i2``, ``<i4``). Frames are
     numbered from ``seq`` and sample ``start``; the end-of-stream message
     (left out with ``eos=False``) follows the last frame. The defaults
-    describe one lead ``II`` in mV.
+    describe one lead ``II`` in mV; with a ``boot`` id the messages are v2, without one v1.
     """
     x = np.asarray(samples)
     if x.ndim == 1:
@@ -209,12 +210,12 @@ def frames_of(
     out = [
         encode_data(
             stream, seq + k, start + i, fs, x[i : i + chunk],
-            channels=channels, units=units, gain=gain, baseline=baseline, invalid=invalid,
+            channels=channels, units=units, gain=gain, baseline=baseline, invalid=invalid, boot=boot,
         )
         for k, i in enumerate(range(0, x.shape[0], chunk))
     ]  # fmt: skip
     if eos:
-        out.append(encode_eos(stream, seq + len(out), start + x.shape[0]))
+        out.append(encode_eos(stream, seq + len(out), start + x.shape[0], boot=boot))
     return out
 
 
