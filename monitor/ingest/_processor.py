@@ -141,8 +141,7 @@ class StreamProcessor:
         # called when queued input reaches max_queued, so the owner runs detection (set by the owner)
         self.drain: Callable[[], None] = lambda: None
         self._run: _Run | None = None
-        self._old_boot_frames = 0  # frames of earlier boots since the current boot began
-        self._old_boot_at = 0  # the stream's next sample (device indexing) at the last of them
+        self._old_boot_at = 0  # the stream's next sample (device indexing) at the last frame of an earlier boot
 
     # ----------------------------------------------------------- properties
     @property
@@ -200,6 +199,7 @@ class StreamProcessor:
             return self._other_boot(_Held(frame, x, "old_boot", clean))
         verdict = self.tracker.check(frame.seq, frame.start)
         if verdict.accept:
+            self.segments.late_run = 0
             run = self._run
             if run is not None:
                 if run.held:
@@ -216,24 +216,21 @@ class StreamProcessor:
         if not verdict.foreign:
             self.stats.rejected[verdict.reason] += 1
             return None
-        if self.boot is not None:  # one boot: never a restart; only a long gap starts a new segment
-            if verdict.reason == "jump":
-                return [_Held(frame, x, verdict.reason, clean)]
-            self.stats.rejected[verdict.reason] += 1
-            self.tracker.note(verdict.reason)
-            return None
+        if self.boot is not None and verdict.reason == "jump":  # one boot, far ahead: a new segment at once
+            return [_Held(frame, x, verdict.reason, clean)]
         return self._foreign(_Held(frame, x, verdict.reason, clean))
 
     def _other_boot(self, item: _Held) -> list[_Held] | None:
-        """A frame of another boot: a reboot (a new boot id), or a late frame of an earlier boot."""
-        if not self.segments.is_old_boot(item.frame.boot):
+        """A frame of another boot: a reboot (a new boot id), a late frame of an earlier boot, or
+        an earlier boot taking the stream back (``restart_frames`` of its frames in a row)."""
+        verdict = self.segments.other_boot(item.frame.boot, self.config.restart_frames)
+        if verdict == "new":
             self._drop_run()
             return [item]
         self.stats.rejected["old_boot"] += 1
-        self._old_boot_frames += 1
         self._old_boot_at = self.tracker.next_sample
-        if self._old_boot_frames >= self.config.restart_frames and CONFLICT_ALARM not in self._alarms:
-            self.stats.conflicts += 1  # an earlier boot keeps sending: two devices on one stream id
+        if verdict == "conflict":  # an earlier boot keeps sending: two devices on one stream id
+            self.stats.conflicts += 1
             self._open_alarm(CONFLICT_ALARM)
         return None
 
@@ -317,11 +314,10 @@ class StreamProcessor:
         if frame.boot != self.boot:
             self.stats.restarts += 1
             self.stats.reboots += 1
-            self._old_boot_frames = 0
-        elif frame.boot is None:
-            self.stats.restarts += 1
-        else:
+        elif frame.boot is not None and frame.seq >= self.tracker.next_seq and frame.start > self.tracker.next_sample:
             self.stats.long_gaps += 1
+        else:
+            self.stats.restarts += 1
         self.boot = frame.boot
         self.offset = self.segments.begin(frame.boot, start, frame.start).offset
         self.tracker.restart(frame.seq, frame.start)

@@ -78,11 +78,15 @@ The rules:
   stream, detection and RR context start afresh, and the frame is accepted
   (``stats.restarts``, ``stats.reboots``); no duplicate window spans two boots.
   Frames of a boot the stream already left are rejected (``old_boot``); when
-  ``restart_frames`` of them arrive after a reboot, two devices share the
-  stream id (``stats.conflicts``, technical alarm ``stream conflict``, ended
-  once the earlier boot has been silent for 20 s of the stream). Within one
+  ``restart_frames`` of them arrive after a reboot with frames of the current
+  boot between them, two devices share the stream id (``stats.conflicts``,
+  technical alarm ``stream conflict``, ended once the earlier boot has been
+  silent for 20 s of the stream); when ``restart_frames`` of them arrive in a
+  row, the current boot fell silent (a stray frame of another device, say)
+  and the earlier boot takes the stream back as a new segment. Within one
   boot a frame more than ``max_gap_s`` ahead starts a new segment at once
-  (``stats.long_gaps``), and frames from the past are only ever rejected.
+  (``stats.long_gaps``); other frames that do not fit the boot's sequence (a
+  sender that breaks the contract) follow the v1 rules below.
 * **Device restart (v1)**: frames that do not fit the stream's sequence (an older
   sequence number that repeats no recent frame, samples already held, or more
   than ``max_gap_s`` ahead) but continue each other are held. When

@@ -30,8 +30,11 @@ class Segment:
     ``device_start`` the device's index of that sample. ``label`` is a
     file-name-safe name of the device's index space: segments with the same
     label have increasing device indices (one annotation file each): ``""``
-    for the stream's first, ``b<boot>`` from a new boot, ``s<number>`` from a
-    v1 restart; a gap over ``max_gap_s`` within one boot keeps the label.
+    for the stream's first, ``b<boot>`` from a new boot (an earlier boot
+    taking the stream back gets its label again), ``s<number>`` when the
+    device's indices go back within one boot (a v1 restart); a segment whose
+    device indices go on increasing in the same boot (a gap over
+    ``max_gap_s``) keeps the label.
     """
 
     number: int
@@ -52,7 +55,11 @@ class SegmentTable:
     def __init__(self, boot: str | None, start: int) -> None:
         self._segments = [Segment(0, boot, start, start)]
         self._starts = [start]
-        self._old_boots: OrderedDict[str | None, None] = OrderedDict()
+        self._old_boots: OrderedDict[str | None, str] = OrderedDict()  # earlier boots and their labels
+        self.late_boot: str | None = None  # the earlier boot whose frames came last ...
+        self.late_run = 0  # ... and how many in a row (the owner sets 0 when the current boot sends)
+        self._late_frames = 0  # frames of earlier boots since the current boot began
+        self._conflict = False  # counted as a conflict since the current boot began
 
     @property
     def current(self) -> Segment:
@@ -66,22 +73,38 @@ class SegmentTable:
         """Whether ``boot`` is a run this stream has already left (its late frames are stale)."""
         return boot in self._old_boots
 
+    def other_boot(self, boot: str | None, restart_frames: int) -> str:
+        """What a frame of ``boot`` (not the current one) is: ``"new"`` (a reboot, or an earlier boot
+        taking the stream back with ``restart_frames`` frames in a row), ``"old"`` (a late frame of
+        an earlier boot, rejected) or ``"conflict"`` (the same, the first time ``restart_frames``
+        of them arrive with frames of the current boot between them)."""
+        run = self.late_run + 1 if self.late_run and self.late_boot == boot else 1
+        if boot not in self._old_boots or run >= restart_frames:
+            return "new"
+        self.late_boot, self.late_run = boot, run
+        self._late_frames += 1
+        if self._late_frames >= restart_frames and run < self._late_frames and not self._conflict:
+            self._conflict = True
+            return "conflict"
+        return "old"
+
     def begin(self, boot: str | None, start: int, device_start: int) -> Segment:
         """A new segment from stream index ``start``, device index ``device_start``."""
         old = self.current
+        number = old.number + 1
         if boot != old.boot:
-            self._old_boots[old.boot] = None
-            self._old_boots.pop(boot, None)
+            self.late_run = self._late_frames = 0
+            self._conflict = False
+            self._old_boots[old.boot] = old.label
+            resumed = self._old_boots.pop(boot, None)  # an earlier boot taking the stream back keeps its label
             if len(self._old_boots) > _MAX_OLD_BOOTS:
                 self._old_boots.popitem(last=False)
+            label = resumed if resumed is not None else f"b{boot}" if boot is not None else f"s{number}"
+        else:  # the same index space while the device's indices go on increasing
+            label = old.label if device_start >= start - old.offset else f"s{number}"
         if start == old.start:  # the old segment holds no sample: the new one replaces it
             self._segments.pop()
             self._starts.pop()
-        number = old.number + 1
-        if boot != old.boot:
-            label = f"b{boot}" if boot is not None else f"s{number}"
-        else:
-            label = old.label if boot is not None else f"s{number}"
         segment = Segment(number, boot, start, device_start, label)
         self._segments.append(segment)
         self._starts.append(start)

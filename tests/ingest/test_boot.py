@@ -84,6 +84,19 @@ def test_frames_of_an_earlier_boot_are_rejected_and_a_persisting_one_is_a_confli
     assert ingest.unaccounted() == 0
 
 
+def test_an_earlier_boot_takes_the_stream_back_when_the_new_one_falls_silent() -> None:
+    """A stray frame under another boot (a second device, briefly) does not take the stream for good."""
+    x = _signal(20, seed=9)
+    a = frames_of(x, FS, chunk=360, boot="a", eos=False)
+    b = frames_of(x, FS, chunk=360, boot="b", eos=False)
+    ingest, _ = _run([*a[:5], b[0], *a[5:10]])
+    proc = ingest.streams["s"]
+    assert proc.boot == "a" and proc.stats.rejected["old_boot"] == 2 and proc.stats.conflicts == 0
+    assert proc.stats.reboots == 2 and proc.stats.frames == 5 + 1 + 3
+    assert [(g.boot, g.label) for g in proc.segments.segments] == [("a", ""), ("b", "bb"), ("a", "")]
+    assert ingest.unaccounted() == 0
+
+
 def test_a_gap_over_max_gap_in_one_boot_starts_a_segment_at_once_and_keeps_device_indices() -> None:
     x = _signal(30, seed=4)
     frames = frames_of(x, FS, chunk=360, boot=7, eos=False)
@@ -187,3 +200,12 @@ def test_rejections_are_logged_once_then_at_most_once_a_minute(caplog: pytest.Lo
     assert "unattributed" in lines[1] and "json" in lines[1]
     assert "5 more" in lines[2] and "duplicate" in lines[2]
     assert ingest.streams["s"].stats.rejected["duplicate"] == 6
+
+
+def test_a_v2_sender_that_restarts_without_a_new_boot_is_followed_as_v1() -> None:
+    x = _signal(100, seed=10)
+    messages = frames_of(x, FS, chunk=360, boot=5, eos=False) + frames_of(x[:7200], FS, chunk=360, boot=5)
+    ingest, _ = _run(messages)
+    proc = ingest.streams["s"]
+    assert (proc.stats.restarts, proc.stats.reboots, proc.stats.long_gaps) == (1, 0, 0)
+    assert proc.stats.ended and proc.stats.frames == 120 and proc.segments.current.label == "s1"
