@@ -1,7 +1,9 @@
 """Long fuzz run of the ingest loop: valid streams mixed with hostile and garbage messages.
 
 A seeded generator plays several devices (synthetic ECG, 360 Hz, frames of 1 to
-1000 samples) that also misbehave: duplicates, gaps, restarts, a second device
+1000 samples; wire format v1 or v2 with boot ids; ids with dots; 1 to 32
+channels; every dtype; sequence numbers and sample indices anywhere in the
+valid range) that also misbehave: reboots, frames of an earlier boot, duplicates, gaps, restarts, a second device
 under the same stream id, rate changes, NaN/inf/absurd samples, flipped bytes,
 truncated or extended payloads, headers with wrong types, huge, negative or
 non-finite numbers, deep nesting, unicode ids, extra parts, oversize payloads,
@@ -10,7 +12,8 @@ messages of :mod:`monitor.testing`: ``FuzzDevice``, ``fuzz_garbage``). Every mes
 through ``Ingest.on_message``; ``Ingest.step`` runs every few messages.
 
 Any exception escaping ``on_message`` or ``step`` is a crash: recorded with its
-traceback, and the run continues. After every step the count identity is
+traceback, and the run continues. The ingest's rate-limited rejection log
+lines are counted (``log_lines``), not printed. After every step the count identity is
 checked: messages = accepted + held + rejected (per stream and unattributed),
 i.e. ``Ingest.unaccounted() == 0``. Run:
 ``python benchmarks/fuzz.py [--frames 200000] [--seed 0]``; writes
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import platform
 import sys
@@ -38,6 +42,15 @@ from monitor.testing import FuzzDevice, fuzz_garbage, random_kind
 ROOT = Path(__file__).resolve().parent.parent
 
 
+class _LineCounter(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=200_000, help="messages to send (default 200000)")
@@ -46,7 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "fuzz.json")
     args = ap.parse_args(argv)
     rng = np.random.default_rng(args.seed)
-    devices = [FuzzDevice(f"bed-{i}", rng) for i in range(args.streams)]
+    devices = [FuzzDevice(f"bed.{i}" if i % 2 else f"bed-{i}", rng) for i in range(args.streams)]
+    log_lines = _LineCounter()
+    ingest_log = logging.getLogger("monitor.ingest")
+    ingest_log.addHandler(log_lines)
+    ingest_log.propagate = False
     config = StreamConfig()
     ingest = Ingest(config)
     crashes: list[dict[str, Any]] = []
@@ -103,6 +120,10 @@ def main(argv: list[str] | None = None) -> int:
         "failed_streams": sum(p.stats.error is not None for p in streams),
         "restarts": sum(p.stats.restarts for p in streams),
         "conflicts": sum(p.stats.conflicts for p in streams),
+        "reboots": sum(p.stats.reboots for p in streams),
+        "long_gaps": sum(p.stats.long_gaps for p in streams),
+        "v2_streams": sum(p.boot is not None for p in streams),
+        "log_lines": log_lines.count,
         "beats": beats,
         "message_kinds": dict(sorted(kinds.items())),
         "wall_s": round(wall, 2),
@@ -116,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"fuzz: {sent} messages in {wall:.1f} s, {len(crashes)} crashes, {accepted} accepted, {rejected} rejected, "
         f"{held} held; identity {'holds' if result['identity_holds'] else 'BROKEN'}; "
-        f"{result['restarts']} restarts, {result['conflicts']} conflicts, {beats} beats, "
+        f"{result['restarts']} restarts ({result['reboots']} reboots), {result['conflicts']} conflicts, "
+        f"{result['long_gaps']} long gaps, {beats} beats, {log_lines.count} log lines, "
         f"{result['failed_streams']} failed streams"
     )
     print("rejected (unattributed):", result["rejected_unattributed"])

@@ -190,6 +190,7 @@ def frames_of(
     gain: Sequence[float] = (1.0,),
     baseline: Sequence[float] = (0.0,),
     invalid: int | None = None,
+    boot: str | int | None = None,
 ) -> list[list[bytes]]:
     """A signal as the wire messages a device sends: data frames of ``chunk`` samples, then end-of-stream.
 
@@ -197,7 +198,7 @@ def frames_of(
     ``<f4``, integer ones in their own type (``<i2``, ``<i4``). Frames are
     numbered from ``seq`` and sample ``start``; the end-of-stream message
     (left out with ``eos=False``) follows the last frame. The defaults
-    describe one lead ``II`` in mV.
+    describe one lead ``II`` in mV; with a ``boot`` id the messages are v2, without one v1.
     """
     x = np.asarray(samples)
     if x.ndim == 1:
@@ -209,12 +210,12 @@ def frames_of(
     out = [
         encode_data(
             stream, seq + k, start + i, fs, x[i : i + chunk],
-            channels=channels, units=units, gain=gain, baseline=baseline, invalid=invalid,
+            channels=channels, units=units, gain=gain, baseline=baseline, invalid=invalid, boot=boot,
         )
         for k, i in enumerate(range(0, x.shape[0], chunk))
     ]  # fmt: skip
     if eos:
-        out.append(encode_eos(stream, seq + len(out), start + x.shape[0]))
+        out.append(encode_eos(stream, seq + len(out), start + x.shape[0], boot=boot))
     return out
 
 
@@ -292,17 +293,18 @@ def detect_in_signal(
 
 FUZZ_FS = 360.0
 FUZZ_KINDS = ("valid", "duplicate", "reorder", "gap", "restart", "twin", "rogue", "format", "nan", "eos", "flip",
-              "resize", "header", "garbage")  # fmt: skip
+              "resize", "header", "garbage", "reboot", "oldboot")  # fmt: skip
 """What a fuzz message can be; every kind but ``garbage`` is played by a :class:`FuzzDevice`."""
-FUZZ_WEIGHTS = np.array([50, 2, 2, 3, 0.5, 8, 3, 2, 3, 0.2, 5, 3, 5, 5], dtype=float)
+FUZZ_WEIGHTS = np.array([50, 2, 2, 3, 0.5, 8, 3, 2, 3, 0.2, 5, 3, 5, 5, 0.5, 1], dtype=float)
 """How often :func:`random_kind` draws each of :data:`FUZZ_KINDS` (relative weights)."""
 _ODD_VALUES: list[Any] = [
     None, True, -1, 0, 2**63, 2**62 + 1, 10**300, 1e308, -1e-308, float("nan"), float("inf"), "360", "", "ü" * 70,
-    [], {}, [1, [2, [3]]], {"a": {"b": 1}}, 65537, 4097, ">i2", "<u2", 0.5,
+    [], {}, [1, [2, [3]]], {"a": {"b": 1}}, 65537, 4097, ">i2", "<u2", 0.5, 2**64, "a b", "x" * 65, 2, 3,
 ]  # fmt: skip
 _HEADER_KEYS = ["v", "type", "stream", "seq", "start", "fs", "n", "channels", "units", "gain", "baseline", "dtype",
-                "invalid"]  # fmt: skip
-_FUZZ_DESCRIPTION: dict[str, Any] = dict(channels=["II"], units=["mV"], gain=[1.0], baseline=[0.0])
+                "invalid", "boot"]  # fmt: skip
+_LEAD_NAMES = ["MLII", "II", "V5", "V1", "V2", "I", "III", "aVR", "aVL", "aVF", "V3", "V4", "V6", "ECG"]
+_GAIN = {"<i2": 200.0, "<i4": 1000.0, "<f4": 1.0, "<f8": 1.0}  # units per mV, so that every dtype holds the signal
 
 
 def fuzz_ecg(seconds: float, rng: np.random.Generator, fs: float = FUZZ_FS) -> np.ndarray:
@@ -321,7 +323,7 @@ def random_kind(rng: np.random.Generator) -> str:
 
 def fuzz_garbage(rng: np.random.Generator) -> list[bytes]:
     """A message that is no frame: random bytes, too many parts, deep nesting, a bad id, oversize parts, none."""
-    choice = int(rng.integers(0, 7))
+    choice = int(rng.integers(0, 8))
     if choice == 0:
         return [bytes(rng.integers(0, 256, size=int(rng.integers(0, 300)), dtype=np.uint8))]
     if choice == 1:
@@ -335,11 +337,20 @@ def fuzz_garbage(rng: np.random.Generator) -> list[bytes]:
         return [b"{" * (MAX_HEADER_BYTES + 1)]
     if choice == 5:
         return [b"{}", bytes(MAX_PAYLOAD_BYTES + 1)]
+    if choice == 6:  # v2 without a valid boot id
+        boot = [None, -1, 2**64, "", "a b", "x" * 65, [1], True][int(rng.integers(0, 8))]
+        return [json.dumps({"v": 2, "type": "eos", "stream": "s.1", "seq": 0, "start": 0, "boot": boot}).encode()]
     return []
 
 
 class FuzzDevice:
-    """One stream's sender (one lead in mV, 360 Hz, frames of 1 to 1000 samples) that also misbehaves.
+    """One stream's sender (360 Hz, frames of 1 to 1000 samples) that also misbehaves.
+
+    Its format is drawn once: wire format v1 or v2 (a boot id, an integer up to
+    2**63 or a string with dots and colons), 1 to 32 channels (lead names,
+    channel 0 the signal), a first sequence number and sample index anywhere in
+    the valid range; each frame's dtype is any of :data:`~monitor.protocol.DTYPES`
+    (with a gain that holds the signal).
 
     :meth:`message` builds the messages of one of :data:`FUZZ_KINDS`, most
     often one, a few for ``reorder`` and ``restart``: ``valid`` frames in
@@ -350,7 +361,8 @@ class FuzzDevice:
     samples; an ``eos`` that may go back (the device then goes on under a new
     id); bytes flipped (``flip``); a truncated or extended payload (``resize``);
     a ``header`` with wrong types and values, missing and extra keys; and
-    ``garbage`` (:func:`fuzz_garbage`). The signal is ``signal`` (mV), looped,
+    ``garbage`` (:func:`fuzz_garbage`); a ``reboot`` (v2: a new boot id from
+    sequence 0; v1: a restart) and a frame of the previous boot (``oldboot``). The signal is ``signal`` (mV), looped,
     or two minutes of :func:`fuzz_ecg`; every random choice comes from ``rng``.
     """
 
@@ -363,6 +375,23 @@ class FuzzDevice:
         self.twin = (int(rng.integers(0, 1000)), int(rng.integers(0, 10**6)))
         self.last: list[bytes] | None = None
         self.ended = 0
+        far = rng.random() < 0.1  # near the top of the valid range
+        if far:
+            self.seq, self.start = 2**63 - 1 - int(rng.integers(10**5, 10**6)), 2**62 - int(rng.integers(10**8, 10**9))
+        nch = int(rng.choice([1, 1, 1, 2, 3, 12, 32]))
+        names = [_LEAD_NAMES[int(i) % len(_LEAD_NAMES)] for i in rng.permutation(nch)]
+        self.channels = [f"{name}.{i}" if names.count(name) > 1 else name for i, name in enumerate(names)]
+        self.mix = np.concatenate(([1.0], rng.uniform(-1, 1, size=nch - 1)))  # channel 0 is the signal
+        self.boot: int | str | None = self.new_boot() if rng.random() < 0.6 else None
+        self.old_boot: tuple[int | str | None, int, int] | None = None  # boot, seq, start before the last reboot
+        self.twin_boot = self.new_boot() if self.boot is not None else None
+
+    def new_boot(self) -> int | str:
+        """A fresh boot id: a 63-bit number or a string with dots, colons and dashes."""
+        rng = self.rng
+        if rng.random() < 0.5:
+            return int(rng.integers(0, 2**63, dtype=np.int64))
+        return f"fw{int(rng.integers(0, 99))}.{int(rng.integers(0, 9))}:run-{int(rng.integers(0, 2**31)):x}"
 
     def chunk(self, n: int) -> np.ndarray:
         """The next ``n`` samples of the signal (from its start again when it runs out)."""
@@ -372,14 +401,33 @@ class FuzzDevice:
         self.pos += n
         return out
 
-    def data(self, x: np.ndarray, seq: int, start: int, fs: float = FUZZ_FS, dtype: str = "<f4") -> list[bytes]:
-        """A data frame of these samples at this position, with a random sender time."""
-        sent = float(self.rng.choice([0.0, 1.7e9, -1e9, 1e15]))
-        with np.errstate(over="ignore"):  # 1e300 as float32 is inf: meant
-            samples = x[:, None].astype(dtype)
-        return encode_data(self.sid, seq, start, fs, samples, sent=sent, **_FUZZ_DESCRIPTION)
+    def data(
+        self,
+        x: np.ndarray,
+        seq: int,
+        start: int,
+        fs: float = FUZZ_FS,
+        dtype: str | None = None,
+        boot: int | str | bool | None = True,
+    ) -> list[bytes]:
+        """A data frame of these samples (mV, channel 0; the others mixed from it) at this position,
+        with a random sender time, in ``dtype`` (random when None; floats when ``x`` is not finite),
+        under ``boot`` (True: the device's)."""
+        rng = self.rng
+        sent = float(rng.choice([0.0, 1.7e9, -1e9, 1e15]))
+        if dtype is None:
+            dtype = str(rng.choice(list(_GAIN))) if np.isfinite(x).all() else "<f4"
+        gain = _GAIN[dtype]
+        with np.errstate(over="ignore", invalid="ignore"):  # 1e300 as float32 is inf: meant
+            values = x[:, None] * self.mix[None, :] * gain
+            samples = np.round(values).astype(dtype) if dtype[1] == "i" else values.astype(dtype)
+        nch = len(self.channels)
+        return encode_data(
+            self.sid, seq, start, fs, samples, sent=sent, channels=self.channels, units=["mV"] * nch,
+            gain=[gain] * nch, baseline=[0.0] * nch, boot=self.boot if boot is True else boot,
+        )  # fmt: skip
 
-    def valid(self, n: int, x: np.ndarray | None = None, dtype: str = "<f4") -> list[bytes]:
+    def valid(self, n: int, x: np.ndarray | None = None, dtype: str | None = None) -> list[bytes]:
         """The next frame in sequence (of ``n`` samples of the signal, or of ``x``)."""
         parts = self.last = self.data(self.chunk(n) if x is None else x, self.seq, self.start, dtype=dtype)
         self.seq += 1
@@ -406,10 +454,22 @@ class FuzzDevice:
         if kind == "restart":
             self.seq, self.start = 0, int(rng.choice([0, 10**9]))
             return [self.valid(n) for _ in range(4)]
+        if kind == "reboot":
+            self.old_boot = (self.boot, self.seq, self.start)
+            if self.boot is not None:
+                self.boot = self.new_boot()
+            self.seq, self.start = 0, int(rng.choice([0, 0, 10**6]))
+            return [self.valid(n) for _ in range(int(rng.integers(1, 5)))]
+        if kind == "oldboot":
+            if self.old_boot is None:
+                return [self.valid(n)]
+            boot, seq, start = self.old_boot
+            self.old_boot = (boot, seq + 1, start + n)
+            return [self.data(self.chunk(n), seq, start, boot=boot)]
         if kind == "twin":
             seq, start = self.twin
             self.twin = (seq + 1, start + n)
-            return [self.data(self.chunk(n)[::-1].copy(), seq, start)]
+            return [self.data(self.chunk(n)[::-1].copy(), seq, start, boot=self.twin_boot or True)]
         if kind == "rogue":
             return [self.data(self.chunk(n), int(rng.integers(0, 2**40)), int(rng.integers(0, 2**61)))]
         if kind == "format":
@@ -419,7 +479,8 @@ class FuzzDevice:
             x[rng.random(n) < 0.5] = rng.choice([np.nan, np.inf, -np.inf, 1e30, 1e300])
             return [self.valid(n, x, dtype=str(rng.choice(["<f4", "<f8"])))]
         if kind == "eos":
-            parts = encode_eos(self.sid, self.seq + int(rng.integers(-1, 2)), self.start + int(rng.integers(-9, 9)))
+            seq, start = self.seq + int(rng.integers(-1, 2)), self.start + int(rng.integers(-9, 9))
+            parts = encode_eos(self.sid, seq, start, boot=self.boot)
             self.ended += 1
             self.sid = f"{self.base}-{self.ended}"
             return [parts]

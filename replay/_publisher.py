@@ -1,10 +1,12 @@
-"""Publishing records over ZeroMQ as bedside devices would."""
+"""Publishing records over ZeroMQ as bedside devices would (wire format v2: each stream of a
+replay run sends under a fresh random 64-bit boot id)."""
 
 from __future__ import annotations
 
 import heapq
 import logging
 import math
+import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -75,6 +77,7 @@ class _Stream:
         self.pos = 0  # next sample of the record
         self.sent = 0  # samples sent in all loops (the stream's sample index)
         self.chunk_dur = self.chunk / rec.fs
+        self.boot = secrets.randbits(64)  # this run of the simulated device
 
 
 class Replayer:
@@ -173,7 +176,8 @@ class Replayer:
                     return
             rec = s.rec
             block = rec.samples[s.pos : s.pos + s.chunk]
-            parts = encode_data(s.sid, s.seq, s.sent, rec.fs, block, **rec.signal_description(), sent=self.wall())
+            description = rec.signal_description()
+            parts = encode_data(s.sid, s.seq, s.sent, rec.fs, block, **description, sent=self.wall(), boot=s.boot)
             if not self._send(socket, parts, stop):
                 return
             s.seq += 1
@@ -181,7 +185,7 @@ class Replayer:
             s.sent += block.shape[0]
             if s.pos >= rec.n:
                 if not cfg.loop:
-                    if not self._send(socket, encode_eos(s.sid, s.seq, s.sent, sent=self.wall()), stop):
+                    if not self._send(socket, encode_eos(s.sid, s.seq, s.sent, sent=self.wall(), boot=s.boot), stop):
                         return
                     continue
                 s.pos = 0

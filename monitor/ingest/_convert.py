@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ from numpy.typing import NDArray
 from monitor.ingest._config import MAX_ABS_MV
 from monitor.protocol import DataFrame
 
-__all__ = ["LeadConverter"]
+__all__ = ["LeadConverter", "choose_lead"]
 
 _SLOW = None  # conversion plan: the general path (DataFrame.millivolts and per-sample checks)
 _UNKNOWN: Any = object()  # no plan made yet for a format
@@ -33,6 +34,25 @@ def _plan(dtype: str, gain: float, baseline: float, scale: float | None, invalid
     if invalid is not None and limits[0] <= invalid <= limits[1]:
         pattern = np.array(invalid, dtype=dtype).tobytes()
     return (gain, baseline, scale, pattern)
+
+
+def choose_lead(channels: Sequence[str], preference: Sequence[int | str]) -> tuple[int, bool]:
+    """The channel to monitor, and whether it is a fallback.
+
+    The first entry of ``preference`` the stream has wins: a name matches a
+    channel name (stripped, case-insensitive; the first such channel), an
+    index a channel that exists. When none does, channel 0 is monitored and
+    the choice is a fallback (counted by the caller, never a rejection).
+    """
+    names = [c.strip().casefold() for c in channels]
+    for want in preference:
+        if isinstance(want, str):
+            key = want.strip().casefold()
+            if key in names:
+                return names.index(key), False
+        elif 0 <= want < len(channels):
+            return want, False
+    return 0, True
 
 
 class LeadConverter:

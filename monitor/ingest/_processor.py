@@ -1,8 +1,9 @@
 """Everything the monitor keeps for one stream: sequence, ring buffer, queued input, quality and beats.
 
-The rules it applies (gaps, frames from the past, format changes, device
-restarts, two devices on one stream id, end of stream) are described in
-:mod:`monitor.ingest._router`.
+The rules it applies (gaps, frames from the past, format changes, reboots,
+device restarts, two devices on one stream id, end of stream) are described in
+:mod:`monitor.ingest._router`; the mapping of stream indices to the device's
+own indices in :mod:`monitor.ingest._segments`.
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ from engine import Beat
 from monitor.detect import BeatAssembler, QualityTracker, TechnicalAlarm
 from monitor.errors import FrameError
 from monitor.ingest._config import MAX_ABS_MV, StreamConfig, StreamStats
-from monitor.ingest._convert import LeadConverter
+from monitor.ingest._convert import LeadConverter, choose_lead
 from monitor.ingest._ring import RingBuffer
+from monitor.ingest._segments import SegmentTable
 from monitor.ingest._sequence import SequenceTracker
 from monitor.protocol import MAX_FRAME_SECONDS, DataFrame, EndOfStream
 
@@ -58,6 +60,32 @@ class _Run:
         self.next_start = item.frame.start + item.frame.n
 
 
+class _Alarms:
+    """A stream's own technical alarms (format changed, stream conflict): the open ones by kind, and
+    the onsets and ends not yet taken."""
+
+    def __init__(self, stream: str) -> None:
+        self.stream = stream
+        self.active: dict[str, TechnicalAlarm] = {}
+        self.events: list[TechnicalAlarm] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.active)
+
+    def __contains__(self, kind: str) -> bool:
+        return kind in self.active
+
+    def open(self, kind: str, at: int) -> None:
+        if kind not in self.active:
+            self.active[kind] = TechnicalAlarm(self.stream, kind, at)
+            self.events.append(TechnicalAlarm(self.stream, kind, at))
+
+    def close(self, kind: str, end: int) -> None:
+        alarm = self.active.pop(kind, None)
+        if alarm is not None:
+            self.events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset, max(alarm.onset, end)))
+
+
 class StreamProcessor:
     """Everything the monitor keeps for one stream.
 
@@ -65,21 +93,22 @@ class StreamProcessor:
     the owner runs detection for many streams at once (a :class:`DetectorBank`
     per sampling rate), hands the peaks back with :meth:`add_peaks`, and collects
     finished beats with :meth:`ready`. Sample indices are the stream's: the
-    device's own index plus ``offset`` (0 until a device restart).
+    device's own index plus ``offset`` (0 until the first new segment);
+    :meth:`device_index` and ``segments.at`` map them back to the device's.
     """
 
     def __init__(self, first: DataFrame, config: StreamConfig) -> None:
-        if config.lead >= len(first.channels):
-            raise FrameError(
-                "lead", f"stream {first.stream!r} has {len(first.channels)} channel(s); lead {config.lead} asked"
-            )
         self.stream = first.stream
         self.fs = first.fs
         self.channels = first.channels
         self.units = first.units
         self.config = config
-        self.lead = config.lead
-        self.converter = LeadConverter(config.lead)
+        lead, fallback = choose_lead(first.channels, config.leads)
+        self.lead = lead  # the monitored channel, chosen on the first frame
+        self.lead_name = first.channels[lead]
+        self.converter = LeadConverter(lead)
+        self.boot = first.boot  # the device's current run (None for a v1 device)
+        self.segments = SegmentTable(first.boot, first.start)
         self.max_gap = round(config.max_gap_s * self.fs)
         self.tracker = SequenceTracker(next_seq=first.seq, next_sample=first.start, max_gap=self.max_gap)
         self.offset = 0  # stream index = device index + offset
@@ -90,7 +119,7 @@ class StreamProcessor:
         self.queued_samples = 0
         self.max_queued = max(1, round(config.max_queued_s * self.fs))
         self.eos = False  # end-of-stream received, detector not yet flushed
-        self.stats = StreamStats()
+        self.stats = StreamStats(lead_fallback=int(fallback))
         self.quality = QualityTracker(self.stream, self.fs, origin=first.start, config=config.quality)
         self.assembler = BeatAssembler(
             self.stream,
@@ -105,20 +134,24 @@ class StreamProcessor:
             keep_peaks=config.keep_peaks,
             origin=first.start,
         )
-        self._events: list[TechnicalAlarm] = []  # this module's technical alarm onsets/ends, not yet taken
-        self._alarms: dict[str, TechnicalAlarm] = {}  # open ones, by kind
+        self._alarms = _Alarms(self.stream)
         self._stale = round(2 * MAX_FRAME_SECONDS * self.fs)  # a run this far behind the stream is forgotten
         # index before which the detector can report no new peak (set by the owner)
         self.settled: Callable[[], int] = lambda: self.samples_end
         # called when queued input reaches max_queued, so the owner runs detection (set by the owner)
         self.drain: Callable[[], None] = lambda: None
         self._run: _Run | None = None
+        self._old_boot_at = 0  # the stream's next sample (device indexing) at the last frame of an earlier boot
 
     # ----------------------------------------------------------- properties
     @property
     def samples_end(self) -> int:
         """Stream index one past the newest sample."""
         return self.tracker.next_sample + self.offset
+
+    def device_index(self, sample: int) -> int:
+        """The device's own sample index of stream index ``sample`` (they differ after a new segment)."""
+        return self.segments.device_index(sample)
 
     @property
     def segment_origin(self) -> int:
@@ -143,7 +176,7 @@ class StreamProcessor:
     @property
     def active_alarms(self) -> list[str]:
         """Technical alarms open on this stream: the quality tracker's and this module's."""
-        return [*self.quality.active_alarms, *self._alarms]
+        return [*self.quality.active_alarms, *self._alarms.active]
 
     # ---------------------------------------------------------------- input
     def on_frame(self, frame: DataFrame, now: float) -> list[_Held] | None:
@@ -162,8 +195,11 @@ class StreamProcessor:
                 f"({self.fs} Hz {list(self.channels)} -> {frame.fs} Hz {list(frame.channels)})",
             )
         x, clean = self.converter(frame)
+        if frame.boot != self.boot:
+            return self._other_boot(_Held(frame, x, "old_boot", clean))
         verdict = self.tracker.check(frame.seq, frame.start)
         if verdict.accept:
+            self.segments.late_run = 0
             run = self._run
             if run is not None:
                 if run.held:
@@ -174,11 +210,29 @@ class StreamProcessor:
             self._accept(frame, x, verdict.gap, now, clean)
             if self._alarms:
                 self._close_alarm(FORMAT_ALARM, end=frame.start + self.offset)
+                if self._run is None and self.tracker.next_sample - self._old_boot_at > self._stale:
+                    self._close_alarm(CONFLICT_ALARM)  # the earlier boot fell silent
             return None
         if not verdict.foreign:
             self.stats.rejected[verdict.reason] += 1
             return None
+        if self.boot is not None and verdict.reason == "jump":  # one boot, far ahead: a new segment at once
+            return [_Held(frame, x, verdict.reason, clean)]
         return self._foreign(_Held(frame, x, verdict.reason, clean))
+
+    def _other_boot(self, item: _Held) -> list[_Held] | None:
+        """A frame of another boot: a reboot (a new boot id), a late frame of an earlier boot, or
+        an earlier boot taking the stream back (``restart_frames`` of its frames in a row)."""
+        verdict = self.segments.other_boot(item.frame.boot, self.config.restart_frames)
+        if verdict == "new":
+            self._drop_run()
+            return [item]
+        self.stats.rejected["old_boot"] += 1
+        self._old_boot_at = self.tracker.next_sample
+        if verdict == "conflict":  # an earlier boot keeps sending: two devices on one stream id
+            self.stats.conflicts += 1
+            self._open_alarm(CONFLICT_ALARM)
+        return None
 
     def _foreign(self, item: _Held) -> list[_Held] | None:
         run = self._run
@@ -255,11 +309,18 @@ class StreamProcessor:
             self.drain()  # keep queued input well inside the ring buffer
 
     def begin_segment(self, frame: DataFrame) -> None:
-        """Follow a new sequence starting with ``frame`` (after the owner closed the current segment)."""
+        """Follow a new boot, v1 restart or v2 gap over max_gap_s from ``frame`` (the segment was closed)."""
         start = self.samples_end
-        self.offset = start - frame.start
+        if frame.boot != self.boot:
+            self.stats.restarts += 1
+            self.stats.reboots += 1
+        elif frame.boot is not None and frame.seq >= self.tracker.next_seq and frame.start > self.tracker.next_sample:
+            self.stats.long_gaps += 1
+        else:
+            self.stats.restarts += 1
+        self.boot = frame.boot
+        self.offset = self.segments.begin(frame.boot, start, frame.start).offset
         self.tracker.restart(frame.seq, frame.start)
-        self.stats.restarts += 1
         self.queued = []
         self.queued_samples = 0
         self.assembler.restart(start)
@@ -275,14 +336,11 @@ class StreamProcessor:
     def on_eos(self, eos: EndOfStream) -> None:
         if self.eos:
             raise FrameError("after_eos", f"stream {self.stream!r} sent a second end-of-stream")
-        if eos.seq < self.tracker.next_seq or eos.start < self.tracker.next_sample:
-            raise FrameError(
-                "eos_mismatch",
-                f"stream {self.stream!r}: end-of-stream at seq {eos.seq}, sample {eos.start} goes back "
-                f"(next expected {self.tracker.next_seq}, {self.tracker.next_sample})",
-            )
-        if eos.start > self.tracker.next_sample or eos.seq > self.tracker.next_seq:
+        verdict = _eos_verdict(eos, self.tracker, self.segments)
+        if verdict == "early":
             self.stats.eos_early += 1  # frames before the eos went missing: count it, end anyway
+        elif verdict == "total":
+            self.stats.eos_total += 1
         self._drop_run()
         self.stats.eos_received += 1
         self.eos = True
@@ -293,27 +351,22 @@ class StreamProcessor:
 
     def close_alarms(self) -> None:
         """End of stream: end this module's open technical alarms."""
-        for kind in list(self._alarms):
+        for kind in list(self._alarms.active):
             self._close_alarm(kind)
 
     def take_technical(self) -> list[TechnicalAlarm]:
         """The technical alarm onsets and ends raised since the last call, oldest first: the
         signal quality's, then this stream's own (format changed, stream conflict)."""
         out = self.quality.take_events()
-        out.extend(self._events)
-        self._events.clear()
+        out.extend(self._alarms.events)
+        self._alarms.events.clear()
         return out
 
     def _open_alarm(self, kind: str) -> None:
-        if kind not in self._alarms:
-            alarm = self._alarms[kind] = TechnicalAlarm(self.stream, kind, self.samples_end)
-            self._events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset))
+        self._alarms.open(kind, self.samples_end)
 
     def _close_alarm(self, kind: str, end: int | None = None) -> None:
-        alarm = self._alarms.pop(kind, None)
-        if alarm is not None:
-            end = max(alarm.onset, self.samples_end if end is None else end)
-            self._events.append(TechnicalAlarm(alarm.stream, alarm.kind, alarm.onset, end))
+        self._alarms.close(kind, self.samples_end if end is None else end)
 
     # -------------------------------------------------------------- detection
     def take_queued(self) -> NDArray[np.float64]:
@@ -329,3 +382,24 @@ class StreamProcessor:
     def ready(self, now: float, final: bool = False) -> list[Beat]:
         """Beats whose window and next R peak have arrived (all of them if ``final``)."""
         return self.assembler.ready(now, self.settled, final=final)
+
+
+def _eos_verdict(eos: EndOfStream, tracker: SequenceTracker, segments: SegmentTable) -> str:
+    """Check an end-of-stream against the stream's sequence: ``""`` (as expected), ``"early"`` (ahead
+    of the data: frames went missing), ``"total"`` (a v1 end-of-stream giving the total samples
+    sent); raise :class:`FrameError` (``old_boot``, ``eos_mismatch``) when it goes back."""
+    current = segments.current
+    if eos.boot != current.boot:
+        if segments.is_old_boot(eos.boot):
+            raise FrameError("old_boot", f"stream {eos.stream!r}: end-of-stream of an earlier boot {eos.boot!r}")
+        return ""  # a new boot ends before sending any data: the stream ends
+    if eos.seq >= tracker.next_seq and eos.start >= tracker.next_sample:
+        return "early" if eos.start > tracker.next_sample or eos.seq > tracker.next_seq else ""
+    # v1 senders that followed the old documentation send the total samples sent
+    if current.boot is None and eos.seq >= tracker.next_seq and eos.start == tracker.next_sample - current.device_start:
+        return "total"
+    raise FrameError(
+        "eos_mismatch",
+        f"stream {eos.stream!r}: end-of-stream at seq {eos.seq}, sample {eos.start} goes back "
+        f"(next expected {tracker.next_seq}, {tracker.next_sample})",
+    )

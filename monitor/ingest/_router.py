@@ -7,15 +7,62 @@ stream until a rule decides (``stats.held``, at most ``restart_frames``), or
 rejected before it reaches a stream (``Ingest.rejected[reason]``), so
 :meth:`Ingest.unaccounted` is always 0. No exception escapes
 :meth:`Ingest.on_message` or :meth:`Ingest.step`, and one stream's input never
-stops another stream. The rules, with their counter keys:
+stops another stream. Every rejection is also logged, rate-limited per
+(stream, reason): the first at once, then at most one line a minute with the
+count (:class:`~monitor.ingest._rejections.RejectionLog`, on the ingest's clock).
 
-* **Malformed messages** (see :func:`monitor.protocol.decode_frame`): ``Ingest.rejected[reason]``;
-  also ``eos_unknown_stream``, ``too_many_streams``, ``unsupported`` (a rate too
-  low to find QRS complexes) and ``lead`` (fewer channels than the monitored lead).
+Rejection reasons (the counter keys), before a stream (``Ingest.rejected``):
+
+======================  =====================================================
+``parts``               not 1 or 2 parts, parts not bytes, or the wrong number
+                        of parts for the message type
+``header_size``         header over 4096 bytes
+``oversize``            payload over the largest any valid header allows
+``json``                header not UTF-8 JSON, or nested too deeply
+``header``              a field of the wrong type (or a non-finite number)
+``range``               a field out of range (``seq``, ``start``, ``fs``, ``n``,
+                        ``gain`` 0, ``invalid``)
+``version``             ``v`` is not 1 or 2
+``stream``              a stream id that is not 1-64 of ``[A-Za-z0-9._-]``
+``type``                ``type`` is neither ``data`` nor ``eos``
+``dtype``               not one of ``<i2``, ``<i4``, ``<f4``, ``<f8``
+``boot``                a v2 message without a valid ``boot``
+``size``                payload is not ``n x channels x itemsize`` bytes
+``decode_error``        an unexpected failure while decoding (a bug), counted
+``eos_unknown_stream``  an end-of-stream for a stream never seen
+``too_many_streams``    a new stream beyond ``max_streams``
+``unsupported``         a new stream at a rate too low (or odd) to find QRS
+                        complexes
+======================  =====================================================
+
+and by a stream (``stats.rejected``):
+
+======================  =====================================================
+``units``               the monitored lead's units are not V, mV or uV
+``format_changed``      ``fs`` or ``channels`` differ from the stream's first frame
+``reordered``           a missed frame arriving late (never inserted)
+``duplicate``           a frame repeating an accepted one (an older ``seq``)
+``overlap``             samples already held
+``jump``                (v1) samples more than ``max_gap_s`` ahead that did not
+                        turn out to be a restart
+``stream_conflict``     (v1) frames of a second device under this stream id
+``old_boot``            a frame or end-of-stream of a boot the stream already left
+``eos_mismatch``        an end-of-stream that goes back
+``after_eos``           data or a second end-of-stream after the end-of-stream
+``internal_error``      a bug while processing this message (the stream fails)
+``stream_failed``       a message for a stream that failed
+======================  =====================================================
+
+The rules:
+
 * **Missing samples**: NaN and infinite values, ``invalid`` raw values, values
   beyond :data:`~monitor.ingest.MAX_ABS_MV` (``stats.out_of_range``) and gaps are NaN, counted in
   ``stats.nan_samples``; the detector holds the last value across them (never a
   beat), the quality tracker judges them (``signal lost``).
+* **Lead**: chosen on a stream's first frame from ``StreamConfig.lead``'s
+  preference (names, then indices as listed); a stream with none of them is
+  monitored on channel 0 (``stats.lead_fallback``), never rejected;
+  ``StreamProcessor.lead``/``lead_name`` show the choice.
 * **Gaps**: a frame ahead of the next expected sequence number and sample, by at
   most ``max_gap_s``, is accepted; the missing samples are counted
   (``tracker.frames_missing``, ``tracker.samples_missing``) and filled with NaN.
@@ -26,7 +73,21 @@ stops another stream. The rules, with their counter keys:
   changed`` is raised until a frame in the stream's format is accepted again or
   the stream ends. Samples are never reinterpreted at another rate: a device
   that changes its format must use a new stream id.
-* **Device restart**: frames that do not fit the stream's sequence (an older
+* **Reboot (v2)**: a frame with a ``boot`` the stream has not seen is a reboot,
+  at any frame: the current segment's beats are finished as at an end of
+  stream, detection and RR context start afresh, and the frame is accepted
+  (``stats.restarts``, ``stats.reboots``); no duplicate window spans two boots.
+  Frames of a boot the stream already left are rejected (``old_boot``); when
+  ``restart_frames`` of them arrive after a reboot with frames of the current
+  boot between them, two devices share the stream id (``stats.conflicts``,
+  technical alarm ``stream conflict``, ended once the earlier boot has been
+  silent for 20 s of the stream); when ``restart_frames`` of them arrive in a
+  row, the current boot fell silent (a stray frame of another device, say)
+  and the earlier boot takes the stream back as a new segment. Within one
+  boot a frame more than ``max_gap_s`` ahead starts a new segment at once
+  (``stats.long_gaps``); other frames that do not fit the boot's sequence (a
+  sender that breaks the contract) follow the v1 rules below.
+* **Device restart (v1)**: frames that do not fit the stream's sequence (an older
   sequence number that repeats no recent frame, samples already held, or more
   than ``max_gap_s`` ahead) but continue each other are held. When
   ``restart_frames`` of them arrive in a row with no frame of the current
@@ -34,10 +95,16 @@ stops another stream. The rules, with their counter keys:
   outage): the current segment's beats are finished as at an end of stream,
   detection and RR context start afresh on the new sequence (beat windows never
   mix the two segments) and the held frames are accepted (``stats.restarts``).
-  Stream sample indices keep increasing without a hole: the new segment starts
-  at the last sample received (``offset`` maps device indices to the stream's);
-  the signal quality judgement simply continues.
-* **Two devices on one stream id**: when such a run of frames reaches
+  A v1 device that restarts within 64 frames of its start repeats sequence
+  numbers and sample indices of recent frames: its frames are dropped as
+  ``duplicate`` until it passes them (v2's ``boot`` removes the ambiguity).
+* **Segments and device indices**: the stream's sample indices never go back:
+  a new segment (reboot, restart, long gap) starts at the last sample
+  received. ``StreamProcessor.segments`` (a
+  :class:`~monitor.ingest._segments.SegmentTable`) maps every stream index to
+  its segment (number, boot, offset) and ``StreamProcessor.device_index`` to the
+  device's own index; both are equal until the first new segment.
+* **Two devices on one stream id (v1)**: when such a run of frames reaches
   ``restart_frames`` frames while the current sequence keeps being accepted in
   between (at least twice), the stream has a conflict (``stats.conflicts``, a
   technical alarm ``stream conflict``): the current sequence is kept and the
@@ -46,14 +113,23 @@ stops another stream. The rules, with their counter keys:
   row), the other takes over as a restart. Held frames that turn out to be
   neither are rejected under their own reason (``duplicate``, ``overlap``,
   ``jump``). Two devices sending identical sequence numbers and sample indices
-  cannot be told apart by the wire format: their frames count as ``duplicate``.
-* **End of stream**: accepted unless it goes back (``seq`` or ``start`` before
-  the next expected ones: ``eos_mismatch``); one ahead of the data (frames
-  lost) is counted in ``stats.eos_early``. Data or a second end-of-stream after
-  it: ``after_eos``.
+  (and, in v2, the same boot) cannot be told apart: their frames count as
+  ``duplicate``.
+* **End of stream**: its ``start`` is the next sample index (the last data
+  frame's ``start + n``). Accepted unless it goes back (``seq`` or ``start``
+  before the next expected ones: ``eos_mismatch``); one ahead of the data
+  (frames lost) is counted in ``stats.eos_early``. A v1 end-of-stream whose
+  ``start`` equals the samples sent in the current segment (next sample index
+  minus the segment's first device index: the "total samples" older senders
+  send) is accepted too (``stats.eos_total``); for a stream that started at 0
+  both readings agree. In v2 an end-of-stream of an earlier boot is
+  ``old_boot``; one of a new boot (a device that rebooted and ended before
+  sending data) ends the stream. Data or a second end-of-stream after it:
+  ``after_eos``.
 * **Clocks**: the sender's ``sent`` time is never used by ingest; the monitor's
-  own clock only sets arrival times (``stats.first_arrival``/``last_arrival``)
-  and ``Beat.ready_at`` (latency), so clock jumps change nothing else.
+  own clock only sets arrival times (``stats.first_arrival``/``last_arrival``),
+  ``Beat.ready_at`` (latency) and the rejection log's pace, so clock jumps
+  change nothing else.
 * **Internal failures**: an exception inside one stream's processing (a bug)
   marks that stream failed (``stats.error``; the message is counted as
   ``internal_error``, later ones as ``stream_failed``); other streams carry on.
@@ -63,8 +139,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
+from functools import partial
 
 import numpy as np
 from numpy.typing import NDArray
@@ -72,8 +148,9 @@ from numpy.typing import NDArray
 from engine import Beat
 from monitor.detect import DetectorBank, TechnicalAlarm
 from monitor.errors import ConfigError, FrameError
-from monitor.ingest._config import StreamConfig
+from monitor.ingest._config import RejectionCounter, StreamConfig
 from monitor.ingest._processor import StreamProcessor
+from monitor.ingest._rejections import RejectionLog
 from monitor.protocol import DataFrame, EndOfStream, decode_frame
 
 __all__ = ["Ingest"]
@@ -104,7 +181,9 @@ class Ingest:
         self.config = config or StreamConfig()
         self.clock = clock
         self.streams: dict[str, StreamProcessor] = {}
-        self.rejected: Counter[str] = Counter()
+        self.rejection_log = RejectionLog(clock)
+        self.rejected = RejectionCounter()
+        self.rejected.listener = partial(self.rejection_log.hit, "")
         self.messages = 0
         self.banks: dict[float, DetectorBank[str]] = {}
         self._dirty: dict[str, StreamProcessor] = {}  # streams with queued input or an eos
@@ -193,6 +272,7 @@ class Ingest:
         self.banks[frame.fs] = bank
         bank.add(proc.stream)
         sid = proc.stream
+        proc.stats.rejected.listener = partial(self.rejection_log.hit, sid)
         proc.settled = lambda: bank.settled(sid) + proc.segment_origin
         proc.drain = lambda: self._drain(proc)
         self.streams[frame.stream] = proc
@@ -305,6 +385,7 @@ class Ingest:
         if proc is None or not (proc.stats.ended or proc.stats.error is not None):
             return None
         del self.streams[stream]
+        self.rejection_log.forget(stream)
         self._dirty.pop(stream, None)
         bank = self.banks.get(proc.fs)
         if bank is not None and proc.stats.error is not None:

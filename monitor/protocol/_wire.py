@@ -1,4 +1,4 @@
-"""Wire format v1: how devices (and the replayer) send ECG samples over ZeroMQ.
+"""Wire format v2 (v1 still accepted): how devices (and the replayer) send ECG samples over ZeroMQ.
 
 One message is one ZeroMQ multipart message:
 
@@ -12,19 +12,52 @@ Physical value in ``units`` = (raw - baseline) / gain, per channel. The README's
 "Wire format" section is the contract for device makers; this module is its
 reference implementation.
 
+Header fields (data and eos: ``v``, ``type``, ``stream``, ``seq``, ``start``,
+``boot`` from v2, optional ``sent``; data only: the rest):
+
+=============  ==============================================================
+``v``          1 or 2 (an integer). v2 requires ``boot``; v1 has none.
+``type``       ``"data"`` or ``"eos"``.
+``stream``     the stream id: 1-64 characters of ``A-Z a-z 0-9 . _ -``, not
+               starting with ``.``, ``_`` or ``-``.
+``boot``       (v2) the device's current run: chosen afresh each time the
+               device starts (a random 64-bit number, or a boot counter). An
+               integer 0 to 2**64-1, or a string of 1-64 characters of
+               ``A-Z a-z 0-9 . _ : -``; compared as text (``42`` equals
+               ``"42"``). A new ``boot`` on a stream is a reboot, at any frame.
+``seq``        frame counter, 0 to 2**63-1, +1 per message (data and eos)
+               within one boot.
+``start``      the device's index of the frame's first sample, 0 to 2**62;
+               the next data frame's ``start`` is ``start + n``. In an eos:
+               the next sample index (last data ``start`` + ``n``), i.e. one
+               past the last sample sent.
+``fs``         sampling rate in Hz, a finite number in (0, 100000].
+``n``          samples per channel in the payload: 1 to
+               min(65536, ceil(10 s x fs)) (:data:`MAX_SAMPLES_PER_FRAME`,
+               :data:`MAX_FRAME_SECONDS`); e.g. at most 3600 at 360 Hz.
+``channels``   lead names, a list of 1 to 32 strings of at most 64 characters
+               (e.g. ``"MLII"``, ``"V5"``); ``units``, ``gain``, ``baseline``
+               are lists of the same length (strings; finite non-zero
+               numbers; finite numbers).
+``dtype``      ``"<i2"``, ``"<i4"``, ``"<f4"`` or ``"<f8"``.
+``invalid``    optional integer (64-bit range): a raw value meaning "missing".
+``sent``       optional finite number, the sender's clock (never used by ingest).
+=============  ==============================================================
+
 Every message is untrusted. :func:`decode_frame` either returns a valid frame
 or raises :class:`FrameError` with a short ``reason`` (the counter key), never
 any other exception, whatever the bytes:
 
 * ``parts``: not 1 or 2 parts, a part that is not bytes, or the wrong number of
   parts for the message type;
-* ``header_size``: a header over :data:`MAX_HEADER_BYTES`; ``oversize``: a
-  payload over :data:`MAX_PAYLOAD_BYTES` (the largest any valid header allows),
+* ``header_size``: a header over :data:`MAX_HEADER_BYTES` (4096 bytes); ``oversize``:
+  a payload over :data:`MAX_PAYLOAD_BYTES` (the largest any valid header allows),
   refused before the header is parsed;
 * ``json``: not UTF-8 JSON, or nested too deeply to parse;
-* ``header``, ``range``, ``version``, ``stream``, ``type``, ``dtype``: a field of
-  the wrong type or out of range (numbers must be finite; booleans are not
-  numbers; a stream id has no trailing newline);
+* ``header``, ``range``, ``version``, ``stream``, ``type``, ``dtype``, ``boot``: a
+  field of the wrong type or out of range (numbers must be finite; booleans are
+  not numbers; a stream id has no trailing newline; a v2 message without a
+  valid ``boot``);
 * ``size``: a payload that is not exactly ``n x channels x itemsize`` bytes.
 
 Physical conversion (:meth:`DataFrame.physical`) never warns or raises on odd
@@ -50,8 +83,11 @@ from monitor.errors import FrameError
 __all__ = [
     "DTYPES",
     "FORMAT_VERSION",
+    "FORMAT_VERSIONS",
+    "MAX_BOOT_CHARS",
     "MAX_CHANNELS",
     "MAX_FRAME_SECONDS",
+    "MAX_FS",
     "MAX_HEADER_BYTES",
     "MAX_PAYLOAD_BYTES",
     "MAX_SAMPLES_PER_FRAME",
@@ -64,7 +100,9 @@ __all__ = [
     "encode_eos",
 ]
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # the version encode_data and encode_eos write when given a boot id
+FORMAT_VERSIONS = (1, 2)  # versions decode_frame accepts
+MAX_BOOT_CHARS = 64
 MAX_HEADER_BYTES = 4096
 MAX_SAMPLES_PER_FRAME = 65536
 MAX_FRAME_SECONDS = 10.0
@@ -73,6 +111,8 @@ MAX_FS = 100_000.0
 DTYPES = ("<i2", "<i4", "<f4", "<f8")
 MAX_PAYLOAD_BYTES = MAX_SAMPLES_PER_FRAME * MAX_CHANNELS * 8
 _STREAM_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # used with fullmatch
+_BOOT = re.compile(r"[A-Za-z0-9._:-]{1,64}")  # used with fullmatch
+_BOOT_MAX = 2**64 - 1
 # millivolts per unit, by unit name in lower case (a frame's units are matched stripped and case-insensitively)
 UNIT_SCALE_TO_MV = {"mv": 1.0, "uv": 1e-3, "µv": 1e-3, "μv": 1e-3, "v": 1e3}
 
@@ -93,6 +133,7 @@ class DataFrame:
     samples: NDArray[Any]  # shape (n, channels), raw values
     invalid: int | None = None
     sent: float | None = None
+    boot: str | None = None  # the device's run (v2); None for v1
 
     @property
     def n(self) -> int:
@@ -125,12 +166,14 @@ class DataFrame:
 
 @dataclass(frozen=True)
 class EndOfStream:
-    """The stream ends after ``start`` samples; ``seq`` continues the data frames'."""
+    """The stream ends; ``start`` is the next sample index (one past the last sample sent),
+    ``seq`` continues the data frames'."""
 
     stream: str
     seq: int
     start: int
     sent: float | None = None
+    boot: str | None = None  # the device's run (v2); None for v1
 
 
 Frame = DataFrame | EndOfStream
@@ -149,8 +192,11 @@ def encode_data(
     baseline: Sequence[float],
     invalid: int | None = None,
     sent: float | None = None,
+    boot: str | int | None = None,
 ) -> list[bytes]:
-    """Build the two parts of a data message. ``samples`` has shape (n, channels)."""
+    """Build the two parts of a data message. ``samples`` has shape (n, channels).
+
+    With a ``boot`` id the message is v2, without one v1."""
     arr = np.asarray(samples)
     if arr.ndim == 1:
         arr = arr[:, None]
@@ -158,11 +204,12 @@ def encode_data(
     if dtype not in DTYPES:
         raise FrameError("dtype", f"samples of dtype {arr.dtype} cannot be sent; use one of {DTYPES}")
     header: dict[str, Any] = {
-        "v": FORMAT_VERSION,
+        "v": 1 if boot is None else FORMAT_VERSION,
         "type": "data",
         "stream": stream,
         "seq": int(seq),
         "start": int(start),
+        **({} if boot is None else {"boot": boot}),
         "fs": float(fs),
         "n": int(arr.shape[0]),
         "channels": list(channels),
@@ -179,14 +226,18 @@ def encode_data(
     return [json.dumps(header, separators=(",", ":")).encode(), payload]
 
 
-def encode_eos(stream: str, seq: int, start: int, sent: float | None = None) -> list[bytes]:
-    """Build the single part of an end-of-stream message."""
+def encode_eos(
+    stream: str, seq: int, start: int, sent: float | None = None, boot: str | int | None = None
+) -> list[bytes]:
+    """Build the single part of an end-of-stream message: ``start`` is the next sample index
+    (one past the last sample sent). With a ``boot`` id the message is v2, without one v1."""
     header: dict[str, Any] = {
-        "v": FORMAT_VERSION,
+        "v": 1 if boot is None else FORMAT_VERSION,
         "type": "eos",
         "stream": stream,
         "seq": int(seq),
         "start": int(start),
+        **({} if boot is None else {"boot": boot}),
     }
     if sent is not None:
         header["sent"] = float(sent)
@@ -217,6 +268,18 @@ def _number(value: Any, key: str) -> float:
     if not math.isfinite(number):
         raise FrameError("header", f"{key!r} must be a finite number, got {_show(value)}")
     return number
+
+
+def _boot(header: dict[str, Any]) -> str:
+    """A v2 message's ``boot``, as text."""
+    boot = header.get("boot")
+    if type(boot) is int and 0 <= boot <= _BOOT_MAX:
+        return str(boot)
+    if type(boot) is str and _BOOT.fullmatch(boot):
+        return boot
+    raise FrameError(
+        "boot", f"'boot' must be an integer 0 to 2**64-1 or 1-64 characters of [A-Za-z0-9._:-], got {_show(boot)}"
+    )
 
 
 def _strings(header: dict[str, Any], key: str, count: int) -> tuple[str, ...]:
@@ -265,7 +328,20 @@ def _fast_data(header: Any, payload: bytes) -> DataFrame | None:
         return None
     get = header.get
     version = get("v")
-    if type(version) is not int or version != FORMAT_VERSION or get("type") != "data":
+    if type(version) is not int or get("type") != "data":
+        return None
+    if version == 2:
+        boot = get("boot")
+        if type(boot) is str:
+            if _BOOT.fullmatch(boot) is None:
+                return None
+        elif type(boot) is int and 0 <= boot <= _BOOT_MAX:
+            boot = str(boot)
+        else:
+            return None
+    elif version == 1:
+        boot = None
+    else:
         return None
     stream = get("stream")
     if type(stream) is not str:
@@ -339,6 +415,7 @@ def _fast_data(header: Any, payload: bytes) -> DataFrame | None:
         samples=np.frombuffer(payload, dtype=dtype).reshape(n, nch),
         invalid=invalid,
         sent=sent,
+        boot=boot,
     )
     return frame
 
@@ -391,8 +468,8 @@ def _checked(header: Any, parts: Sequence[bytes]) -> Frame:
     if not isinstance(header, dict):
         raise FrameError("header", "header must be a JSON object")
     version = header.get("v")
-    if type(version) is not int or version != FORMAT_VERSION:
-        raise FrameError("version", f"format version {_show(version)} is not supported (expected {FORMAT_VERSION})")
+    if type(version) is not int or version not in FORMAT_VERSIONS:
+        raise FrameError("version", f"format version {_show(version)} is not supported (expected 1 or 2)")
     stream = header.get("stream")
     if not isinstance(stream, str) or not _STREAM_ID.fullmatch(stream):
         raise FrameError("stream", f"stream id {_show(stream)} must match {_STREAM_ID.pattern}")
@@ -400,11 +477,12 @@ def _checked(header: Any, parts: Sequence[bytes]) -> Frame:
     start = _int(header, "start", 0, 2**62)
     sent = header.get("sent")
     sent_f = None if sent is None else _number(sent, "sent")
+    boot = _boot(header) if version >= 2 else None
     kind = header.get("type")
     if kind == "eos":
         if len(parts) != 1:
             raise FrameError("parts", "an eos message has exactly one part")
-        return EndOfStream(stream=stream, seq=seq, start=start, sent=sent_f)
+        return EndOfStream(stream=stream, seq=seq, start=start, sent=sent_f, boot=boot)
     if kind != "data":
         raise FrameError("type", f"message type {_show(kind)} is neither 'data' nor 'eos'")
     if len(parts) != 2:
@@ -449,4 +527,5 @@ def _checked(header: Any, parts: Sequence[bytes]) -> Frame:
         samples=samples,
         invalid=invalid,
         sent=sent_f,
+        boot=boot,
     )

@@ -93,10 +93,12 @@ def test_stream_count_is_bounded_and_unsupported_rates_rejected() -> None:
     assert ingest2.rejected["unsupported"] == 1 and not ingest2.streams
 
 
-def test_lead_beyond_channels_is_rejected() -> None:
+def test_lead_beyond_channels_falls_back_to_channel_0_with_a_note() -> None:
     ingest = Ingest(StreamConfig(lead=3))
     ingest.feed(encode_data("s", 0, 0, 360.0, np.zeros((10, 1), dtype="<f4"), **KW))  # type: ignore[arg-type]
-    assert ingest.rejected["lead"] == 1
+    proc = ingest.streams["s"]
+    assert not ingest.rejected and proc.stats.frames == 1
+    assert (proc.lead, proc.lead_name, proc.stats.lead_fallback) == (0, "II", 1)
 
 
 def test_an_internal_failure_is_confined_to_its_stream(mitdb: Path, monkeypatch: object) -> None:

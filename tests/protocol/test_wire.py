@@ -54,7 +54,16 @@ def test_eos_round_trip() -> None:
 @pytest.mark.parametrize(
     ("overrides", "reason"),
     [
-        ({"v": 2}, "version"),
+        ({"v": 3}, "version"),
+        ({"v": 0}, "version"),
+        ({"v": 2}, "boot"),
+        ({"v": 2, "boot": "a b"}, "boot"),
+        ({"v": 2, "boot": ""}, "boot"),
+        ({"v": 2, "boot": "x" * 65}, "boot"),
+        ({"v": 2, "boot": -1}, "boot"),
+        ({"v": 2, "boot": 2**64}, "boot"),
+        ({"v": 2, "boot": True}, "boot"),
+        ({"v": 2, "boot": 1.5}, "boot"),
         ({"stream": "../etc/passwd"}, "stream"),
         ({"stream": ""}, "stream"),
         ({"seq": -1}, "range"),
@@ -98,3 +107,38 @@ def test_malformed_messages_are_rejected(parts: list[bytes], reason: str) -> Non
 def test_eos_with_payload_is_rejected() -> None:
     with pytest.raises(FrameError):
         decode_frame([*encode_eos("a", 0, 0), b"extra"])
+
+
+@pytest.mark.parametrize("boot", [0, 2**64 - 1, "a", "fw1.2:run-7_x", "9" * 64])
+def test_v2_round_trip_carries_the_boot_as_text(boot: str | int) -> None:
+    x = np.arange(8, dtype="<i2").reshape(4, 2)
+    kw = dict(channels=["MLII", "V5"], units=["mV", "mV"], gain=[200.0, 200.0], baseline=[0.0, 0.0])
+    parts = encode_data("dev.1", 3, 100, 360.0, x, boot=boot, **kw)  # type: ignore[arg-type]
+    assert json.loads(parts[0])["v"] == 2
+    frame = decode_frame(parts)
+    assert isinstance(frame, DataFrame)
+    assert frame.boot == str(boot)
+    eos = decode_frame(encode_eos("dev.1", 4, 104, boot=boot))
+    assert eos == EndOfStream("dev.1", 4, 104, boot=str(boot))
+
+
+def test_v1_has_no_boot_and_a_v2_eos_needs_one() -> None:
+    frame = decode_frame(data_parts())
+    assert isinstance(frame, DataFrame) and frame.boot is None
+    assert decode_frame(encode_eos("100", 1, 10)) == EndOfStream("100", 1, 10)
+    with pytest.raises(FrameError) as info:
+        decode_frame([json.dumps({"v": 2, "type": "eos", "stream": "s", "seq": 0, "start": 0}).encode()])
+    assert info.value.reason == "boot"
+
+
+@pytest.mark.parametrize(("fs", "n_max"), [(360.0, 3600), (0.5, 5), (1.0, 10), (100_000.0, 65536), (6553.6, 65536)])
+def test_n_is_limited_to_ten_seconds_and_65536(fs: float, n_max: int) -> None:
+    for n, ok in ((n_max, True), (n_max + 1, False)):
+        x = np.zeros((n, 1), dtype="<i2")
+        parts = encode_data("s", 0, 0, fs, x, channels=["I"], units=["mV"], gain=[1.0], baseline=[0.0], boot=1)
+        if ok:
+            assert isinstance(decode_frame(parts), DataFrame)
+        else:
+            with pytest.raises(FrameError) as info:
+                decode_frame(parts)
+            assert info.value.reason in ("range", "oversize")
