@@ -166,3 +166,16 @@ class AlarmManager:
         if onset is not None:
             end = dataclasses.replace(onset, state="end", sample=sample, end_reason="engine recovered")
             self.emit(alarms, [end])
+
+    # ------------------------------------------------------------ outputs
+    def output_failed(self, alarms: StreamAlarms, sample: int, sink: str, reason: str) -> None:
+        """An output (annotation file, alarm log, bus, a sink) failed for this stream: ``output_failed``, once.
+
+        It lasts while the stream does (what the output lost is not written later); ``reason`` is in the log.
+        """
+        if "output_failed" not in alarms.active:
+            event = AlarmEvent(
+                alarms.stream, "output_failed", "onset", sample, sample, alarms.fs, f"Output failed: {sink}",
+                {}, None, "technical",
+            )  # fmt: skip
+            self.emit(alarms, [event])

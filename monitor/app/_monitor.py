@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import logging
 import math
 import threading
@@ -16,6 +15,7 @@ import zmq
 from engine import Batcher, Beat, BeatClassifier, EngineSupervisor, UnclassifiedClassifier
 from monitor.alarms import AlarmEvent, AlarmManager
 from monitor.app._config import MonitorConfig
+from monitor.app._intake import Intake
 from monitor.app._labels import LabelFlow
 from monitor.app._snapshot import build_snapshot
 from monitor.app._source import Source
@@ -38,17 +38,11 @@ from monitor.outputs import (
     ViewSink,
     monitor_id,
 )
-from monitor.protocol import MAX_HEADER_BYTES, MAX_SAMPLES_PER_FRAME
-from monitor.transport import Authenticator, CurveConfig, secure_bind
 from replay import Replayer, stream_ids
 
-__all__ = ["MAX_MESSAGE_BYTES", "Monitor"]
+__all__ = ["Monitor"]
 
 log = logging.getLogger(__name__)
-
-#: Largest message the ingest socket accepts (bigger ones are dropped by ZeroMQ).
-MAX_MESSAGE_BYTES = MAX_HEADER_BYTES + MAX_SAMPLES_PER_FRAME * 32 * 8 + 1024
-_instance = itertools.count()
 
 
 class Monitor:
@@ -123,13 +117,12 @@ class Monitor:
         if source.is_replay:
             self._ids = stream_ids(source.records)
             self.replayer = Replayer(source.records, cfg.replay, ids=self._ids)
-        self.endpoint = source.endpoint or f"inproc://ecg-monitor-ingest-{next(_instance)}"
+        self.intake = Intake(self._ctx, source.endpoint, cfg.keys)
+        self.endpoint = self.intake.endpoint
         self.summaries: list[RecordSummary] = []
         self.ready = threading.Event()  # set once the ingest socket is bound
         self.bound_endpoint: str | None = None
         self.alerts_endpoint: str | None = None
-        self._curve: CurveConfig | None = None
-        self._auth: Authenticator | None = None
         self._snapshot = build_snapshot(self, clock())
 
     # ------------------------------------------------------------ what others read
@@ -159,43 +152,30 @@ class Monitor:
     # ------------------------------------------------------------ run
     def run(self) -> int:
         """Run until done; return a process exit code (0 ok, 1 a stream or the replay failed)."""
-        if self.config.keys is not None:
-            self._curve = CurveConfig.server(self.config.keys)
-            self._auth = Authenticator(self._ctx, self._curve).start()
-        sock = self._ctx.socket(zmq.PULL)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
-        sock.setsockopt(zmq.RCVHWM, 10000)
         thread = None
         replay_stop = threading.Event()
         try:
-            if self.source.endpoint:  # devices connect here: authenticated when keys are configured
-                self.bound_endpoint = secure_bind(sock, self.endpoint, self._curve, self._auth)
-            else:  # the in-process replayer
-                sock.bind(self.endpoint)
-                self.bound_endpoint = sock.getsockopt_string(zmq.LAST_ENDPOINT)
+            self.bound_endpoint = self.intake.open(self.ingest)
             self._open_outputs()
             self.ready.set()
             if self.replayer is not None:
                 thread = self.replayer.start_thread(self._ctx, self.endpoint, replay_stop)
-            self._loop(sock)
+            self._loop()
         finally:
             replay_stop.set()
             if thread is not None:
                 thread.join(timeout=5)
             try:
                 if self.ready.is_set():
-                    self._drain(sock)
+                    while self.intake.receive(self.ingest):  # what is already queued, without waiting
+                        self._took()
                     self._finish()
             finally:
-                sock.close()
+                self.intake.close()
                 self.engine.close()
                 self.sinks.close()
                 if self.bus is not None:
                     self.bus.close()
-                if self._auth is not None:
-                    self._auth.stop()
-                    self._auth = None
         failed = [p for p in self.ingest.streams.values() if p.stats.error is not None]
         for p in failed:
             log.error("stream %s failed: %s", p.stream, p.stats.error)
@@ -215,14 +195,16 @@ class Monitor:
                 log.warning("alarm log: closed %d alarm(s) left open by an earlier run", closed)
             self.sinks.add(AlarmLogSink(self.alarm_log))
         if self.config.alerts is not None:
+            intake = self.intake
             self.bus = AlertBus(
-                self._ctx, self.config.alerts, monitor=self.id, curve=self._curve, authenticator=self._auth
+                self._ctx, self.config.alerts, monitor=self.id, curve=intake.curve, authenticator=intake.auth
             )
             self.alerts_endpoint = self.bus.endpoint
             self.sinks.sinks.insert(0, BusSink(self.bus))
 
-    def _loop(self, sock: zmq.Socket[bytes]) -> None:
+    def _loop(self) -> None:
         expected = set(self._ids)
+        sock = self.intake.sock
         poller = zmq.Poller()
         poller.register(sock, zmq.POLLIN)
         wake = self.engine.wake
@@ -235,23 +217,15 @@ class Monitor:
                 timeout = min(timeout, max(0, math.ceil(1000 * (due - self.clock()))))
             ready = dict(poller.poll(timeout))
             if sock in ready:
-                self._receive_burst(sock, limit=1 if self.lockstep else 2000)
+                self.intake.receive(self.ingest, limit=1 if self.lockstep else 2000)
+                self._took()
             self._turn()
             if self.replayer is not None:
                 if self.replayer.error is not None:
                     return
                 finished = self.replayer.done.is_set() and self.ingest.all_ended(expected)
-                if finished and self.labels.idle and not sock.poll(0, zmq.POLLIN):
+                if finished and self.labels.idle and not self.intake.pending():
                     return
-
-    def _receive_burst(self, sock: zmq.Socket[bytes], limit: int = 2000) -> None:
-        for _ in range(limit):
-            try:
-                parts = sock.recv_multipart(flags=zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            self.ingest.on_message(parts)
-        self._took()
 
     def process(self, messages: Iterable[Sequence[bytes]] = ()) -> None:
         """One turn of the poll loop on ``messages``, as if they had arrived on the ingest socket (tests and
@@ -266,6 +240,12 @@ class Monitor:
             self.labels.queue(beat)
         self._technical()
 
+    def _technical(self) -> None:
+        for alarm in self.ingest.take_technical():
+            state = self.streams.get(alarm.stream)
+            if state is not None:
+                self.alarms.technical(state.alarms, alarm)
+
     def _turn(self) -> None:
         if self.lockstep:
             self.labels.flush()
@@ -273,19 +253,10 @@ class Monitor:
         self._after_messages()
         self._housekeeping(force=self.lockstep)
 
-    def _drain(self, sock: zmq.Socket[bytes]) -> None:
-        """Take what is already queued (shutdown) without waiting for more."""
-        while sock.poll(0, zmq.POLLIN):
-            self._receive_burst(sock)
-
-    def _technical(self) -> None:
-        for alarm in self.ingest.take_technical():
-            state = self.streams.get(alarm.stream)
-            if state is not None:
-                self.alarms.technical(state.alarms, alarm)
-
     def _housekeeping(self, force: bool = False) -> None:
         now = self.clock()
+        self.intake.reload_keys()  # keys and policies changed with ecg-keys (a revoked key is refused)
+        self._output_failures()
         if force or now - self._last_rhythm >= self.config.rhythm_interval_s:
             self._last_rhythm = now
             self.streams.update_rhythm(self.ingest.streams.values())
@@ -301,8 +272,13 @@ class Monitor:
             if now - self._last_status >= self.config.status_interval_s:
                 self._last_status = now
                 self.bus.status(self.status())
-                if self._auth is not None:
-                    self._auth.reload_if_changed()  # keys added or revoked with ecg-keys
+
+    def _output_failures(self) -> None:
+        """Each output that failed for a stream since the last turn: an ``output_failed`` alarm on it."""
+        for stream, sink, reason in self.sinks.take_failures():
+            state = self.streams.get(stream)
+            if state is not None:  # a forgotten stream's failure is only logged and counted
+                self.alarms.output_failed(state.alarms, state.proc.samples_end, sink, reason)
 
     def _after_messages(self) -> None:
         ended = self.ingest.take_ended()
@@ -328,6 +304,7 @@ class Monitor:
         self.labels.flush()
         self._technical()
         self.streams.update_rhythm(self.ingest.streams.values())
+        self._output_failures()
         self.streams.end_alarms("monitor stopped")  # none is left open, technical ones included
         self._after_messages()
         if self.bus is not None:

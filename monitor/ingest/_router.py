@@ -33,6 +33,13 @@ Rejection reasons (the counter keys), before a stream (``Ingest.rejected``):
 ``too_many_streams``    a new stream beyond ``max_streams``
 ``unsupported``         a new stream at a rate too low (or odd) to find QRS
                         complexes
+``key_revoked``         (with keys) the sender's key was revoked, also on an
+                        established connection
+``role``                (with keys) the sender's key is a bridge's or a
+                        monitor's, which may not push
+``stream_not_allowed``  (with keys) the stream id is outside the sender key's
+                        patterns (``ecg-keys add-client --streams``)
+``unauthenticated``     (with keys) a message without a key name (``User-Id``)
 ======================  =====================================================
 
 and by a stream (``stats.rejected``):
@@ -177,8 +184,11 @@ class Ingest:
         config: StreamConfig | None = None,
         clock: Callable[[], float] = time.monotonic,
         on_new_stream: Callable[[StreamProcessor], None] | None = None,
+        authorize: Callable[[str | None, str], str | None] | None = None,
     ) -> None:
         self.config = config or StreamConfig()
+        #: (sender, stream) -> None when the sender's key may push the stream, else the refusal reason
+        self.authorize = authorize
         self.clock = clock
         self.streams: dict[str, StreamProcessor] = {}
         self.rejection_log = RejectionLog(clock)
@@ -211,7 +221,8 @@ class Ingest:
         routed = sum(p.stats.accounted() for p in self.streams.values())
         return self.messages - sum(self.rejected.values()) - routed
 
-    def on_message(self, parts: Sequence[bytes]) -> None:
+    def on_message(self, parts: Sequence[bytes], sender: str | None = None) -> None:
+        """Check and queue one message; ``sender`` is its ZAP ``User-Id`` (None on an unsecured socket)."""
         self.messages += 1
         now = self.clock()
         try:
@@ -222,6 +233,11 @@ class Ingest:
         except Exception:  # decode_frame raises only FrameError; should a bug slip through, count it
             self.rejected["decode_error"] += 1
             return
+        if self.authorize is not None:
+            refused = self.authorize(sender, frame.stream)
+            if refused is not None:  # before a stream is made for it: an unauthorized id never shows up
+                self.rejected[refused] += 1
+                return
         proc = self.streams.get(frame.stream) or self._new_stream(frame)
         if proc is None:
             return

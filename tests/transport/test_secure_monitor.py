@@ -14,7 +14,15 @@ import zmq
 
 from monitor.app import Monitor, MonitorConfig, Source
 from monitor.protocol import encode_data
-from monitor.transport import Authenticator, CurveConfig, add_client, init_keys, secure_bind, secure_connect
+from monitor.transport import (
+    Authenticator,
+    CurveConfig,
+    add_client,
+    init_keys,
+    revoke_client,
+    secure_bind,
+    secure_connect,
+)
 
 
 @pytest.fixture
@@ -88,6 +96,59 @@ def test_only_authorized_devices_are_ingested(running: Monitor, keys: Path, tmp_
         assert "plain" not in running.ingest.streams
         assert "intruder" not in running.ingest.streams
     finally:
+        ctx.destroy(linger=0)
+
+
+def test_each_key_pushes_only_the_streams_its_policy_allows(keys: Path, tmp_path: Path) -> None:
+    add_client(keys, "bed-1", streams=["bed-1"])
+    add_client(keys, "nurses", role="bridge")
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    config = MonitorConfig(keys=keys, alarm_log=None)
+    monitor = Monitor(Source(endpoint="tcp://127.0.0.1:*"), config, context=ctx)
+    thread = threading.Thread(target=monitor.run)
+    thread.start()
+    try:
+        assert monitor.ready.wait(5) and monitor.bound_endpoint is not None
+        endpoint = monitor.bound_endpoint
+        push(ctx, endpoint, "bed-99", CurveConfig.client(keys, "bed-1"))  # another patient's id
+        push(ctx, endpoint, "bed-2", CurveConfig.client(keys, "nurses"))  # a bridge's key
+        push(ctx, endpoint, "bed-1", CurveConfig.client(keys, "bed-1"))
+        assert wait_for(lambda: "bed-1" in monitor.ingest.streams and monitor.ingest.rejected["role"] == 20)
+        assert monitor.ingest.rejected["stream_not_allowed"] == 20
+        assert set(monitor.ingest.streams) == {"bed-1"}
+        assert monitor.ingest.streams["bed-1"].stats.frames == 20
+    finally:
+        monitor.stop()
+        thread.join(10)
+        ctx.destroy(linger=0)
+
+
+def test_a_revoked_key_is_refused_on_its_open_connection(keys: Path) -> None:
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    monitor = Monitor(Source(endpoint="tcp://127.0.0.1:*"), MonitorConfig(keys=keys, alarm_log=None), context=ctx)
+    thread = threading.Thread(target=monitor.run)
+    thread.start()
+    sock = ctx.socket(zmq.PUSH)
+    sock.setsockopt(zmq.LINGER, 0)
+    try:
+        assert monitor.ready.wait(5) and monitor.bound_endpoint is not None
+        secure_connect(sock, monitor.bound_endpoint, CurveConfig.client(keys, "device-1"))
+        msgs = frames("bed-7", n=40)
+        for parts in msgs[:10]:
+            sock.send_multipart(parts)
+        assert wait_for(
+            lambda: "bed-7" in monitor.ingest.streams and monitor.ingest.streams["bed-7"].stats.frames == 10
+        )
+        revoke_client(keys, "device-1")
+        time.sleep(2.5)  # the key folder is read again at most every 2 s
+        for parts in msgs[10:]:  # the same connection, still open
+            sock.send_multipart(parts)
+        assert wait_for(lambda: monitor.ingest.rejected["key_revoked"] == 30)
+        assert monitor.ingest.streams["bed-7"].stats.frames == 10
+    finally:
+        sock.close()
+        monitor.stop()
+        thread.join(10)
         ctx.destroy(linger=0)
 
 
