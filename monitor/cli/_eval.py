@@ -144,6 +144,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     setup_logging(args.log_level)
+    if args.model is not None and not args.model.strip():
+        parser.error("--model is empty: give a weights file, or leave it out for the shipped model")
     if args.data_dir is None:
         parser.error("--data-dir is required (or set ECG_MONITOR_DATA): the folder with the records and .atr files")
     try:

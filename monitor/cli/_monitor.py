@@ -271,8 +271,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    if not args.source:
+    if not (args.source or "").strip():
         parser.error("--source is required (or set ECG_MONITOR_SOURCE), e.g. --source replay:100")
+    if args.model is not None and not args.model.strip():
+        parser.error("--model is empty: give a weights file, or 'none' to leave beats unclassified")
+    if args.key_name and not args.keys:
+        parser.error("--key-name needs --keys DIR (the CURVE keys folder holding that key)")
     try:
         source = parse_source(args.source, args.data_dir, offline=args.offline or None)
         source.check_lead(args.lead)

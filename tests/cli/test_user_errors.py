@@ -284,3 +284,23 @@ def test_eval_careless_input_is_exit_2_before_the_run(
 
     err = fails(_eval.main, ["--data-dir", str(record.parent), *map(fill, argv)], capsys)
     assert f"ecg-eval: error: {fill(message)}" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--source", "  "], "--source is required"),
+        (["--source", "replay:RECORD", "--model", ""], "--model is empty"),
+        (["--source", "replay:RECORD", "--key-name", "bedside"], "--key-name needs --keys DIR"),
+    ],
+)
+def test_empty_or_orphan_flags_are_exit_2(
+    argv: list[str], message: str, record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = fails(_monitor.main, [a.replace("RECORD", str(record)) for a in argv], capsys)
+    assert f"ecg-monitor: error: {message}" in err
+
+
+def test_eval_with_an_empty_model_is_exit_2(record: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = fails(_eval.main, ["--data-dir", str(record.parent), "--records", "syn", "--model", " "], capsys)
+    assert "ecg-eval: error: --model is empty" in err
