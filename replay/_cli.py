@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 import threading
 from collections.abc import Sequence
@@ -20,9 +21,12 @@ from monitor.cli import (
 from monitor.errors import EcgMonitorError
 from monitor.transport import client_from_flags, secure_connect
 from replay._publisher import MAX_CHUNK_S, ReplayConfig, Replayer
-from replay._records import RecordRef, database_records, resolve_record
+from replay._records import RecordRef, check_data_dir, database_records, read_header, resolve_record
 
 __all__ = ["build_parser", "main"]
+
+#: How long frames still queued at the end of a finished replay may take to reach the monitor (ms).
+FINAL_LINGER_MS = 10_000
 
 
 def build_parser() -> OptionParser:
@@ -69,6 +73,35 @@ def build_parser() -> OptionParser:
     return p
 
 
+def _wait_for_monitor(sock: zmq.Socket[bytes], endpoint: str, stop: threading.Event) -> bool:
+    """Wait until the monitor at ``endpoint`` takes frames (said once when it is not there yet); False if stopped.
+
+    The socket is ``IMMEDIATE``: it queues nothing until a connection is made,
+    so a frame is never sent into a queue no monitor reads.
+    """
+    if sock.poll(200, zmq.POLLOUT):
+        return True
+    print(f"ecg-replay: waiting for the monitor at {endpoint} (Ctrl-C to stop)", file=sys.stderr, flush=True)
+    while not stop.is_set():
+        if sock.poll(100, zmq.POLLOUT):
+            print("ecg-replay: connected", file=sys.stderr, flush=True)
+            return True
+    return False
+
+
+def _records(args: argparse.Namespace) -> list[RecordRef]:
+    check_data_dir(args.data_dir)
+    refs: list[RecordRef] = []
+    for name in args.records:
+        if name == "mitdb":
+            refs.extend(database_records(args.data_dir, offline=args.offline or None))
+        else:
+            refs.append(resolve_record(name, args.data_dir, offline=args.offline or None))
+    for ref in refs:
+        read_header(ref)
+    return refs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -76,16 +109,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.connect:
         parser.error("--connect ENDPOINT is required (or set ECG_MONITOR_CONNECT)")
     try:
-        refs: list[RecordRef] = []
-        for name in args.records:
-            if name == "mitdb":
-                refs.extend(database_records(args.data_dir, offline=args.offline or None))
-            else:
-                refs.append(resolve_record(name, args.data_dir, offline=args.offline or None))
+        refs = _records(args)
         config = ReplayConfig(
             chunk_s=args.chunk_ms / 1000.0, speed=args.speed, loop=args.loop, stagger_s=args.stagger_s
         )
         replayer = Replayer(refs, config)
+        curve = client_from_flags(args.keys, args.key_name, "the device's")
     except EcgMonitorError as exc:
         print(f"ecg-replay: error: {exc}", file=sys.stderr)
         return 2
@@ -93,27 +122,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop_on_signals(stop.set)
     ctx = zmq.Context()
     sock = ctx.socket(zmq.PUSH)
-    sock.setsockopt(zmq.LINGER, 10_000)  # let queued frames reach the monitor
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.IMMEDIATE, 1)
     try:
-        curve = client_from_flags(args.keys, args.key_name, "the device's")
-        secure_connect(sock, args.connect, curve)
-    except EcgMonitorError as exc:
-        sock.close()
-        ctx.term()
-        print(f"ecg-replay: error: {exc}", file=sys.stderr)
-        return 2
-    except zmq.ZMQError as exc:
-        print(f"ecg-replay: error: --connect {args.connect!r}: {exc}", file=sys.stderr)
-        return 2
-    try:
-        replayer.run(sock, stop)
-    except EcgMonitorError as exc:
-        print(f"ecg-replay: error: {exc}", file=sys.stderr)
-        return 2
+        try:
+            secure_connect(sock, args.connect, curve)
+        except EcgMonitorError as exc:
+            print(f"ecg-replay: error: {exc}", file=sys.stderr)
+            return 2
+        except zmq.ZMQError as exc:
+            print(f"ecg-replay: error: --connect {args.connect}: {exc.strerror.split(' (addr=')[0]}", file=sys.stderr)
+            return 2
+        if not _wait_for_monitor(sock, args.connect, stop):
+            print("ecg-replay: stopped before the monitor was reached; nothing sent", file=sys.stderr)
+            return 0
+        try:
+            replayer.run(sock, stop)
+        except EcgMonitorError as exc:
+            print(f"ecg-replay: error: {exc}", file=sys.stderr)
+            return 2
+        if not stop.is_set():  # finished: let the frames still queued reach the monitor, for a bounded time
+            sock.setsockopt(zmq.LINGER, FINAL_LINGER_MS)
     finally:
         sock.close()
         ctx.term()
-    print(f"ecg-replay: sent {replayer.frames_sent} frames from {len(refs)} record(s)", file=sys.stderr)
+    what = "stopped after sending" if stop.is_set() else "sent"
+    print(f"ecg-replay: {what} {replayer.frames_sent} frames from {len(refs)} record(s)", file=sys.stderr)
     return 0
 
 

@@ -160,7 +160,11 @@ class Replayer:
 
     def _run(self, socket: zmq.Socket[bytes], stop: threading.Event) -> None:
         cfg = self.config
-        streams = [_Stream(sid, load_record(ref), cfg.chunk_s) for sid, ref in zip(self.ids, self.refs, strict=True)]
+        streams = []
+        for sid, ref in zip(self.ids, self.refs, strict=True):
+            if stop.is_set():  # loading many records takes a while: stop between them
+                return
+            streams.append(_Stream(sid, load_record(ref), cfg.chunk_s))
         t0 = self.clock()
         speed = cfg.speed
         # heap of (target time in record seconds from t0, order, stream index)

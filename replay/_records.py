@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +13,18 @@ import numpy as np
 import wfdb
 from numpy.typing import NDArray
 
-from monitor.errors import RecordError, RecordNotFoundError
+from monitor.errors import ConfigError, RecordError, RecordNotFoundError
 
 __all__ = [
     "DATA_ENV",
     "LoadedRecord",
+    "RecordHeader",
     "RecordRef",
     "cache_dir",
+    "check_data_dir",
     "database_records",
     "load_record",
+    "read_header",
     "resolve_record",
 ]
 
@@ -70,6 +74,65 @@ class LoadedRecord:
         }
 
 
+@dataclass(frozen=True)
+class RecordHeader:
+    """What a record's header declares, checked: a sampling rate > 0 and a line for every signal."""
+
+    ref: RecordRef
+    fs: float
+    channels: int
+
+
+def _header_problem(path: Path, lines: list[str]) -> tuple[str | None, float, int]:
+    """The first problem of a header's record and signal lines (None when sound), its rate and signal count.
+
+    wfdb reads a rate it cannot parse as 250 Hz and fails obscurely on missing
+    signal lines; a record replayed at the wrong rate gives wrong heart rates,
+    so these are checked on the text before wfdb reads it.
+    """
+    if not lines:
+        return f"its header {path} has no record line", math.nan, 0
+    fields = lines[0].split()
+    if len(fields) < 2 or not fields[1].isdigit():
+        return f"the record line {lines[0]!r} of {path} has no signal count", math.nan, 0
+    n_sig = int(fields[1])
+    if len(fields) < 3:
+        return f"the record line {lines[0]!r} of {path} gives no sampling frequency", math.nan, n_sig
+    rate = fields[2].split("/")[0]
+    try:
+        fs = float(rate)
+    except ValueError:
+        fs = math.nan
+    if not (math.isfinite(fs) and fs > 0):
+        return f"its header {path} gives the sampling frequency as {rate!r}, not a number > 0 Hz", math.nan, n_sig
+    if "/" not in fields[0]:  # a multi-segment record lists segments, not signals
+        if n_sig == 0:
+            return f"its header {path} declares no signals", fs, n_sig
+        if len(lines) - 1 < n_sig:
+            found = len(lines) - 1
+            return f"its header {path} declares {n_sig} signal(s) but has {found} signal line(s)", fs, n_sig
+    return None, fs, n_sig
+
+
+def read_header(ref: RecordRef) -> RecordHeader:
+    """Read and check a record's header; a :class:`RecordError` names the file and the problem."""
+    path = ref.path.with_name(ref.path.name + ".hea")
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise RecordError(f"cannot read record {ref.path}: cannot read its header {path} ({exc})") from None
+    text = raw.decode("utf-8", errors="replace")
+    lines = [ln.strip() for ln in text.splitlines()]
+    problem, fs, n_sig = _header_problem(path, [ln for ln in lines if ln and not ln.startswith("#")])
+    if problem is not None:
+        raise RecordError(f"cannot read record {ref.path}: {problem}")
+    try:
+        wfdb.rdheader(str(ref.path))
+    except Exception as exc:
+        raise RecordError(f"cannot read record {ref.path}: {type(exc).__name__}: {exc}") from exc
+    return RecordHeader(ref, fs, n_sig)
+
+
 def cache_dir() -> Path:
     """Per-user cache: ``$XDG_CACHE_HOME/ecg-monitor`` (default ``~/.cache/ecg-monitor``)."""
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -81,6 +144,15 @@ def _data_dir(data_dir: str | Path | None) -> Path | None:
         return Path(data_dir)
     env = os.environ.get(DATA_ENV)
     return Path(env) if env else None
+
+
+def check_data_dir(data_dir: str | Path | None) -> None:
+    """Raise :class:`ConfigError` when a data folder is given (flag or ``$ECG_MONITOR_DATA``) and is not a folder."""
+    ddir = _data_dir(data_dir)
+    if ddir is None or ddir.is_dir():
+        return
+    what = "is a file, not a folder" if ddir.exists() else "does not exist"
+    raise ConfigError(f"--data-dir {ddir} {what} (the folder of WFDB records; also read from ${DATA_ENV})")
 
 
 def _offline(offline: bool | None) -> bool:
@@ -182,14 +254,12 @@ def database_records(
 
 
 def load_record(ref: RecordRef) -> LoadedRecord:
-    """Read every channel of a record as digital samples (wfdb)."""
+    """Read every channel of a record as digital samples (wfdb), its header checked first (:func:`read_header`)."""
+    fs = read_header(ref).fs
     try:
         rec = wfdb.rdrecord(str(ref.path), physical=False, return_res=32)
     except Exception as exc:
         raise RecordError(f"cannot read record {ref.path}: {type(exc).__name__}: {exc}") from exc
-    fs = float(rec.fs) if rec.fs else 0.0
-    if not fs > 0:
-        raise RecordError(f"record {ref.path} has no valid sampling frequency ({rec.fs!r})")
     names = tuple(str(s) for s in (rec.sig_name or []))
     units = tuple(str(u) for u in (rec.units or ["mV"] * len(names)))
     if rec.d_signal is not None and rec.adc_gain is not None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from monitor.errors import SourceError
-from replay import RecordRef, database_records, resolve_record
+from monitor.errors import ConfigError, SourceError
+from replay import RecordRef, check_data_dir, database_records, read_header, resolve_record
 
 __all__ = ["Source", "parse_source"]
 
@@ -24,16 +24,41 @@ class Source:
     def is_replay(self) -> bool:
         return bool(self.records)
 
+    def check_lead(self, lead: int) -> None:
+        """Raise :class:`ConfigError` when a replayed record has no channel ``lead`` (counted from 0)."""
+        for ref in self.records:
+            channels = read_header(ref).channels
+            if lead >= channels:
+                raise ConfigError(
+                    f"--lead {lead}: record {ref.name} ({ref.path}) has {channels} channel(s), "
+                    f"so --lead must be 0..{channels - 1}"
+                )
+
+
+def _check_endpoint(spec: str) -> None:
+    """A tcp endpoint's port must be ``*`` or 0..65535 (ZeroMQ would take 99999 as another port)."""
+    if not spec.startswith("tcp://"):
+        return
+    host, sep, port = spec[len("tcp://") :].rpartition(":")
+    if not sep or not host:
+        raise SourceError(f"--source {spec!r}: a tcp endpoint needs HOST:PORT, e.g. tcp://*:5555")
+    if port != "*" and not (port.isdigit() and int(port) <= 65535):
+        raise SourceError(f"--source {spec!r}: port {port!r} is not '*' or a number 0..65535")
+
 
 def parse_source(spec: str, data_dir: str | Path | None = None, *, offline: bool | None = None) -> Source:
     """Parse ``--source``: ``replay:100``, ``replay:100,101``, ``replay:mitdb``,
     ``replay:PATH/TO/RECORD``, ``replay:DIR`` (its RECORDS), or an endpoint
-    (``tcp://*:5555``, ``ipc:///tmp/ecg``) on which devices connect."""
+    (``tcp://*:5555``, ``ipc:///tmp/ecg``) on which devices connect.
+
+    Every replayed record's header is checked here (:func:`replay.read_header`),
+    so a bad one is an error before the run, not a failed replay."""
     spec = (spec or "").strip()
     if spec.startswith("replay:"):
         body = spec[len("replay:") :].strip()
         if not body:
             raise SourceError("--source replay: needs record names, e.g. replay:100 or replay:100,101 or replay:mitdb")
+        check_data_dir(data_dir)
         refs: list[RecordRef] = []
         for item in (s.strip() for s in body.split(",")):
             if not item:
@@ -41,11 +66,19 @@ def parse_source(spec: str, data_dir: str | Path | None = None, *, offline: bool
             if item == "mitdb":
                 refs.extend(database_records(data_dir, offline=offline))
             elif Path(item).is_dir():
+                if not (Path(item) / "RECORDS").is_file():
+                    raise SourceError(
+                        f"--source {spec!r}: the folder {item} has no RECORDS file (one record name a line); "
+                        "name its records instead, e.g. replay:DIR/100"
+                    )
                 refs.extend(database_records(item, offline=True))
             else:
                 refs.append(resolve_record(item, data_dir, offline=offline))
+        for ref in refs:
+            read_header(ref)
         return Source(records=tuple(refs))
     if spec.startswith(_ENDPOINT_SCHEMES):
+        _check_endpoint(spec)
         return Source(endpoint=spec)
     scheme = spec.split(":", 1)[0] if ":" in spec else spec
     raise SourceError(

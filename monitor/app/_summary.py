@@ -39,8 +39,7 @@ class RecordSummary:
         if self.realtime_multiple is not None:
             text += f", {self.realtime_multiple:.0f}x real time"
         if self.match is not None:
-            m = self.match
-            text += f"; vs reference: TP {m.tp} FP {m.fp} FN {m.fn}, Se {m.se:.2f} +P {m.ppv:.2f}"
+            text += f"; vs reference: {self.match.describe()}"
         return text
 
 

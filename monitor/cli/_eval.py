@@ -17,10 +17,11 @@ from pathlib import Path
 from engine import BeatClassifier, default_classifier
 from engine.training import DS1, DS2
 from monitor.app import Monitor, MonitorConfig, Source, parse_source
+from monitor.cli._monitor import writable_folder
 from monitor.cli._options import OptionParser, field_default, non_negative, positive, setup_logging
 from monitor.errors import EcgMonitorError
 from monitor.evaluation import score_alarms, score_record, summarize, write_alarm_report, write_report
-from replay import MAX_CHUNK_S, ReplayConfig
+from replay import MAX_CHUNK_S, ReplayConfig, check_data_dir
 
 __all__ = ["build_parser", "main"]
 
@@ -77,9 +78,24 @@ def _records(args: argparse.Namespace) -> list[str]:
         listing = args.data_dir / "RECORDS"
         if not listing.is_file():
             raise EcgMonitorError(f"--records all: {listing} not found")
-        return listing.read_text().split()
-    preset = {"ds2": DS2, "ds1": DS1}.get(args.records.lower())
-    return list(preset) if preset else [r.strip() for r in args.records.split(",") if r.strip()]
+        names = listing.read_text(errors="replace").split()
+    else:
+        preset = {"ds2": DS2, "ds1": DS1}.get(args.records.lower())
+        names = list(preset) if preset else [r.strip() for r in args.records.split(",") if r.strip()]
+    if not names:
+        raise EcgMonitorError(f"--records {args.records!r} names no records")
+    return names
+
+
+def _check_references(data_dir: Path, records: list[str]) -> None:
+    """Every record is scored against its reference annotations: each needs ``DATA_DIR/<record>.atr``."""
+    missing = [r for r in records if not (data_dir / f"{r}.atr").is_file()]
+    if missing:
+        raise EcgMonitorError(
+            f"no reference annotations {data_dir / (missing[0] + '.atr')}"
+            + (f" (nor for {', '.join(missing[1:])})" if len(missing) > 1 else "")
+            + ": ecg-eval scores the monitor against them"
+        )
 
 
 def _replay(args: argparse.Namespace) -> ReplayConfig:
@@ -128,11 +144,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.argv = list(argv if argv is not None else sys.argv[1:])
     setup_logging(args.log_level)
+    if args.model is not None and not args.model.strip():
+        parser.error("--model is empty: give a weights file, or leave it out for the shipped model")
     if args.data_dir is None:
         parser.error("--data-dir is required (or set ECG_MONITOR_DATA): the folder with the records and .atr files")
     try:
+        check_data_dir(args.data_dir)
         records = _records(args)
         source = parse_source("replay:" + ",".join(records), args.data_dir, offline=True)
+        _check_references(args.data_dir, records)
+        writable_folder("--out", args.out)
+        if args.annotations is not None:
+            writable_folder("--annotations", args.annotations)
     except EcgMonitorError as exc:
         print(f"ecg-eval: error: {exc}", file=sys.stderr)
         return 2

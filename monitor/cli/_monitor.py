@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import functools
 import sys
+import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import zmq
 
 from engine import (
     BACKENDS,
@@ -37,7 +42,7 @@ from monitor.outputs import LiveView
 from monitor.transport import client_from_flags, secure_connect
 from replay import MAX_CHUNK_S, ReplayConfig
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "writable_folder"]
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -182,7 +187,7 @@ def _summary(monitor: Monitor, wall: float) -> str:
         total += f" ({duration / wall:.0f}x real time)"
     if matches:
         m = sum(matches, MatchResult(0, 0, 0))
-        total += f"; TP {m.tp} FP {m.fp} FN {m.fn}, Se {m.se:.2f} +P {m.ppv:.2f} F1 {m.f1:.2f}"
+        total += f"; {m.describe()}" + (f" F1 {m.f1:.2f}" if m.tp + m.fn and m.tp + m.fp else "")
     lines.append(total)
     st = monitor.batcher.stats
     sizes = sum(n * k for n, k in st.batch_sizes.items()) / max(st.batches, 1)
@@ -203,18 +208,82 @@ def _alarm_log_path(value: str | None) -> Path | None:
     return default_path()
 
 
+def writable_folder(flag: str, text: str | Path) -> Path:
+    """The folder ``text`` of an output flag, created and checked writable now, not when the first file is due."""
+    path = Path(text)
+    if not str(text).strip():
+        raise ConfigError(f"{flag}: the folder name is empty")
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write there ({exc.strerror or exc})") from None
+    return path
+
+
+_BIND_PROBLEMS = {
+    errno.EADDRINUSE: "address in use (another program listens there)",
+    errno.EADDRNOTAVAIL: "this machine has no such address",
+    errno.ENODEV: "no such host or interface to listen on",
+}
+
+
+def _unbound(monitor: Monitor) -> str | None:
+    """The flag and endpoint ``run()`` failed to bind (None once every socket is bound)."""
+    if monitor.bound_endpoint is None:
+        return f"--source {monitor.endpoint}"
+    if monitor.config.alerts is not None and monitor.alerts_endpoint is None:
+        return f"--alerts {monitor.config.alerts}"
+    return None
+
+
+def _run_error(monitor: Monitor, exc: Exception) -> str:
+    """A failure of ``run()``, naming the flag whose endpoint could not be bound."""
+    where = _unbound(monitor)
+    if isinstance(exc, zmq.ZMQError):
+        problem = _BIND_PROBLEMS.get(exc.errno or 0, f"cannot bind ({exc.strerror.split(' (addr=')[0]})")
+        return f"{where}: {problem}" if where else f"ZeroMQ: {exc}"
+    text = str(exc)
+    return f"{where}: {text}" if where and not text.startswith(where.split()[0]) else text
+
+
+def _announce_when_bound(monitor: Monitor, finished: threading.Event) -> threading.Thread:
+    """Say where the monitor listens once its sockets are bound (never before, never when binding fails)."""
+
+    def announce() -> None:
+        while not monitor.ready.wait(0.05):
+            if finished.is_set():
+                return
+        if monitor.source.endpoint:
+            print(f"ecg-monitor: listening on {monitor.bound_endpoint}", file=sys.stderr, flush=True)
+        if monitor.alerts_endpoint:
+            print(f"ecg-monitor: alerts published on {monitor.alerts_endpoint}", file=sys.stderr, flush=True)
+
+    thread = threading.Thread(target=announce, name="ecg-monitor-announce", daemon=True)
+    thread.start()
+    return thread
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
-    if not args.source:
+    if not (args.source or "").strip():
         parser.error("--source is required (or set ECG_MONITOR_SOURCE), e.g. --source replay:100")
+    if args.model is not None and not args.model.strip():
+        parser.error("--model is empty: give a weights file, or 'none' to leave beats unclassified")
+    if args.key_name and not args.keys:
+        parser.error("--key-name needs --keys DIR (the CURVE keys folder holding that key)")
     try:
         source = parse_source(args.source, args.data_dir, offline=args.offline or None)
+        source.check_lead(args.lead)
         config = MonitorConfig(
             stream=StreamConfig(lead=args.lead),
             replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=args.speed, loop=args.loop),
-            annotations=Path(args.annotations) if args.annotations else None,
+            annotations=writable_folder("--annotations", args.annotations) if args.annotations is not None else None,
             batcher=BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000.0),
             rhythm=load_rhythm_settings(args.rhythm_config),
             alerts=args.alerts or None,
@@ -252,7 +321,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError, EcgMonitorError, EngineError) as exc:
         print(f"ecg-monitor: error: classifier: {exc}", file=sys.stderr)
         return 2
-    monitor = Monitor(source, config, view=view, classifier=classifier, engine_factory=factory)
+    except zmq.ZMQError as exc:
+        print(f"ecg-monitor: error: --engine {args.engine}: {exc.strerror.split(' (addr=')[0]}", file=sys.stderr)
+        return 2
+    try:
+        monitor = Monitor(source, config, view=view, classifier=classifier, engine_factory=factory)
+    except EcgMonitorError as exc:
+        print(f"ecg-monitor: error: {exc}", file=sys.stderr)
+        return 2
     metrics = None
     if args.metrics is not None:
         host, port = args.metrics
@@ -265,17 +341,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ecg-monitor: metrics on {metrics.url}", file=sys.stderr)
 
     stop_on_signals(monitor.stop)
-    if source.endpoint:
-        print(f"ecg-monitor: listening on {source.endpoint}", file=sys.stderr)
-    if config.alerts:
-        print(f"ecg-monitor: alerts published on {config.alerts}", file=sys.stderr)
+    finished = threading.Event()
+    announcer = _announce_when_bound(monitor, finished)
     t0 = time.monotonic()
     try:
         code = monitor.run()
-    except EcgMonitorError as exc:
-        print(f"ecg-monitor: error: {exc}", file=sys.stderr)
-        return 2
+    except (EcgMonitorError, zmq.ZMQError) as exc:
+        print(f"ecg-monitor: error: {_run_error(monitor, exc)}", file=sys.stderr)
+        return 2 if not monitor.ready.is_set() else 1
     finally:
+        finished.set()
+        announcer.join()
         if metrics is not None:
             metrics.close()
         close = getattr(monitor.engine.classifier, "close", None)

@@ -35,6 +35,14 @@ class MatchResult:
         denom = 2 * self.tp + self.fp + self.fn
         return 100.0 * 2 * self.tp / denom if denom else float("nan")
 
+    def describe(self) -> str:
+        """The counts and, when there are reference beats, Se and +P: never ``nan`` for a record without any."""
+        counts = f"TP {self.tp} FP {self.fp} FN {self.fn}"
+        if self.tp + self.fn == 0:
+            return f"no reference beats ({self.fp} detected)"
+        ppv = f"{self.ppv:.2f}" if self.tp + self.fp else "- (nothing detected)"
+        return f"{counts}, Se {self.se:.2f} +P {ppv}"
+
     def __add__(self, other: MatchResult) -> MatchResult:
         return MatchResult(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
 

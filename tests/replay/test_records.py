@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor import RecordError, RecordNotFoundError
-from replay import database_records, load_record, resolve_record
+from monitor import ConfigError, RecordError, RecordNotFoundError
+from monitor.testing import write_record
+from replay import check_data_dir, database_records, load_record, read_header, resolve_record
 
 
 def test_resolve_by_name_in_data_dir_and_env(mitdb: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -60,3 +61,32 @@ def test_database_listing(mitdb: Path) -> None:
     assert len(refs) == 48 and refs[0].name == "100"
     with pytest.raises(RecordNotFoundError, match="RECORDS"):
         database_records(mitdb.parent / "definitely-missing")
+
+
+def test_read_header_checks_rate_and_signal_lines(tmp_path: Path) -> None:
+    write_record(tmp_path, "syn", np.zeros(500), 360.0)
+    ref = resolve_record(str(tmp_path / "syn"))
+    header = read_header(ref)
+    assert (header.fs, header.channels) == (360.0, 1)
+    good = (tmp_path / "syn.hea").read_text()
+    for record_line, problem in [
+        ("syn 1 abc 500", "gives the sampling frequency as 'abc', not a number > 0 Hz"),
+        ("syn 1 -360 500", "gives the sampling frequency as '-360'"),
+        ("syn 1", "gives no sampling frequency"),
+        ("syn 3 360 500", "declares 3 signal(s) but has 1 signal line(s)"),
+    ]:
+        (tmp_path / "syn.hea").write_text(record_line + "\n" + good.split("\n", 1)[1])
+        with pytest.raises(RecordError, match="cannot read record") as info:
+            load_record(ref)
+        assert str(tmp_path / "syn.hea") in str(info.value) and problem in str(info.value)
+
+
+def test_check_data_dir_names_a_file_or_a_missing_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    check_data_dir(tmp_path)
+    check_data_dir(None)
+    with pytest.raises(ConfigError, match="does not exist"):
+        check_data_dir(tmp_path / "missing")
+    (tmp_path / "afile").write_text("")
+    monkeypatch.setenv("ECG_MONITOR_DATA", str(tmp_path / "afile"))
+    with pytest.raises(ConfigError, match="is a file, not a folder"):
+        check_data_dir(None)
