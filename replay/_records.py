@@ -96,8 +96,11 @@ def _header_problem(path: Path, lines: list[str]) -> tuple[str | None, float, in
     if len(fields) < 2 or not fields[1].isdigit():
         return f"the record line {lines[0]!r} of {path} has no signal count", math.nan, 0
     n_sig = int(fields[1])
-    if len(fields) < 3:
-        return f"the record line {lines[0]!r} of {path} gives no sampling frequency", math.nan, n_sig
+    if len(fields) < 3:  # the WFDB format's default rate: said, never silent
+        log.warning(
+            "the record line %r of %s gives no sampling frequency: WFDB's default 250 Hz is used", lines[0], path
+        )
+        fields.append("250")
     rate = fields[2].split("/")[0]
     try:
         fs = float(rate)

@@ -169,7 +169,6 @@ HEADERS = {
     "no signal line": ("syn 1 250 2500\n", "declares 1 signal(s) but has 0 signal line(s)"),
     "too few signal lines": ("syn 2 250 2500\nsyn.dat 16 200(0)/mV 16 0 0 0 0 MLII\n", "declares 2 signal(s) but"),
     "no signals": ("syn 0 250 2500\n", "declares no signals"),
-    "no rate": ("syn 1\nsyn.dat 16 200(0)/mV 16 0 0 0 0 MLII\n", "gives no sampling frequency"),
     "text rate": ("syn 1 fast 2500\nsyn.dat 16 200(0)/mV 16 0 0 0 0 MLII\n", "frequency as 'fast', not a number > 0"),
     "zero rate": ("syn 1 0 2500\nsyn.dat 16 200(0)/mV 16 0 0 0 0 MLII\n", "frequency as '0', not a number > 0"),
     "negative rate": ("syn 1 -360 2500\nsyn.dat 16 200(0)/mV 16 0 0 0 0 MLII\n", "as '-360', not a number > 0"),

@@ -72,13 +72,24 @@ def test_read_header_checks_rate_and_signal_lines(tmp_path: Path) -> None:
     for record_line, problem in [
         ("syn 1 abc 500", "gives the sampling frequency as 'abc', not a number > 0 Hz"),
         ("syn 1 -360 500", "gives the sampling frequency as '-360'"),
-        ("syn 1", "gives no sampling frequency"),
         ("syn 3 360 500", "declares 3 signal(s) but has 1 signal line(s)"),
     ]:
         (tmp_path / "syn.hea").write_text(record_line + "\n" + good.split("\n", 1)[1])
         with pytest.raises(RecordError, match="cannot read record") as info:
             load_record(ref)
         assert str(tmp_path / "syn.hea") in str(info.value) and problem in str(info.value)
+
+
+def test_a_header_without_a_rate_gets_wfdbs_default_and_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_record(tmp_path, "syn", np.zeros(500), 250.0)
+    lines = (tmp_path / "syn.hea").read_text().split("\n", 1)
+    (tmp_path / "syn.hea").write_text("syn 1\n" + lines[1])
+    with caplog.at_level("WARNING", logger="replay"):
+        header = read_header(resolve_record(str(tmp_path / "syn")))
+    assert header.fs == 250.0
+    assert "gives no sampling frequency: WFDB's default 250 Hz is used" in caplog.text
 
 
 def test_check_data_dir_names_a_file_or_a_missing_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
