@@ -35,6 +35,8 @@ def stream_status_of(proc: StreamProcessor, now: float, *, shed: int = 0, alarms
         suppressed=st.suppressed,
         low_amplitude=st.low_amplitude,
         restarts=st.restarts,
+        reboots=st.reboots,
+        long_gaps=st.long_gaps,
         conflicts=st.conflicts,
         shed=shed,
         alarms_active=alarms_active,
@@ -43,6 +45,10 @@ def stream_status_of(proc: StreamProcessor, now: float, *, shed: int = 0, alarms
         quality=proc.quality.current,
         quality_alarms=tuple(proc.quality.active_alarms),
         since_beat_s=(proc.samples_end - last) / proc.fs,
+        lead=proc.lead_name,
+        lead_fallback=bool(st.lead_fallback),
+        boot=proc.boot,
+        segment=proc.segments.current.label,
     )
 
 

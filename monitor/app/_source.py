@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +25,24 @@ class Source:
     def is_replay(self) -> bool:
         return bool(self.records)
 
-    def check_lead(self, lead: int) -> None:
-        """Raise :class:`ConfigError` when a replayed record has no channel ``lead`` (counted from 0)."""
+    def check_lead(self, lead: int | str | Sequence[int | str]) -> None:
+        """Raise :class:`ConfigError` when a replayed record has none of the channels of ``lead``.
+
+        ``lead`` is a channel index (counted from 0), a lead name, or a preference list of them.
+        A list naming a lead never fails (a record without it is monitored on channel 0); a list
+        of indices only fails on a record that has none of them.
+        """
+        prefs = (lead,) if isinstance(lead, (int, str)) else tuple(lead)
+        indices = [want for want in prefs if isinstance(want, int)]
+        if not indices or len(indices) < len(prefs):
+            return
+        shown = ",".join(str(want) for want in prefs)
         for ref in self.records:
             channels = read_header(ref).channels
-            if lead >= channels:
+            if min(indices) >= channels:
                 raise ConfigError(
-                    f"--lead {lead}: record {ref.name} ({ref.path}) has {channels} channel(s), "
-                    f"so --lead must be 0..{channels - 1}"
+                    f"--lead {shown}: record {ref.name} ({ref.path}) has {channels} channel(s), "
+                    f"so --lead must be 0..{channels - 1} or name a lead"
                 )
 
 

@@ -28,7 +28,6 @@ from monitor.app import Monitor, MonitorConfig, parse_source
 from monitor.cli._options import (
     OptionParser,
     field_default,
-    non_negative,
     positive,
     setup_logging,
     speed,
@@ -42,7 +41,7 @@ from monitor.outputs import LiveView
 from monitor.transport import client_from_flags, secure_connect
 from replay import MAX_CHUNK_S, ReplayConfig
 
-__all__ = ["build_parser", "main", "writable_folder"]
+__all__ = ["build_parser", "lead_preference", "main", "writable_folder"]
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -50,6 +49,29 @@ def _address(text: str) -> tuple[str, int]:
         return parse_address(text)
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+_MAX_LEAD_NAME = 64  # as StreamConfig allows
+
+
+def lead_preference(text: str) -> tuple[int | str, ...]:
+    """An argparse ``type``: ``MLII,II,V5,0`` -> ``("MLII", "II", "V5", 0)``, digits being channel indices."""
+    out: list[int | str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            raise argparse.ArgumentTypeError(
+                f"empty lead in {text!r}: give lead names (MLII, II, V5...) and/or channel indices, separated by commas"
+            )
+        if item.isascii() and item.lstrip("+-").isdigit():
+            index = int(item)
+            if index < 0:
+                raise argparse.ArgumentTypeError(f"a channel index must be >= 0, got {item!r}")
+            out.append(index)
+        elif len(item) > _MAX_LEAD_NAME:
+            raise argparse.ArgumentTypeError(f"a lead name has at most {_MAX_LEAD_NAME} characters, got {item!r}")
+        else:
+            out.append(item)
+    return tuple(out)
 
 
 def build_parser() -> OptionParser:
@@ -88,9 +110,11 @@ def build_parser() -> OptionParser:
     p.option(
         "--lead",
         env="LEAD",
-        type=non_negative(int),
+        type=lead_preference,
         default=field_default(StreamConfig, "lead"),
-        help="channel used for detection, counted from 0",
+        metavar="LEAD[,LEAD...]",
+        help="lead(s) used for detection, in order of preference: names (MLII, II, V5...) and/or channel indices; "
+        "a stream without any of them uses channel 0",
     )
     p.option("--annotations", env="ANNOTATIONS", help="write DIR/<stream>.mon WFDB annotation files")
     p.option(
@@ -160,6 +184,13 @@ def build_parser() -> OptionParser:
         type=positive(float, "s"),
         default=field_default(MonitorConfig, "silence_s"),
         help="raise 'signal lost' when a live stream sends nothing for this long",
+    )
+    p.option(
+        "--stream-timeout-s",
+        env="STREAM_TIMEOUT_S",
+        type=positive(float, "s"),
+        default=field_default(MonitorConfig, "stream_timeout_s"),
+        help="a live stream sending nothing this long is ended and its alarms closed (at least --silence-s)",
     )
     p.option(
         "--metrics",
@@ -277,6 +308,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--model is empty: give a weights file, or 'none' to leave beats unclassified")
     if args.key_name and not args.keys:
         parser.error("--key-name needs --keys DIR (the CURVE keys folder holding that key)")
+    if args.stream_timeout_s < args.silence_s:
+        parser.error(
+            f"--stream-timeout-s ({args.stream_timeout_s:g} s) must be at least --silence-s ({args.silence_s:g} s): "
+            "a stream is ended only after it has been reported silent"
+        )
     try:
         source = parse_source(args.source, args.data_dir, offline=args.offline or None)
         source.check_lead(args.lead)
@@ -290,6 +326,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             alarm_log=_alarm_log_path(args.alarm_log),
             keys=Path(args.keys) if args.keys else None,
             silence_s=args.silence_s,
+            stream_timeout_s=args.stream_timeout_s,
         )
     except (EcgMonitorError, ValueError) as exc:
         print(f"ecg-monitor: error: {exc}", file=sys.stderr)

@@ -16,8 +16,8 @@ figures of ended and forgotten streams included; gauges (``streams``,
 ``alarms_active``, ``health``) show what is current.
 
 Metrics (all monitor-wide; ``per_stream=True`` adds the ``ecg_monitor_stream_*``
-families labelled by stream, which a deployment with thousands of streams
-should leave off):
+families labelled by stream, ``ecg_monitor_stream_frames_rejected_total`` also
+by reason, which a deployment with thousands of streams should leave off):
 
 =============================================  =====================================================
 ``ecg_monitor_streams{state}``                 streams known, by ``active`` / ``ended`` / ``failed``
@@ -30,6 +30,7 @@ should leave off):
 ``ecg_monitor_samples_missing_total``          samples lost in gaps (filled as missing)
 ``ecg_monitor_samples_nan_total``              samples treated as missing (NaN, invalid, out of range, gaps)
 ``ecg_monitor_device_restarts_total``          device restarts (new segments)
+``ecg_monitor_device_reboots_total``           of which: the device sent a new boot id
 ``ecg_monitor_conflicts_total``                episodes of two devices on one stream id
 ``ecg_monitor_beats_total``                    beats sent for classification
 ``ecg_monitor_beats_suppressed_total{why}``    detections not sent: ``unusable`` signal, ``low_amplitude``
@@ -124,6 +125,7 @@ def _ingest(s: StatusSnapshot) -> list[Metric]:
             value=s.samples_nan,
         ),
         c(_PREFIX + "device_restarts", "Device restarts (new segments of a stream)", value=s.device_restarts),
+        c(_PREFIX + "device_reboots", "Device restarts with a new boot id", value=s.device_reboots),
         c(_PREFIX + "conflicts", "Episodes of two devices sending under one stream id", value=s.stream_conflicts),
         rejected,
     ]
@@ -201,7 +203,9 @@ def _streams(s: StatusSnapshot, now: float) -> list[Metric]:
     up = GaugeMetricFamily(_PREFIX + "stream_up", "1 while the stream is active, 0 ended or failed", labels=["stream"])
     beats = CounterMetricFamily(_PREFIX + "stream_beats", "Beats sent for classification", labels=["stream"])
     missing = CounterMetricFamily(_PREFIX + "stream_samples_missing", "Samples lost in gaps", labels=["stream"])
-    rejected = CounterMetricFamily(_PREFIX + "stream_frames_rejected", "Messages rejected", labels=["stream"])
+    rejected = CounterMetricFamily(
+        _PREFIX + "stream_frames_rejected", "Messages rejected, by reason", labels=["stream", "reason"]
+    )
     shed = CounterMetricFamily(_PREFIX + "stream_beats_shed", "Beats shed under overload", labels=["stream"])
     alarms = GaugeMetricFamily(_PREFIX + "stream_alarms_active", "Alarms active now", labels=["stream"])
     age = GaugeMetricFamily(
@@ -213,7 +217,8 @@ def _streams(s: StatusSnapshot, now: float) -> list[Metric]:
         up.add_metric(sid, 1 if st.state == "active" else 0)
         beats.add_metric(sid, st.beats)
         missing.add_metric(sid, st.samples_missing)
-        rejected.add_metric(sid, st.rejected_total)
+        for reason in sorted(st.rejected, key=str):
+            rejected.add_metric([st.stream, str(reason)], st.rejected[reason])
         shed.add_metric(sid, st.shed)
         alarms.add_metric(sid, st.alarms_active)
         if st.since_data_s is not None and math.isfinite(st.since_data_s):

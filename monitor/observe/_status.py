@@ -73,6 +73,8 @@ class StreamStatus:
     suppressed: int = 0  # detections in unusable signal, not sent
     low_amplitude: int = 0  # detections below the QRS amplitude floor, not sent
     restarts: int = 0  # device restarts (new segments)
+    reboots: int = 0  # of which: the device sent a new boot id
+    long_gaps: int = 0  # gaps over the longest filled gap within one boot (a new segment, no restart)
     conflicts: int = 0  # episodes of two devices under this stream id
     shed: int = 0  # beats shed under overload
     alarms_active: int = 0  # alarms active now on this stream
@@ -81,6 +83,10 @@ class StreamStatus:
     quality: str = "clean"  # the signal quality of its latest judged block
     quality_alarms: tuple[str, ...] = ()  # its technical alarms from signal quality, active now
     since_beat_s: float = 0.0  # stream seconds since its last R peak (since its start before any)
+    lead: str = ""  # the name of the channel monitored (chosen on the stream's first frame)
+    lead_fallback: bool = False  # none of the preferred leads was there: channel 0 is monitored
+    boot: str | None = None  # the device's current run (its boot id); None for a device without one
+    segment: str = ""  # the label of the stream's current segment ("" for its first)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rejected", _frozen(self.rejected))
@@ -110,6 +116,8 @@ CUMULATIVE: tuple[str, ...] = (
     "suppressed",
     "low_amplitude",
     "restarts",
+    "reboots",
+    "long_gaps",
     "conflicts",
 )
 
@@ -196,6 +204,14 @@ class StatusSnapshot:
         return self._sum("restarts")
 
     @property
+    def device_reboots(self) -> int:
+        return self._sum("reboots")
+
+    @property
+    def long_gaps(self) -> int:
+        return self._sum("long_gaps")
+
+    @property
     def stream_conflicts(self) -> int:
         return self._sum("conflicts")
 
@@ -267,6 +283,7 @@ class StatusSnapshot:
             "beats": self.beats,
             "labelled": self.labelled,
             "device_restarts": self.device_restarts,
+            "device_reboots": self.device_reboots,
             "stream_conflicts": self.stream_conflicts,
             "samples_missing": self.samples_missing,
             "late": self.late,

@@ -60,6 +60,11 @@ def test_help_lists_every_option_with_its_default_once(prog: str, capsys: pytest
         ("ecg-monitor", ["--source", "replay:100", "--chunk-ms", "0"], "--chunk-ms: must be > 0 and <= 10000 ms"),
         ("ecg-monitor", ["--source", "replay:100", "--speed", "-3"], "--speed: must be a multiple of real time > 0"),
         ("ecg-monitor", ["--source", "replay:100", "--silence-s", "-1"], "--silence-s: must be > 0 s"),
+        ("ecg-monitor", ["--source", "replay:100", "--stream-timeout-s", "0"], "--stream-timeout-s: must be > 0 s"),
+        ("ecg-monitor", ["--source", "replay:100", "--lead", "MLII,,0"], "--lead: empty lead in 'MLII,,0'"),
+        ("ecg-monitor", ["--source", "replay:100", "--lead", " "], "--lead: empty lead in ' '"),
+        ("ecg-monitor", ["--source", "replay:100", "--lead", "II,-1"], "--lead: a channel index must be >= 0"),
+        ("ecg-monitor", ["--source", "replay:100", "--lead", "V" * 65], "--lead: a lead name has at most 64"),
         ("ecg-monitor", ["--source", "replay:100", "--metrics", "x:y"], "--metrics: metrics address 'x:y'"),
         ("ecg-monitor", ["--source", "replay:100", "--backend", "gpu"], "--backend: invalid choice: 'gpu'"),
         ("ecg-eval", ["--data-dir", ".", "--chunk-ms", "-5"], "--chunk-ms: must be > 0 and <= 10000 ms"),
@@ -88,8 +93,15 @@ def test_a_bad_flag_value_is_exit_2_naming_the_flag_and_its_unit(
             "ecg-monitor",
             ["--source", "replay:100"],
             "LEAD",
-            "first",
-            "--lead (from ECG_MONITOR_LEAD): must be an integer",
+            "MLII,,V5",
+            "--lead (from ECG_MONITOR_LEAD): empty lead in 'MLII,,V5'",
+        ),
+        (
+            "ecg-monitor",
+            ["--source", "replay:100"],
+            "STREAM_TIMEOUT_S",
+            "never",
+            "--stream-timeout-s (from ECG_MONITOR_STREAM_TIMEOUT_S): must be a number > 0 s",
         ),
         ("ecg-monitor", ["--source", "replay:100"], "LATENCY_BUDGET_MS", "-1", "(from ECG_MONITOR_LATENCY_BUDGET_MS)"),
         ("ecg-monitor", ["--source", "replay:100"], "BACKEND", "gpu", "ECG_MONITOR_BACKEND: invalid choice 'gpu'"),
@@ -118,6 +130,7 @@ def test_monitor_defaults_are_the_settings_defaults() -> None:
     args = _monitor.build_parser().parse_args(["--source", "replay:100"])
     assert args.chunk_ms == ReplayConfig().chunk_s * 1000 and args.speed == ReplayConfig().speed
     assert args.lead == StreamConfig().lead and args.silence_s == MonitorConfig().silence_s
+    assert args.stream_timeout_s == MonitorConfig().stream_timeout_s
     assert args.latency_budget_ms == BatcherConfig().latency_budget_s * 1000
     assert args.backend == "auto" and args.view == "auto" and args.log_level == "warning"
     replay_args = _replay.build_parser().parse_args(["100"])
@@ -131,6 +144,19 @@ def test_environment_values_reach_the_monitor_options(monkeypatch: pytest.Monkey
     monkeypatch.setenv("ECG_MONITOR_LOOP", "1")
     args = _monitor.build_parser().parse_args(["--source", "replay:100", "--latency-budget-ms", "30"])
     assert (args.backend, args.latency_budget_ms, args.speed, args.loop) == ("cpu", 30.0, None, True)
+
+
+def test_lead_takes_a_preference_list_of_names_and_indices(monkeypatch: pytest.MonkeyPatch) -> None:
+    parse = _monitor.build_parser().parse_args
+    args = parse(["--source", "replay:100", "--lead", "MLII,II,V5,0"])
+    assert args.lead == ("MLII", "II", "V5", 0)
+    assert StreamConfig(lead=args.lead).leads == ("MLII", "II", "V5", 0)
+    assert parse(["--source", "replay:100", "--lead", "1"]).lead == (1,)
+    assert parse(["--source", "replay:100", "--lead", " ii , 2 "]).lead == ("ii", 2)
+    monkeypatch.setenv("ECG_MONITOR_LEAD", "V5,1")
+    monkeypatch.setenv("ECG_MONITOR_STREAM_TIMEOUT_S", "30")
+    args = _monitor.build_parser().parse_args(["--source", "replay:100"])
+    assert (args.lead, args.stream_timeout_s) == (("V5", 1), 30.0)
 
 
 def test_required_options_missing_are_exit_2_naming_flag_and_variable(capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,9 @@ import numpy as np
 import pytest
 import wfdb
 
+from monitor.app import MonitorConfig
 from monitor.cli import _eval, _monitor
+from monitor.errors import ConfigError
 from monitor.testing import ecg, write_record
 
 FS = 250.0
@@ -200,6 +202,43 @@ def test_lead_beyond_the_records_channels_is_exit_2_before_the_run(
 ) -> None:
     err = fails(_monitor.main, ["--source", f"replay:{record}", "--lead", "1", *QUIET], capsys)
     assert f"ecg-monitor: error: --lead 1: record syn ({record}) has 1 channel(s), so --lead must be 0..0" in err
+    err = fails(_monitor.main, ["--source", f"replay:{record}", "--lead", "2,1", *QUIET], capsys)
+    assert f"--lead 2,1: record syn ({record}) has 1 channel(s), so --lead must be 0..0 or name a lead" in err
+
+
+@pytest.mark.parametrize("lead", ["V5,II", "mlii", "V5,3,0", "0"])
+def test_a_lead_list_naming_a_lead_or_an_existing_channel_runs(
+    lead: str, record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A record without any listed name is monitored on channel 0: a name list is never an error."""
+    assert _monitor.main(["--source", f"replay:{record}", "--lead", lead, *QUIET]) == 0
+    assert "vs reference: TP 13 FP 0 FN 0" in capsys.readouterr().out
+
+
+def test_a_stream_timeout_below_the_silence_is_exit_2_naming_both_flags(
+    record: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--source", f"replay:{record}", "--silence-s", "10", "--stream-timeout-s", "5", *QUIET]
+    err = fails(_monitor.main, argv, capsys)
+    assert "ecg-monitor: error: --stream-timeout-s (5 s) must be at least --silence-s (10 s)" in err
+    assert "_s " not in err
+
+
+def test_lead_and_stream_timeout_reach_the_monitor(
+    record: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[MonitorConfig] = []
+
+    def monitor(source: object, config: MonitorConfig, **kw: object) -> None:
+        seen.append(config)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(_monitor, "Monitor", monitor)
+    monkeypatch.setenv("ECG_MONITOR_STREAM_TIMEOUT_S", "30")
+    argv = ["--source", f"replay:{record}", "--lead", "MLII,II,V5,0", *QUIET]
+    assert "stop here" in fails(_monitor.main, argv, capsys)
+    assert seen[0].stream.lead == ("MLII", "II", "V5", 0) and seen[0].stream_timeout_s == 30.0
+    assert seen[0].silence_s == MonitorConfig().silence_s
 
 
 @pytest.mark.parametrize(

@@ -121,7 +121,7 @@ def busy_snapshot(**kw: Any) -> StatusSnapshot:
         latency.observe(v)
     a = StreamStatus(
         "a", fs=250.0, ended=True, frames=98, frames_missing=1, samples=2450, samples_missing=25, samples_nan=30,
-        rejected=Counter(duplicate=1), beats=20, suppressed=2, low_amplitude=3, restarts=1, conflicts=0,
+        rejected=Counter(duplicate=1), beats=20, suppressed=2, low_amplitude=3, restarts=1, reboots=1, conflicts=0,
         since_data_s=4.0,
     )  # fmt: skip
     b = StreamStatus("b", fs=360.0, frames=10, samples=360, beats=5, conflicts=2, shed=3, alarms_active=2,
@@ -141,8 +141,8 @@ def test_to_status_is_the_status_topic_body() -> None:
     status = snap.to_status()
     assert list(status) == [
         "uptime_s", "streams", "streams_active", "messages", "frames", "samples", "rejected", "beats", "labelled",
-        "device_restarts", "stream_conflicts", "samples_missing", "late", "shed", "alarms_active", "latency_ms",
-        "engine", "health", "problems",
+        "device_restarts", "device_reboots", "stream_conflicts", "samples_missing", "late", "shed", "alarms_active",
+        "latency_ms", "engine", "health", "problems",
     ]  # fmt: skip
     assert status == {
         "uptime_s": 12.346,
@@ -155,6 +155,7 @@ def test_to_status_is_the_status_topic_body() -> None:
         "beats": 25,
         "labelled": 25,
         "device_restarts": 1,
+        "device_reboots": 1,
         "stream_conflicts": 2,
         "samples_missing": 25,
         "late": 1,
@@ -239,6 +240,7 @@ def test_ingest_beats_and_batches_are_reported() -> None:
     assert value(reg, "ecg_monitor_samples_nan_total") == 30
     assert value(reg, "ecg_monitor_frames_missing_total") == 1
     assert value(reg, "ecg_monitor_device_restarts_total") == 1
+    assert value(reg, "ecg_monitor_device_reboots_total") == 1
     assert value(reg, "ecg_monitor_conflicts_total") == 2
     assert value(reg, "ecg_monitor_frames_rejected_total", reason="duplicate") == 1  # a stream's
     assert value(reg, "ecg_monitor_frames_rejected_total", reason="undecodable") == 1  # the monitor's own
@@ -263,10 +265,15 @@ def test_ingest_beats_and_batches_are_reported() -> None:
 
 
 def test_forgotten_streams_stay_in_every_total() -> None:
-    a = StreamStatus("a", frames=10, samples=250, beats=4, restarts=1, conflicts=2, rejected={"duplicate": 3})
+    a = StreamStatus(
+        "a", frames=10, samples=250, beats=4, restarts=2, reboots=1, long_gaps=1, conflicts=2,
+        rejected={"duplicate": 3}, lead="MLII", boot="b7", segment="b7",
+    )  # fmt: skip
     b = StreamStatus("b", frames=5, samples_missing=7, suppressed=2, low_amplitude=1, rejected={"stale": 1})
     retired = retire(retire(StreamStatus("retired"), a), b)
-    assert (retired.frames, retired.beats, retired.samples_missing, retired.restarts) == (15, 4, 7, 1)
+    assert (retired.frames, retired.beats, retired.samples_missing, retired.restarts) == (15, 4, 7, 2)
+    assert (retired.reboots, retired.long_gaps) == (1, 1)
+    assert (retired.lead, retired.boot, retired.segment) == ("", None, "")  # what a stream is now: no sum
     assert dict(retired.rejected) == {"duplicate": 3, "stale": 1} and retired.alarms_active == 0
     live = StreamStatus("c", frames=1, beats=1, rejected={"duplicate": 1})
     before = StatusSnapshot(streams=(a, b, live), rejected={"bad_json": 2})
@@ -275,12 +282,15 @@ def test_forgotten_streams_stay_in_every_total() -> None:
     assert after.streams_by_state() == {"active": 1, "ended": 0, "failed": 0}
     for snap in (before, after):
         assert (snap.frames, snap.beats, snap.suppressed, snap.stream_conflicts) == (16, 5, 2, 2)
+        assert (snap.device_restarts, snap.device_reboots, snap.long_gaps) == (2, 1, 1)
+        assert snap.to_status()["device_reboots"] == 1
         assert snap.rejected_by_reason() == {"bad_json": 2, "duplicate": 4, "stale": 1}
     reg = registry_of(after, per_stream=True)
     assert value(reg, "ecg_monitor_frames_total") == 16
     assert value(reg, "ecg_monitor_frames_rejected_total", reason="duplicate") == 4
     assert value(reg, "ecg_monitor_beats_suppressed_total", why="low_amplitude") == 1
     assert value(reg, "ecg_monitor_streams_forgotten_total") == 2
+    assert value(reg, "ecg_monitor_device_reboots_total") == 1
     assert value(reg, "ecg_monitor_stream_beats_total", stream="a") is None  # its own series is gone
     assert value(reg, "ecg_monitor_stream_beats_total", stream="c") == 1
 
@@ -329,6 +339,31 @@ def test_alarms_health_and_per_stream_series() -> None:
     assert value(reg, "ecg_monitor_health") == 0
     assert value(reg, "ecg_monitor_beats_shed_total") == 3
     assert value(reg, "ecg_monitor_stream_beats_shed_total", stream="a") == 3
+
+
+def test_per_stream_rejections_are_labelled_by_reason() -> None:
+    a = StreamStatus("a", rejected=Counter(duplicate=2, old_boot=1))
+    b = StreamStatus("b", rejected=Counter(units=4))
+    quiet = StreamStatus("c")
+    snap = StatusSnapshot(streams=(a, b, quiet), rejected={"bad_json": 1})
+    reg = registry_of(snap, per_stream=True)
+    name = "ecg_monitor_stream_frames_rejected_total"
+    assert value(reg, name, stream="a", reason="duplicate") == 2
+    assert value(reg, name, stream="a", reason="old_boot") == 1
+    assert value(reg, name, stream="b", reason="units") == 4
+    got = families(generate_latest(reg).decode())[name]
+    assert len(got) == 3  # one series per stream and reason it has; none for a stream without rejections
+    assert sum(got.values()) + 1 == sum(snap.rejected_by_reason().values())
+    assert name not in generate_latest(registry_of(snap)).decode()  # per-stream series only when asked
+
+
+def test_a_stream_status_says_its_lead_boot_and_segment() -> None:
+    st = StreamStatus("a", lead="V5", lead_fallback=False, boot="7f3a", segment="b7f3a", reboots=1, long_gaps=2)
+    assert (st.lead, st.lead_fallback, st.boot, st.segment) == ("V5", False, "7f3a", "b7f3a")
+    fresh = StreamStatus("b")
+    assert (fresh.lead, fresh.lead_fallback, fresh.boot, fresh.segment, fresh.reboots) == ("", False, None, "", 0)
+    snap = StatusSnapshot(streams=(st, fresh))
+    assert (snap.device_reboots, snap.long_gaps) == (1, 2)
 
 
 def test_stream_age_grows_while_no_new_snapshot_comes() -> None:
