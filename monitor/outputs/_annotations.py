@@ -18,7 +18,7 @@ segment label of the ingest (``monitor.ingest.Segment.label``): ``""`` for the
 stream's first, ``b<boot>`` after a reboot, ``s<n>`` after a restart within
 one run (a long gap keeps the label). Label ``""`` is the stream's file above
 (an unbroken stream has only that one, exactly as before); any other label
-(1 to 65 characters of letters, digits, ``.``, ``:``, ``-``) gets the file
+(1 to 65 characters of letters, digits, ``.``, ``_``, ``:``, ``-``) gets the file
 ``_<stream>__<label>.mon``, both parts escaped as above (every character other
 than a letter, digit or ``-`` as ``_`` and two hex digits): stream ``100``
 after boot 7 writes ``_100__b7.mon``, ``bed.12`` after boot ``a:1`` writes
@@ -61,7 +61,7 @@ _WFDB_SAFE = re.compile(r"[A-Za-z0-9_-]+")
 _KEPT = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-")
 _ESCAPED = re.compile(r"_([0-9a-f]{2})")
 # a segment label (monitor.ingest.Segment.label) other than the first's ""
-_LABEL = re.compile(r"[A-Za-z0-9.:-]{1,65}")
+_LABEL = re.compile(r"[A-Za-z0-9._:-]{1,65}")
 _SPLIT = "__"  # between the escaped stream and the escaped label
 _MAX_NAME = 255 - len(ANNOTATION_EXT) - 1  # a file name holds 255 bytes
 
