@@ -32,6 +32,7 @@ from monitor.outputs import (
     AnnotationWriter,
     BusSink,
     LiveView,
+    Located,
     LogLineSink,
     Sink,
     Sinks,
@@ -84,14 +85,14 @@ class Monitor:
         self._ctx = context or zmq.Context.instance()
         self._stop = threading.Event()
         self.id = monitor_id()
-        self.sinks = Sinks([LogLineSink()])
+        self.sinks = Sinks([LogLineSink(self.locate)])
         self._recorder = AlarmRecorder() if record_alarms else None
         if self._recorder is not None:
             self.sinks.add(self._recorder)
         if cfg.annotations:
-            self.sinks.add(AnnotationSink(AnnotationWriter(cfg.annotations)))
+            self.sinks.add(AnnotationSink(AnnotationWriter(cfg.annotations), self.locate))
         if view is not None:
-            self.sinks.add(ViewSink(view))
+            self.sinks.add(ViewSink(view, self.locate))
         stream_cfg = cfg.stream
         if source.is_replay and not cfg.replay.loop:  # finite: keep peaks for the summary
             stream_cfg = dataclasses.replace(stream_cfg, keep_peaks=True)
@@ -136,6 +137,16 @@ class Monitor:
     def add_sink(self, sink: Sink) -> None:
         """Send every later beat, alarm and vitals update to ``sink`` too."""
         self.sinks.add(sink)
+
+    def locate(self, stream: str, sample: int) -> Located:
+        """Stream index ``sample`` of ``stream`` as the device numbers it (its own index, boot and segment label;
+        the stream index itself for a stream no longer known). The outputs write these; the rhythm logic and
+        alarm events keep the stream's monotonic indices."""
+        proc = self.ingest.streams.get(stream)
+        if proc is None:
+            return Located(sample)
+        segment = proc.segments.at(sample)
+        return Located(sample - segment.offset, segment.boot, segment.label, proc.segments.current.number > 0)
 
     def stop(self) -> None:
         """Ask ``run()`` to stop (safe from signal handlers and other threads)."""
@@ -193,14 +204,14 @@ class Monitor:
             )
             if closed:
                 log.warning("alarm log: closed %d alarm(s) left open by an earlier run", closed)
-            self.sinks.add(AlarmLogSink(self.alarm_log))
+            self.sinks.add(AlarmLogSink(self.alarm_log, locate=self.locate))
         if self.config.alerts is not None:
             intake = self.intake
             self.bus = AlertBus(
                 self._ctx, self.config.alerts, monitor=self.id, curve=intake.curve, authenticator=intake.auth
             )
             self.alerts_endpoint = self.bus.endpoint
-            self.sinks.sinks.insert(0, BusSink(self.bus))
+            self.sinks.sinks.insert(0, BusSink(self.bus, self.locate))
 
     def _loop(self) -> None:
         expected = set(self._ids)

@@ -6,7 +6,13 @@ the bridge's callers.
 """
 
 from monitor.outputs._alarmlog import LOGGED_STATES, AlarmLog, AlarmLogError, default_path
-from monitor.outputs._annotations import ANNOTATION_EXT, AnnotationWriter, annotation_name, stream_of_annotation
+from monitor.outputs._annotations import (
+    ANNOTATION_EXT,
+    AnnotationWriter,
+    annotation_name,
+    annotation_record,
+    stream_of_annotation,
+)
 from monitor.outputs._bridge import (
     PROG,
     AlertBridge,
@@ -19,7 +25,8 @@ from monitor.outputs._bridge import (
     printable,
     serve,
 )
-from monitor.outputs._bus import AlertBus, monitor_id
+from monitor.outputs._bus import AlertBus, located_alarm_body, monitor_id
+from monitor.outputs._located import Locate, Located, stream_index
 from monitor.outputs._sink import (
     AlarmLogSink,
     AlarmRecorder,
@@ -77,6 +84,8 @@ __all__ = [
     "BusSink",
     "CommandRunner",
     "LiveView",
+    "Locate",
+    "Located",
     "LogLineSink",
     "Sink",
     "SinkFailure",
@@ -84,14 +93,17 @@ __all__ = [
     "ViewSink",
     "alarm_body",
     "annotation_name",
+    "annotation_record",
     "check_body",
     "decode_message",
     "default_path",
     "format_message",
     "local_time",
+    "located_alarm_body",
     "monitor_id",
     "printable",
     "serve",
+    "stream_index",
     "stream_of_annotation",
     "stream_status",
     "subscriptions",

@@ -16,6 +16,13 @@ Rows are never updated or deleted. An alarm episode (its ``alarm_id`` within
 one ``run_id``) is open while its last row is not ``end``; a monitor that
 starts after a crash closes the episodes an earlier run left open with
 :meth:`AlarmLog.close_orphans`.
+
+Sample indices: ``onset_sample`` and ``sample`` are the device's own indices,
+as on the bus. A body's ``boot`` and ``segment`` (and ``onset_boot``,
+``onset_segment``), which the bus adds once a stream has begun a second
+segment (a reboot, a device restart, a long gap), are kept in the row's
+``details`` object under those names: the table keeps its columns, so a log
+stays readable by every ecg-monitor of schema version 1.
 """
 
 from __future__ import annotations
@@ -34,12 +41,15 @@ from typing import Any, TypeVar
 
 from monitor.errors import ConfigError, EcgMonitorError
 
-__all__ = ["LOGGED_STATES", "SCHEMA_VERSION", "AlarmLog", "AlarmLogError", "default_path"]
+__all__ = ["LOGGED_STATES", "SCHEMA_VERSION", "SEGMENT_FIELDS", "AlarmLog", "AlarmLogError", "default_path"]
 
 _T = TypeVar("_T")
 
 SCHEMA_VERSION = 1
 """Stored in ``PRAGMA user_version``; a file with a larger number is refused."""
+
+SEGMENT_FIELDS = ("boot", "segment", "onset_boot", "onset_segment")
+"""Body fields kept in ``details`` (where the device's indices of the row belong)."""
 
 LOGGED_STATES = ("onset", "update", "end")
 """Alarm states that are logged; ``active`` snapshots repeat what the log already holds."""
@@ -361,6 +371,9 @@ def _row(msg: Mapping[str, Any], run_id: str) -> tuple[Any, ...]:
             raise ValueError("fs and time must be finite")
         end_reason = msg.get("end_reason")
         details = msg.get("details") or {}
+        placed = {k: msg[k] for k in SEGMENT_FIELDS if k in msg}
+        if placed:
+            details = {**details, **placed}
         return (
             run_id,
             str(msg["alarm_id"]),

@@ -202,6 +202,14 @@ def _num(value: float | None, fmt: str) -> str:
     return "--" if value is None else format(value, fmt)
 
 
+def _segment(body: Mapping[str, Any]) -> str:
+    """`` (boot 7, segment b7)`` when the body names the device's index space (a stream with more than one)."""
+    if "segment" not in body:
+        return ""
+    segment = f"segment {body['segment'] or 'first'}"
+    return f" ({segment})" if body.get("boot") is None else f" (boot {body['boot']}, {segment})"
+
+
 def format_message(body: Mapping[str, Any]) -> str:
     """One readable line for a valid message body."""
     when = local_time(body["time"])
@@ -217,7 +225,7 @@ def format_message(body: Mapping[str, Any]) -> str:
             f"{body['pvc_per_min']:.1f} PVC/min, {body['quality']}, alarms: {alarms}"
         )
     elif kind == "beat":
-        line = f"{when}  {body['stream']:<6} beat   {body['label']} at sample {body['sample']}"
+        line = f"{when}  {body['stream']:<6} beat   {body['label']} at sample {body['sample']}{_segment(body)}"
         if body["rr_prev"] is not None:
             line += f", RR {body['rr_prev']:.3f} s"
     else:

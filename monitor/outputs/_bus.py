@@ -15,6 +15,11 @@ joins or restarts mid-alarm learns of it at once. Sends never block: a message
 that would exceed a slow subscriber's queue is counted in ``dropped`` (reported
 in status) instead of stalling the monitor. With CURVE keys, only bridges whose
 public keys are authorized can subscribe, and the traffic is encrypted.
+
+Sample indices: events come in the stream's indices; each publishing method
+takes a ``locate`` lookup (:mod:`monitor.outputs._located`) and publishes the
+device's own indices, with ``boot`` and ``segment`` once the stream has begun
+a second segment (see :mod:`monitor.protocol`).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from typing import Any
 import zmq
 
 from monitor.alarms import AlarmEvent, Vitals
+from monitor.outputs._located import Locate, stream_index
 from monitor.protocol import (
     SCHEMA,
     alarm_body,
@@ -44,7 +50,7 @@ from monitor.protocol import (
 )
 from monitor.transport import Authenticator, CurveConfig, secure_bind
 
-__all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "monitor_id"]
+__all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "located_alarm_body", "monitor_id"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +60,21 @@ SCHEMA_VERSION = SCHEMA
 def monitor_id() -> str:
     """An id for this monitor instance: host, process, start time and a random part."""
     return f"{socket.gethostname()}-{os.getpid()}-{int(time.time())}-{secrets.token_hex(3)}"
+
+
+def located_alarm_body(event: AlarmEvent, locate: Locate = stream_index) -> dict[str, Any]:
+    """:func:`alarm_body` of ``event`` with the device's own indices (and their segments) from ``locate``."""
+    at = locate(event.stream, event.sample)
+    onset = at if event.onset_sample == event.sample else locate(event.stream, event.onset_sample)
+    return alarm_body(
+        event,
+        sample=at.sample,
+        onset_sample=onset.sample,
+        boot=at.boot,
+        segment=at.label,
+        onset_boot=onset.boot,
+        onset_segment=onset.label,
+    )
 
 
 class AlertBus:
@@ -98,9 +119,9 @@ class AlertBus:
         except zmq.Again:
             self.dropped += 1
 
-    def alarm(self, event: AlarmEvent) -> dict[str, Any]:
+    def alarm(self, event: AlarmEvent, locate: Locate = stream_index) -> dict[str, Any]:
         """Publish an alarm transition; returns the body sent (for the alarm log)."""
-        body = alarm_body(event)
+        body = located_alarm_body(event, locate)
         if event.state == "end":
             self._active.pop(event.alarm_id, None)
         else:
@@ -108,13 +129,32 @@ class AlertBus:
         self._publish(topic_of(body), dict(body))
         return body
 
-    def beat(self, stream: str, sample: int, fs: float, label: str, rr_prev: float | None, latency_s: float) -> None:
-        body = beat_body(stream, sample, fs, label, rr_prev, latency_s)
+    def beat(
+        self,
+        stream: str,
+        sample: int,
+        fs: float,
+        label: str,
+        rr_prev: float | None,
+        latency_s: float,
+        locate: Locate = stream_index,
+    ) -> None:
+        at = locate(stream, sample)
+        body = beat_body(stream, at.sample, fs, label, rr_prev, latency_s, boot=at.boot, segment=at.label)
         self._publish(topic_of(body), body)
 
-    def vitals(self, v: Vitals) -> None:
+    def vitals(self, v: Vitals, locate: Locate = stream_index) -> None:
+        at = locate(v.stream, v.sample)
         body = vitals_body(
-            v.stream, v.sample, v.fs, hr=v.hr, pvc_per_min=v.pvc_per_min, quality=v.quality, active_alarms=v.active
+            v.stream,
+            at.sample,
+            v.fs,
+            hr=v.hr,
+            pvc_per_min=v.pvc_per_min,
+            quality=v.quality,
+            active_alarms=v.active,
+            boot=at.boot,
+            segment=at.label,
         )
         self._publish(topic_of(body), body)
 

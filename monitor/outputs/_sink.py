@@ -14,6 +14,14 @@ the first one of each (sink, stream) with its reason, and queues it for the
 monitor (:meth:`Sinks.take_failures`), which raises an ``output_failed``
 technical alarm on the stream. Beats go to each sink one stream at a time, so
 one stream's failure never keeps another stream's beats from a sink.
+
+Sample indices: events carry the stream's monotonic indices (the rhythm logic
+needs one clock). The sinks that write indices for others (bus, alarm log,
+annotation files, live view, log lines) take a ``locate`` lookup
+(:mod:`monitor.outputs._located`) and write the device's own indices; the
+monitor passes its lookup to the sinks it builds. Sinks registered with
+``Monitor.add_sink`` (an :class:`AlarmRecorder`, a test's) get the events as
+they are.
 """
 
 from __future__ import annotations
@@ -28,7 +36,8 @@ from monitor.alarms import AlarmEvent, Vitals
 from monitor.detect import TechnicalAlarm
 from monitor.outputs._alarmlog import AlarmLog
 from monitor.outputs._annotations import AnnotationWriter
-from monitor.outputs._bus import AlertBus, alarm_body
+from monitor.outputs._bus import AlertBus, located_alarm_body
+from monitor.outputs._located import Locate, stream_index
 from monitor.outputs._view import LiveView
 
 __all__ = [
@@ -200,19 +209,20 @@ class BusSink(Sink):
 
     name = "bus"
 
-    def __init__(self, bus: AlertBus) -> None:
+    def __init__(self, bus: AlertBus, locate: Locate = stream_index) -> None:
         self.bus = bus
+        self.locate = locate
 
     def on_beats(self, beats: Sequence[LabeledBeat], now: float) -> None:
         for lb in beats:
             b = lb.beat
-            self.bus.beat(b.stream, b.sample, b.fs, lb.label, b.rr_prev, now - b.ready_at)
+            self.bus.beat(b.stream, b.sample, b.fs, lb.label, b.rr_prev, now - b.ready_at, self.locate)
 
     def on_alarm(self, event: AlarmEvent) -> None:
-        self.bus.alarm(event)
+        self.bus.alarm(event, self.locate)
 
     def on_vitals(self, vitals: Vitals) -> None:
-        self.bus.vitals(vitals)
+        self.bus.vitals(vitals, self.locate)
 
 
 class AlarmLogSink(Sink):
@@ -220,36 +230,41 @@ class AlarmLogSink(Sink):
 
     name = "alarm_log"
 
-    def __init__(self, alarm_log: AlarmLog, wall_clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, alarm_log: AlarmLog, wall_clock: Callable[[], float] = time.time, locate: Locate = stream_index
+    ) -> None:
         self.alarm_log = alarm_log
         self.wall_clock = wall_clock
+        self.locate = locate
 
     def on_alarm(self, event: AlarmEvent) -> None:
-        self.alarm_log.record(dict(alarm_body(event), time=self.wall_clock()))
+        self.alarm_log.record(dict(located_alarm_body(event, self.locate), time=self.wall_clock()))
 
     def close(self) -> None:
         self.alarm_log.close()
 
 
 class AnnotationSink(Sink):
-    """Beat labels, rhythm changes and technical alarms as WFDB annotation files (one per stream)."""
+    """Beat labels, rhythm changes and technical alarms as WFDB annotation files (one per stream and
+    device index space)."""
 
     name = "annotations"
 
-    def __init__(self, writer: AnnotationWriter) -> None:
+    def __init__(self, writer: AnnotationWriter, locate: Locate = stream_index) -> None:
         self.writer = writer
+        self.locate = locate
 
     def on_stream_start(self, stream: str, fs: float) -> None:
         self.writer.register(stream, fs)
 
     def on_beats(self, beats: Sequence[LabeledBeat], now: float) -> None:
-        self.writer.add(list(beats))
+        self.writer.add(list(beats), self.locate)
 
     def on_rhythm(self, stream: str, fs: float, sample: int, aux: str) -> None:
-        self.writer.add_rhythm(stream, fs, sample, aux)
+        self.writer.add_rhythm(stream, fs, sample, aux, self.locate)
 
     def on_technical(self, alarm: TechnicalAlarm, fs: float) -> None:
-        self.writer.add_technical(alarm, fs)
+        self.writer.add_technical(alarm, fs, self.locate)
 
     def on_stream_end(self, stream: str) -> None:
         self.writer.write(stream)
@@ -277,14 +292,15 @@ class ViewSink(Sink):
 
     name = "view"
 
-    def __init__(self, view: LiveView) -> None:
+    def __init__(self, view: LiveView, locate: Locate = stream_index) -> None:
         self.view = view
+        self.locate = locate
 
     def on_beats(self, beats: Sequence[LabeledBeat], now: float) -> None:
-        self.view.on_beats(beats)
+        self.view.on_beats(beats, self.locate)
 
     def on_alarm(self, event: AlarmEvent) -> None:
-        self.view.on_alarm(event)
+        self.view.on_alarm(event, self.locate)
 
     def on_vitals(self, vitals: Vitals) -> None:
         self.view.on_vitals(vitals)
@@ -295,16 +311,24 @@ class LogLineSink(Sink):
 
     name = "log"
 
+    def __init__(self, locate: Locate = stream_index) -> None:
+        self.locate = locate
+
+    def _at(self, stream: str, sample: int, fs: float) -> str:
+        """``12.3 s`` on the device's clock, with the device's run and index space once it has more than one."""
+        at = self.locate(stream, sample)
+        return f"{at.sample / fs:.1f} s{at.note}"
+
     def on_alarm(self, event: AlarmEvent) -> None:
         if event.category == "clinical" and event.state in ("onset", "end"):
             level = logging.WARNING if event.priority == "high" else logging.INFO
-            at = event.sample / event.fs
-            log.log(level, "stream %s: %s %s (%s) at %.1f s", event.stream, event.text, event.state, event.priority, at)
+            at = self._at(event.stream, event.sample, event.fs)
+            log.log(level, "stream %s: %s %s (%s) at %s", event.stream, event.text, event.state, event.priority, at)
 
     def on_technical(self, alarm: TechnicalAlarm, fs: float) -> None:
         state = "ended" if alarm.end is not None else "raised"
-        at = (alarm.end if alarm.end is not None else alarm.onset) / fs
-        log.warning("stream %s: technical alarm %r %s at %.1f s", alarm.stream, alarm.kind, state, at)
+        at = self._at(alarm.stream, alarm.end if alarm.end is not None else alarm.onset, fs)
+        log.warning("stream %s: technical alarm %r %s at %s", alarm.stream, alarm.kind, state, at)
 
 
 class AlarmRecorder(Sink):

@@ -11,6 +11,7 @@ from typing import TextIO
 from engine import LabeledBeat
 from monitor.alarms import AlarmEvent, Vitals
 from monitor.observe import StatusSnapshot, StreamStatus
+from monitor.outputs._located import Locate, stream_index
 from monitor.vocabulary import priority_rank
 
 __all__ = ["LiveView", "stream_status"]
@@ -66,7 +67,8 @@ class LiveView:
         if self.interactive is None:
             self.interactive = bool(getattr(self.out, "isatty", lambda: False)())
 
-    def on_beats(self, labeled: Iterable[LabeledBeat]) -> None:
+    def on_beats(self, labeled: Iterable[LabeledBeat], locate: Locate = stream_index) -> None:
+        """Keep each stream's recent labels; with ``beats`` print a line per beat (the device's own index)."""
         for lb in labeled:
             q = self._recent.get(lb.beat.stream)
             if q is None:
@@ -75,9 +77,12 @@ class LiveView:
             if self.beats:
                 b = lb.beat
                 rr = f"{b.rr_prev * 1000:.0f} ms" if b.rr_prev is not None else "-"
-                self.out.write(f"{b.stream} beat {lb.symbol} at {b.sample / b.fs:9.3f} s (sample {b.sample}) RR {rr}\n")
+                at = locate(b.stream, b.sample)
+                self.out.write(
+                    f"{b.stream} beat {lb.symbol} at {at.sample / b.fs:9.3f} s (sample {at.sample}{at.note}) RR {rr}\n"
+                )
 
-    def on_alarm(self, event: AlarmEvent) -> None:
+    def on_alarm(self, event: AlarmEvent, locate: Locate = stream_index) -> None:
         """Keep the stream's active clinical alarms; in plain mode print each onset and end."""
         if event.category != "clinical":
             return
@@ -88,8 +93,9 @@ class LiveView:
             active[event.kind] = event
         if not self.interactive and event.state != "update":
             word = "ALARM" if event.state == "onset" else "alarm ended:"
-            at = event.onset_sample if event.state == "onset" else event.sample  # in the stream's time
-            self.out.write(f"{event.stream} {word} {event.priority.upper()} {event.text} at {at / event.fs:.1f} s\n")
+            at = locate(event.stream, event.onset_sample if event.state == "onset" else event.sample)
+            when = f"{at.sample / event.fs:.1f} s{at.note}"  # on the device's clock
+            self.out.write(f"{event.stream} {word} {event.priority.upper()} {event.text} at {when}\n")
 
     def on_vitals(self, vitals: Vitals) -> None:
         self._hr[vitals.stream] = vitals.hr

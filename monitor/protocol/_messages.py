@@ -11,6 +11,19 @@ schema may be added without a schema bump), and the builders here
 :func:`seal`) are what the monitor publishes. The enums of the schema equal
 :mod:`monitor.vocabulary` (a test compares them).
 
+Device indices: ``sample`` and ``onset_sample`` are the device's own sample
+indices. Once a stream has begun a second segment (the device rebooted,
+restarted, or was silent over the gap limit), alarm, beat and vitals bodies
+also carry ``boot`` (the device's run, null for a v1 device) and ``segment``
+(the label of the device's index space: ``""`` for the stream's first,
+``b<boot>`` after a reboot, ``s<n>`` after a restart within one run; within
+one label the device's indices only increase); an alarm body carries
+``onset_boot`` and ``onset_segment`` for its ``onset_sample`` as well. An
+unbroken stream's bodies leave these fields out. ``alarm_id`` stays unique
+over the stream's whole life: its number is the onset's index on the
+monitor's monotonic stream clock, which equals ``onset_sample`` until the
+stream's first new segment.
+
 Two checks are stricter than plain JSON Schema, as the monitor never writes
 such values: an ``integer`` is never ``1.0``, and a ``number`` is finite.
 """
@@ -265,8 +278,28 @@ def _finite(value: Any) -> Any:
     return value
 
 
-def alarm_body(event: AlarmTransition) -> dict[str, Any]:
-    """The bus/log representation of an alarm transition (without the envelope fields)."""
+def _segment(boot: str | None, segment: str | None, prefix: str = "") -> dict[str, Any]:
+    """The ``boot`` and ``segment`` fields (after ``prefix``), none when ``segment`` is None."""
+    return {} if segment is None else {f"{prefix}boot": boot, f"{prefix}segment": segment}
+
+
+def alarm_body(
+    event: AlarmTransition,
+    *,
+    sample: int | None = None,
+    onset_sample: int | None = None,
+    boot: str | None = None,
+    segment: str | None = None,
+    onset_boot: str | None = None,
+    onset_segment: str | None = None,
+) -> dict[str, Any]:
+    """The bus/log representation of an alarm transition (without the envelope fields).
+
+    ``sample`` and ``onset_sample`` replace the event's (the device's own
+    indices where they differ from the stream's); ``alarm_id`` is always the
+    event's. ``boot``/``segment`` (and ``onset_boot``/``onset_segment``) are
+    added when ``segment`` (``onset_segment``) is not None.
+    """
     return {
         "type": "alarm",
         "stream": event.stream,
@@ -276,12 +309,14 @@ def alarm_body(event: AlarmTransition) -> dict[str, Any]:
         "priority": event.priority,
         "state": event.state,
         "snapshot": False,
-        "onset_sample": int(event.onset_sample),
-        "sample": int(event.sample),
+        "onset_sample": int(event.onset_sample if onset_sample is None else onset_sample),
+        "sample": int(event.sample if sample is None else sample),
         "fs": float(event.fs),
         "text": event.text,
         "details": {k: _finite(v) for k, v in event.details.items()},
         "end_reason": event.end_reason,
+        **_segment(boot, segment),
+        **_segment(onset_boot, onset_segment, "onset_"),
     }
 
 
@@ -291,8 +326,17 @@ def snapshot_body(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def beat_body(
-    stream: str, sample: int, fs: float, label: str, rr_prev: float | None, latency_s: float
+    stream: str,
+    sample: int,
+    fs: float,
+    label: str,
+    rr_prev: float | None,
+    latency_s: float,
+    *,
+    boot: str | None = None,
+    segment: str | None = None,
 ) -> dict[str, Any]:
+    """A beat body; ``boot`` and ``segment`` are added when ``segment`` is not None."""
     return {
         "type": "beat",
         "stream": stream,
@@ -301,6 +345,7 @@ def beat_body(
         "label": label,
         "rr_prev": _finite(rr_prev),
         "latency_ms": _finite(round(latency_s * 1000.0, 3)),
+        **_segment(boot, segment),
     }
 
 
@@ -313,7 +358,10 @@ def vitals_body(
     pvc_per_min: float,
     quality: str,
     active_alarms: Sequence[str],
+    boot: str | None = None,
+    segment: str | None = None,
 ) -> dict[str, Any]:
+    """A vitals body; ``boot`` and ``segment`` are added when ``segment`` is not None."""
     return {
         "type": "vitals",
         "stream": stream,
@@ -323,6 +371,7 @@ def vitals_body(
         "pvc_per_min": pvc_per_min,
         "quality": quality,
         "active_alarms": list(active_alarms),
+        **_segment(boot, segment),
     }
 
 

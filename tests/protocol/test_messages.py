@@ -113,6 +113,14 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+# the optional fields naming the device's index space, present once a stream has begun a second segment
+DEVICE_FIELDS: dict[str, tuple[str, ...]] = {
+    "alarm": ("boot", "segment", "onset_boot", "onset_segment"),
+    "beat": ("boot", "segment"),
+    "vitals": ("boot", "segment"),
+}
+
+
 def topic_of(body: dict[str, Any]) -> str:
     return "status/" if body["type"] == "status" else f"{body['type']}/{body['stream']}/"
 
@@ -165,7 +173,8 @@ def test_message_types_and_required_fields_come_from_the_schema() -> None:
     ]
     assert consts == list(MESSAGE_TYPES)
     for kind in MESSAGE_TYPES:
-        assert set(MESSAGE_FIELDS[kind]) == set(branch(kind)["properties"]), kind
+        optional = set(branch(kind)["properties"]) - set(MESSAGE_FIELDS[kind])
+        assert optional == set(DEVICE_FIELDS.get(kind, ())), kind  # only the device's index space is optional
         assert set(root["required"]) <= set(MESSAGE_FIELDS[kind])
         assert set(EXAMPLES[kind]) == set(MESSAGE_FIELDS[kind]), kind
 
@@ -329,3 +338,48 @@ def test_built_bodies_follow_the_schema() -> None:
     assert topic_of(built[4]) == "status/" and topic_of(body) == "alarm/bed-1/"
     with pytest.raises(ValueError):
         encode_message("beat/bed-1/", dict(built[2], rr_prev=math.nan))
+
+
+def test_bodies_name_the_device_index_space_only_when_given_one() -> None:
+    event = AlarmEvent("bed-1", "vtach", "update", 61_000, 90_500, 250.0, "VT 180 bpm", {"hr": 180.0})
+    plain = alarm_body(event)
+    assert not set(DEVICE_FIELDS["alarm"]) & set(plain)  # an unbroken stream's bodies are as they were
+    assert (plain["onset_sample"], plain["sample"]) == (61_000, 90_500)
+    placed = alarm_body(
+        event, sample=500, onset_sample=60_000, boot="7", segment="b7", onset_boot="6", onset_segment=""
+    )
+    assert (placed["onset_sample"], placed["sample"], placed["alarm_id"]) == (60_000, 500, event.alarm_id)
+    assert {k: placed[k] for k in DEVICE_FIELDS["alarm"]} == {
+        "boot": "7",
+        "segment": "b7",
+        "onset_boot": "6",
+        "onset_segment": "",
+    }
+    assert {k: v for k, v in placed.items() if k not in DEVICE_FIELDS["alarm"]} == dict(
+        plain, sample=500, onset_sample=60_000
+    )
+    beat = beat_body("bed-1", 12, 250.0, "N", None, 0.01, boot=None, segment="s2")
+    assert (beat["boot"], beat["segment"]) == (None, "s2")
+    assert "segment" not in beat_body("bed-1", 12, 250.0, "N", None, 0.01, boot="7")
+    vitals = vitals_body("bed-1", 9, 250.0, hr=None, pvc_per_min=0.0, quality="clean", active_alarms=(), segment="")
+    assert (vitals["boot"], vitals["segment"]) == (None, "")
+    for seq, b in enumerate((placed, beat, vitals), start=1):
+        sealed = seal(dict(b), seq=seq, time=1.0, monitor="m1")
+        assert schema_errors(sealed) == [] and check_body(sealed) == sealed
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("boot", 7), ("boot", ""), ("boot", "a b"), ("segment", None), ("segment", "x1"), ("segment", "b"),
+     ("onset_segment", 3), ("onset_boot", "é")],
+)  # fmt: skip
+def test_a_bad_device_index_space_is_rejected(field: str, value: Any) -> None:
+    body = dict(EXAMPLES["alarm"], boot="7", segment="b7", onset_boot="7", onset_segment="b7")
+    assert check_body(body) == body
+    with pytest.raises(FrameError) as info:
+        check_body(dict(body, **{field: value}))
+    assert info.value.reason == "field" and field in str(info.value)
+    if field in DEVICE_FIELDS["beat"]:
+        beat = dict(EXAMPLES["beat"], boot="7", segment="b7")
+        with pytest.raises(FrameError):
+            check_body(dict(beat, **{field: value}))
