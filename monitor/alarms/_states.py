@@ -53,12 +53,13 @@ class _Active:
 class AlarmStates:
     """The active alarms of one stream and the events of their transitions, in the order they happened."""
 
-    def __init__(self, stream: str, fs: float, config: RhythmConfig, arrived: int) -> None:
+    def __init__(self, stream: str, fs: float, config: RhythmConfig, ready: int) -> None:
         self.stream = stream
         self.fs = fs
         self.config = config
-        #: the stream's newest sample: the decision sample of an onset decided now
-        self.arrived = arrived
+        #: the latest sample at which an input evaluated so far was complete (a beat's ready sample, a quality
+        #: block's end, a second's tick): the decision sample of an onset decided now, from the samples alone
+        self.ready = ready
         self._active: dict[str, _Active] = {}
         self._events: list[AlarmEvent] = []
 
@@ -88,7 +89,7 @@ class AlarmStates:
             return
         act = self._active.get(kind)
         if act is None:
-            decision = max(s, self.arrived)  # the signal that had arrived when it was decided
+            decision = max(s, self.ready)  # the signal its inputs needed, whenever it arrived
             self._active[kind] = _Active(kind, onset, s, s, dict(details))
             for lesser in SUPERSEDES.get(kind, ()):
                 if lesser in self._active:
