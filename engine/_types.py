@@ -62,6 +62,9 @@ class Beat:
     window: NDArray[np.float32]
     window_start: int
     ready_at: float  # monotonic time the beat became ready for the engine
+    #: the stream sample at which the beat was ready from the samples alone (its window, the quality of its
+    #: block and its next R peak, or the wait cap, complete); ``None``: not known (the R-peak sample is used)
+    ready_sample: int | None = None
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,12 @@ __all__ = ["Beat", "run_rate", "trailing_run"]
 
 @dataclass
 class Beat:
-    """One labelled beat: its R-peak sample and its AAMI class symbol (``N``, ``S``, ``V``, ``F``, ``Q``)."""
+    """One labelled beat: its R-peak sample, its AAMI class symbol (``N``, ``S``, ``V``, ``F``, ``Q``) and the
+    sample at which it was ready from the samples alone (its window and next R peak complete; at least ``sample``)."""
 
     sample: int
     label: str
+    ready: int = 0
 
 
 def trailing_run(beats: Sequence[Beat], label: str) -> list[Beat]:

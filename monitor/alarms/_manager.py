@@ -47,6 +47,7 @@ class StreamAlarms:
     fs: float
     active: dict[str, AlarmEvent] = field(default_factory=dict)
     aux: str = NORMAL_AUX  # the rhythm annotation in force
+    aux_at: int | None = None  # the sample of its latest change (rhythm annotations are strictly ordered)
     shed_last: float | None = None  # wall time of the last shed beat
     silent_since: float | None = None  # wall time of the last data, while the device is silent
     end_reason: str | None = None  # why the stream is being closed (device silent, monitor stopped); None: open
@@ -77,8 +78,10 @@ class AlarmManager:
             if e.category == "clinical":
                 aux = rhythm_aux(alarms.active)
                 if aux != alarms.aux:
-                    alarms.aux = aux
                     at = e.onset_sample if e.state == "onset" else e.sample
+                    if alarms.aux_at is not None:  # never at or before the previous change (a back-dated onset)
+                        at = max(at, alarms.aux_at + 1)
+                    alarms.aux, alarms.aux_at = aux, at
                     self.sink.on_rhythm(e.stream, e.fs, at, aux)
 
     # ------------------------------------------------------------ quality and ingest alarms

@@ -4,11 +4,23 @@ A :class:`RhythmAnalyzer` runs on the stream's own sample clock: it takes
 labelled beats (:meth:`~RhythmAnalyzer.on_beat`), the signal-quality verdict of
 each judged block (:meth:`~RhythmAnalyzer.on_quality`), and is told how far the
 stream is known to be complete (:meth:`~RhythmAnalyzer.advance`: every beat
-before that sample has been delivered). It evaluates every alarm condition at
-each beat and at each second of signal, and returns :class:`AlarmEvent` onsets,
-updates and ends plus one :class:`Vitals` record per second. Nothing in it
-reads a wall clock, so tests drive it with synthetic beats and the same input
-always gives the same alarms.
+before that sample and every block ending by it has been delivered). It
+evaluates every alarm condition at each beat, at each block's end and at each
+second of signal, in sample order, and returns :class:`AlarmEvent` onsets,
+updates and ends plus one :class:`Vitals` record per second.
+
+Every decision is a function of the samples alone. Inputs are evaluated in
+sample order whatever order they were delivered in (a block at its end, before
+the second's tick and the beats at that sample; a beat after the ticks up to
+its sample), so the alarms do not depend on when labels come back nor on how
+far each :meth:`~RhythmAnalyzer.advance` goes: ``advance(h1)`` then
+``advance(h2)`` gives what ``advance(h2)`` alone gives. An onset's decision
+sample (``AlarmEvent.sample``) is the latest sample at which an input evaluated
+so far was complete: a beat's ready sample (its window and next R peak, see
+:mod:`monitor.detect`), a block's end, a tick; never the sample that happened
+to have arrived when the logic ran. Hold, clear and update times are counted in
+samples. Nothing in it reads a wall clock, so tests drive it with synthetic
+beats and the same input always gives the same alarms.
 
 Thresholds are in :class:`RhythmConfig` (adult defaults after the arrhythmia
 alarms of commercial bedside monitors and the PhysioNet/CinC 2015 alarm
@@ -35,15 +47,18 @@ definitions). Each group of alarms is documented with its code:
   supersedes which.
 
 At each beat the rules run in this order: asystole ends, pause, ventricular
-runs, SVT, bigeminy/trigeminy, AF, frequent PVCs. At each second: asystole,
-pause, heart rate and rate alarms, then the alarms whose condition has cleared
-end, and the second's :class:`Vitals` is recorded.
+runs, SVT, bigeminy/trigeminy, AF, frequent PVCs. At each block's end: VF, then
+the alarms whose condition has cleared end. At each second: asystole, pause,
+heart rate and rate alarms, then the alarms whose condition has cleared end,
+and the second's :class:`Vitals` is recorded.
 """
 
 from __future__ import annotations
 
 import bisect
 from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
 
 from monitor.alarms._beats import Beat
 from monitor.alarms._events import AlarmEvent, Vitals
@@ -58,6 +73,16 @@ from monitor.vocabulary import ALARM_KINDS
 
 __all__ = ["RhythmAnalyzer"]
 
+_T = TypeVar("_T")
+
+
+def _insert(queue: deque[_T], item: _T, sample: int, key: Callable[[_T], int]) -> None:
+    """Put ``item`` (at ``sample``) in ``queue`` kept in sample order, after the items at the same sample."""
+    if not queue or key(queue[-1]) <= sample:
+        queue.append(item)
+    else:
+        queue.insert(bisect.bisect_right([key(q) for q in queue], sample), item)
+
 
 class RhythmAnalyzer:
     """Alarm state machines of one stream; see the module docstring."""
@@ -69,51 +94,53 @@ class RhythmAnalyzer:
         self.origin = origin
         self._tick = max(1, round(fs))
         self._next_tick = origin + self._tick
-        self._pending: deque[Beat] = deque()  # delivered, not yet processed
+        self._pending: deque[Beat] = deque()  # delivered, not yet processed, in sample order
+        self._pending_blocks: deque[tuple[int, str]] = deque()  # (block end, state), not yet processed, in order
         self._beats: deque[Beat] = deque(maxlen=max(64, 2 * self.config.af_window + 8))
         self._horizon = origin
         self._pvcs = PvcCounter(fs)
         self._blocks = SignalBlocks(self._tick)
         self._af = AfDetector()
         self._rates = RateAlarms()
-        self._alarms = AlarmStates(stream, fs, self.config, arrived=origin)
+        self._alarms = AlarmStates(stream, fs, self.config, ready=origin)
         self._vitals: list[Vitals] = []
         #: the heart rate at the latest second (None before there is one)
         self.hr: float | None = None
 
     # ------------------------------------------------------------ input
-    def on_beat(self, sample: int, label: str) -> None:
-        """A labelled beat. Labels may come back out of order (an alarm stream's newer beats are
-        labelled first); beats are evaluated in sample order, up to the horizon given to :meth:`advance`."""
-        beat = Beat(sample, label)
-        if not self._pending or self._pending[-1].sample <= sample:
-            self._pending.append(beat)
-        else:
-            i = bisect.bisect_right([b.sample for b in self._pending], sample)
-            self._pending.insert(i, beat)
+    def on_beat(self, sample: int, label: str, ready: int | None = None) -> None:
+        """A labelled beat (``ready``: the sample at which it was ready from the samples alone; default its own).
+
+        Labels may come back in any order (an alarm stream's newer beats are labelled first); beats are
+        evaluated in sample order, up to the horizon given to :meth:`advance`."""
+        beat = Beat(sample, label, sample if ready is None else max(sample, ready))
+        _insert(self._pending, beat, sample, lambda b: b.sample)
 
     def on_quality(self, block_end: int, state: str, arrived: int | None = None) -> None:
-        """The verdict of the signal block ending at ``block_end`` (``arrived``: the newest sample now)."""
-        self._alarms.arrived = max(self._alarms.arrived, block_end, arrived or 0)
-        self._blocks.add(block_end, state)
-        check_vf(self._alarms, self._blocks, block_end)
-        self._expire(block_end)
+        """The verdict of the signal block ending at ``block_end``; evaluated at that sample by :meth:`advance`.
+
+        ``arrived`` is accepted for older callers and has no effect: no decision depends on what had arrived."""
+        del arrived
+        _insert(self._pending_blocks, (block_end, state), block_end, lambda b: b[0])
 
     def advance(self, horizon: int, arrived: int | None = None) -> tuple[list[AlarmEvent], list[Vitals]]:
-        """Every beat before ``horizon`` has been delivered: evaluate up to there.
+        """Every beat before ``horizon`` and every block ending by it has been delivered: evaluate up to there.
 
-        ``arrived`` is the stream's newest sample at this moment (the decision
-        sample of time-based onsets); defaults to ``horizon``.
-        """
-        self._alarms.arrived = max(horizon, arrived if arrived is not None else horizon)
+        ``arrived`` is accepted for older callers and has no effect (see the module docstring)."""
+        del arrived
+        beats, blocks = self._pending, self._pending_blocks
         while True:
-            beat = self._pending[0] if self._pending else None
-            if beat is not None and beat.sample < horizon and beat.sample < self._next_tick:
-                self._pending.popleft()
-                self._on_beat(beat)
-            elif self._next_tick <= horizon:
-                self._on_tick(self._next_tick)
+            tick = self._next_tick if self._next_tick <= horizon else None
+            block = blocks[0][0] if blocks and blocks[0][0] <= horizon else None
+            beat = beats[0].sample if beats and beats[0].sample < horizon else None
+            # at one sample: the block ending there, then the tick, then the beat
+            if block is not None and (tick is None or block <= tick) and (beat is None or block <= beat):
+                self._on_block(*blocks.popleft())
+            elif tick is not None and (beat is None or tick <= beat):
+                self._on_tick(tick)
                 self._next_tick += self._tick
+            elif beat is not None:
+                self._on_beat(beats.popleft())
             else:
                 break
         self._horizon = max(self._horizon, horizon)
@@ -139,6 +166,7 @@ class RhythmAnalyzer:
     # ------------------------------------------------------------ beats
     def _on_beat(self, beat: Beat) -> None:
         alarms = self._alarms
+        alarms.ready = max(alarms.ready, beat.ready)
         prev = self._beats[-1] if self._beats else None
         self._beats.append(beat)
         s = beat.sample
@@ -162,9 +190,16 @@ class RhythmAnalyzer:
         self._alarms.sustain("pause", last, s, {"pause_s": reported}, text)
 
     # ------------------------------------------------------------ time
+    def _on_block(self, block_end: int, state: str) -> None:
+        self._alarms.ready = max(self._alarms.ready, block_end)
+        self._blocks.add(block_end, state)
+        check_vf(self._alarms, self._blocks, block_end)
+        self._expire(block_end)
+
     def _on_tick(self, t: int) -> None:
         cfg = self.config
         alarms = self._alarms
+        alarms.ready = max(alarms.ready, t)
         last = self._beats[-1].sample if self._beats else None
         since = (t - (last if last is not None else self.origin)) / self.fs
         usable = last is not None and self._blocks.usable_between(last, t)

@@ -7,7 +7,10 @@ for ``hold_s`` after their last occurrence. Asystole ends at the next beat,
 VF once ``vf_window_blocks`` blocks in a row are no longer fibrillation-like
 and ``clear_s`` has passed. An alarm sends an update when its figures change
 (heart rate by at least ``update_bpm``, any other figure by at least 1), at
-most every ``update_s``. A more serious alarm supersedes the related lesser
+most every ``update_s``; its text is the onset's for the whole episode (the
+figures move in the details). An episode of a kind starts after the previous
+one of that kind ended, so its onset sample, and with it its ``alarm_id``, is
+its own, and onset <= updates <= end. A more serious alarm supersedes the related lesser
 ones (:data:`SUPERSEDES`: VF over VT, runs and tachycardia; asystole over
 pause and bradycardia; VT over runs, couplets and tachycardia; AF over SVT
 runs; extreme rates over plain ones): they end with the reason
@@ -48,18 +51,21 @@ class _Active:
     last_seen: int  # last sample at which the condition held
     last_update: int
     details: Details
+    text: str  # the onset's text, kept for the whole episode (its figures move in the details)
 
 
 class AlarmStates:
     """The active alarms of one stream and the events of their transitions, in the order they happened."""
 
-    def __init__(self, stream: str, fs: float, config: RhythmConfig, arrived: int) -> None:
+    def __init__(self, stream: str, fs: float, config: RhythmConfig, ready: int) -> None:
         self.stream = stream
         self.fs = fs
         self.config = config
-        #: the stream's newest sample: the decision sample of an onset decided now
-        self.arrived = arrived
+        #: the latest sample at which an input evaluated so far was complete (a beat's ready sample, a quality
+        #: block's end, a second's tick): the decision sample of an onset decided now, from the samples alone
+        self.ready = ready
         self._active: dict[str, _Active] = {}
+        self._ended: dict[str, int] = {}  # kind -> the end sample of its latest episode
         self._events: list[AlarmEvent] = []
 
     def __contains__(self, kind: str) -> bool:
@@ -88,12 +94,16 @@ class AlarmStates:
             return
         act = self._active.get(kind)
         if act is None:
-            decision = max(s, self.arrived)  # the signal that had arrived when it was decided
-            self._active[kind] = _Active(kind, onset, s, s, dict(details))
+            previous = self._ended.get(kind)
+            if previous is not None:  # an episode starts after the previous one of its kind ended: its own id
+                onset = max(onset, previous + 1)
+            decision = max(s, self.ready, onset)  # the signal its inputs needed, whenever it arrived
+            text = text or ALARM_KINDS[kind].text
+            self._active[kind] = _Active(kind, onset, s, s, dict(details), text)
             for lesser in SUPERSEDES.get(kind, ()):
                 if lesser in self._active:
                     self.end(lesser, s, f"superseded by {kind}")
-            self._emit(kind, "onset", onset, decision, text or ALARM_KINDS[kind].text, details)
+            self._emit(kind, "onset", onset, decision, text, details)
             return
         act.last_seen = s
         changed = False
@@ -106,7 +116,7 @@ class AlarmStates:
         if changed and (s - act.last_update) / self.fs >= self.config.update_s:
             act.details = dict(details)
             act.last_update = s
-            self._emit(kind, "update", act.onset, s, self._text(kind, details), details)
+            self._emit(kind, "update", act.onset, max(s, act.onset), act.text, details)
 
     def expire(self, t: int, vf_quiet: bool) -> None:
         """End the alarms whose condition has been absent long enough at sample ``t``.
@@ -128,19 +138,15 @@ class AlarmStates:
     def end(self, kind: str, s: int, reason: str) -> None:
         """End the active alarm ``kind`` at sample ``s``."""
         act = self._active.pop(kind)
-        self._emit(kind, "end", act.onset, max(s, act.onset), self._text(kind, act.details), act.details, reason)
+        end = max(s, act.onset)
+        self._ended[kind] = end
+        self._emit(kind, "end", act.onset, end, act.text, act.details, reason)
 
     def _superseded(self, kind: str) -> str | None:
         for higher, lesser in SUPERSEDES.items():
             if kind in lesser and higher in self._active:
                 return higher
         return None
-
-    @staticmethod
-    def _text(kind: str, details: Mapping[str, float | int | None]) -> str:
-        name = ALARM_KINDS[kind].text
-        hr = details.get("hr")
-        return f"{name} {hr:.0f} bpm" if isinstance(hr, (int, float)) and kind != "afib" else name
 
     def _emit(
         self,

@@ -46,7 +46,8 @@ class StreamState:
         return self.alarms.end_reason or "stream ended"
 
     def horizon(self) -> int:
-        """Every beat before this sample has been labelled and handed to the rhythm logic."""
+        """Every beat before this sample has been labelled and handed to the rhythm logic, and every quality
+        block ending by it judged and handed over."""
         proc = self.proc
         h = min(proc.settled(), proc.quality.known_until)
         pending = proc.pending_peaks
@@ -105,8 +106,9 @@ class StreamTable:
             blocks = proc.quality.blocks_from(state.quality_done)
             state.quality_done = proc.quality.judged
             for block_end, quality in blocks:
-                analyzer.on_quality(block_end, quality, arrived=end)
-            events, vitals = analyzer.advance(end if over else state.horizon(), arrived=end)
+                analyzer.on_quality(block_end, quality)
+            # what it decides depends on the samples alone, not on how far this call goes (see RhythmAnalyzer)
+            events, vitals = analyzer.advance(end if over and not state.inflight else state.horizon())
             if over and not state.inflight:
                 events += analyzer.finish(end, state.end_reason)
                 state.finished = True

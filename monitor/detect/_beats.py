@@ -123,8 +123,19 @@ class BeatAssembler:
             if self._qrs_amplitude(peak) < self.min_qrs_mv:
                 counts.low_amplitude += 1
                 continue
-            out.append(self._make_beat(peak, nxt, now))
+            out.append(self._make_beat(peak, nxt, now, self._ready_sample(peak, nxt, end if final else None)))
         return out
+
+    def _ready_sample(self, peak: int, nxt: int | None, final_end: int | None) -> int:
+        """The sample at which ``peak`` is ready from the samples alone, whatever the chunks they came in: its
+        window has arrived, its quality block is judged, and its next R peak is seen (or cannot come within
+        ``rr_wait_s``); at a stream's end (``final_end``), no later than the end."""
+        q = self.quality
+        length = max(1, round(q.config.block_s * q.fs))
+        block = q.origin + ((peak - q.origin) // length + 1) * length  # the end of the block judging the peak
+        waited = peak + self._rr_wait + 1
+        ready = max(peak + self._post, block, waited if nxt is None else min(nxt, waited))
+        return ready if final_end is None else max(peak, min(ready, final_end))
 
     def _qrs_amplitude(self, peak: int) -> float:
         """Peak-to-peak (mV) of the detection lead within 50 ms of the R peak."""
@@ -136,7 +147,7 @@ class BeatAssembler:
         x = x[np.isfinite(x)]
         return float(x.max() - x.min()) if x.size else math.inf
 
-    def _make_beat(self, peak: int, nxt: int | None, now: float) -> Beat:
+    def _make_beat(self, peak: int, nxt: int | None, now: float, ready_sample: int) -> Beat:
         fs = self.fs
         rr_prev = None if self._last_sent is None else (peak - self._last_sent) / fs
         rr_next = None if nxt is None or nxt - peak > self._rr_wait else (nxt - peak) / fs
@@ -175,4 +186,5 @@ class BeatAssembler:
             window=window.astype(np.float32, copy=False),
             window_start=start,
             ready_at=now,
+            ready_sample=ready_sample,
         )
