@@ -116,18 +116,12 @@ class RhythmAnalyzer:
         beat = Beat(sample, label, sample if ready is None else max(sample, ready))
         _insert(self._pending, beat, sample, lambda b: b.sample)
 
-    def on_quality(self, block_end: int, state: str, arrived: int | None = None) -> None:
-        """The verdict of the signal block ending at ``block_end``; evaluated at that sample by :meth:`advance`.
-
-        ``arrived`` is accepted for older callers and has no effect: no decision depends on what had arrived."""
-        del arrived
+    def on_quality(self, block_end: int, state: str) -> None:
+        """The verdict of the signal block ending at ``block_end``; evaluated at that sample by :meth:`advance`."""
         _insert(self._pending_blocks, (block_end, state), block_end, lambda b: b[0])
 
-    def advance(self, horizon: int, arrived: int | None = None) -> tuple[list[AlarmEvent], list[Vitals]]:
-        """Every beat before ``horizon`` and every block ending by it has been delivered: evaluate up to there.
-
-        ``arrived`` is accepted for older callers and has no effect (see the module docstring)."""
-        del arrived
+    def advance(self, horizon: int) -> tuple[list[AlarmEvent], list[Vitals]]:
+        """Every beat before ``horizon`` and every block ending by it has been delivered: evaluate up to there."""
         beats, blocks = self._pending, self._pending_blocks
         while True:
             tick = self._next_tick if self._next_tick <= horizon else None

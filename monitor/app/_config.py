@@ -28,7 +28,8 @@ class MonitorConfig:
     alarm_log: Path | None = None  # SQLite alarm log, None: none
     status_interval_s: float = 5.0
     keys: Path | None = None  # CURVE keys folder (ecg-keys): authenticate devices and bridges
-    rhythm_interval_s: float = 0.25  # how often rhythm logic catches up with the streams (wall time)
+    # how often decided rhythm transitions are collected and published (wall time); decisions do not depend on it
+    rhythm_interval_s: float = 0.25
     shed_clear_s: float = 10.0  # a beats-shed technical alarm ends after this long without shedding
     silence_s: float = 5.0  # a live stream with no data this long (wall time) raises 'signal lost'
     retain_ended_s: float = 60.0  # live sources: an ended stream is forgotten this long after its end

@@ -70,8 +70,8 @@ def in_steps(data: Input, cuts: list[int], seed: int) -> list[tuple[object, ...]
         ready_blocks = [b for b in todo_blocks if b[0] <= h or rng.random() < 0.3]
         todo_blocks = [b for b in todo_blocks if b not in ready_blocks]
         for b, q in ready_blocks:
-            an.on_quality(b, q, arrived=h + rng.randint(0, 500))  # what has arrived changes nothing
-        ev, vi = an.advance(h, arrived=h + rng.randint(0, 500))
+            an.on_quality(b, q)
+        ev, vi = an.advance(h)
         events += ev
         vitals += vi
     return record(events + an.finish(end), vitals)

@@ -137,7 +137,9 @@ def drive(scenario: Scenario) -> tuple[list[AlarmEvent], list[Vitals]]:
     horizon = origin
     while horizon < end:
         horizon = min(end, horizon + max(1, round(rng.uniform(0.02, scenario.max_step_s) * fs)))
-        arrived = horizon + round(rng.uniform(0.0, 0.3) * fs) * rng.randint(0, 1)
+        # what had arrived beyond the horizon once fed decision samples; the draws stay so the recorded
+        # scenarios keep their inputs, and no decision depends on them any more
+        rng.uniform(0.0, 0.3), rng.randint(0, 1)
         chunk = []
         while i < len(samples) and samples[i][0] < horizon:
             chunk.append(samples[i])
@@ -147,9 +149,10 @@ def drive(scenario: Scenario) -> tuple[list[AlarmEvent], list[Vitals]]:
         for s, label in chunk:
             an.on_beat(s, label)
         while origin + (block + 1) * tick <= horizon:
-            an.on_quality(origin + (block + 1) * tick, quality.get(block, "clean"), arrived=arrived)
+            an.on_quality(origin + (block + 1) * tick, quality.get(block, "clean"))
             block += 1
-        ev, vi = an.advance(horizon, arrived=arrived if rng.random() < 0.5 else None)
+        rng.random()
+        ev, vi = an.advance(horizon)
         events += ev
         vitals += vi
     events += an.finish(end, "stream ended")

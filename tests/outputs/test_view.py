@@ -40,7 +40,7 @@ def test_live_view_redraws_in_place_with_heart_rate_and_recent_labels(mitdb: Pat
     rhythm = RhythmAnalyzer("bed-1", fs, RhythmConfig())  # the monitor's one heart rate comes from here
     for lb in beats:
         rhythm.on_beat(lb.beat.sample, lb.label)
-    _, vitals = rhythm.advance(beats[-1].beat.sample + 1, arrived=x.size)
+    _, vitals = rhythm.advance(beats[-1].beat.sample + 1)
     view.on_vitals(vitals[-1])
     view.refresh(snapshot(ingest), now=10.0)
     first = out.getvalue()
