@@ -199,11 +199,9 @@ class Monitor:
     def _open_outputs(self) -> None:
         if self.config.alarm_log is not None:
             self.alarm_log = AlarmLog(self.config.alarm_log, run_id=self.id)
-            closed = self.alarm_log.close_orphans(
-                "monitor restarted; the previous run ended without closing it", time.time()
-            )
+            closed = self.alarm_log.close_orphans("monitor restarted", time.time())  # only runs that are over
             if closed:
-                log.warning("alarm log: closed %d alarm(s) left open by an earlier run", closed)
+                log.warning("alarm log: closed %d alarm(s) left open by runs that are over", closed)
             self.sinks.add(AlarmLogSink(self.alarm_log, locate=self.locate))
         if self.config.alerts is not None:
             intake = self.intake

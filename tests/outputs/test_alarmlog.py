@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -67,7 +69,9 @@ def test_wal_mode_schema_version_and_sync_level(path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"  # persistent in the file
         assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-        assert {"alarms_stream_time", "alarms_alarm_id"} <= indexes
+        assert {"alarms_stream_time", "alarms_alarm_id", "alarms_episode"} <= indexes
+        ended = conn.execute("SELECT run_id, pid FROM runs WHERE ended_at IS NOT NULL ORDER BY run_id").fetchall()
+        assert ended == [("a", os.getpid()), ("b", os.getpid())]  # both registered, both closed cleanly
     finally:
         conn.close()
 
@@ -155,17 +159,17 @@ def test_close_orphans_closes_only_earlier_runs_open_episodes(path: Path) -> Non
             ("new", "vtach"),
         }
 
-        reason = "monitor restarted; previous run ended without closing"
-        assert log.close_orphans(reason, wall_time=11.0) == 2
+        assert log.close_orphans("monitor restarted", wall_time=11.0) == 2
         assert [(r["run_id"], r["kind"]) for r in log.open_alarms()] == [("new", "vtach")]
         ends = log.history(since=11.0)
+        reason = f"monitor restarted; run old (pid {os.getpid()} on {socket.gethostname()}) ended without closing it"
         assert {(r["run_id"], r["kind"], r["state"], r["end_reason"]) for r in ends} == {
             ("old", "vtach", "end", reason),
             ("old", "brady", "end", reason),
         }
         brady = next(r for r in ends if r["kind"] == "brady")
         assert (brady["sample"], brady["priority"], brady["alarm_id"]) == (300, "medium", "100:brady:200")
-        assert log.close_orphans(reason, wall_time=12.0) == 0
+        assert log.close_orphans("monitor restarted", wall_time=12.0) == 0
 
 
 def test_a_killed_process_keeps_every_committed_row(path: Path) -> None:
