@@ -1,9 +1,10 @@
 """``ecg-alerts``: show a monitor's alarms live, and the alarm history.
 
 ``ecg-alerts --connect ENDPOINT`` subscribes to a monitor's alert bus (a ZeroMQ
-XPUB socket, wire format in ``monitor/protocol/schema/alert-bus-v1.schema.json``) and
-prints every alarm as it happens; it can also run a command or append a JSON
-line per alarm. ``ecg-alerts history`` prints the alarm log a monitor keeps.
+XPUB socket, wire format in ``monitor/protocol/schema/alert-bus-v1.schema.json``),
+asks the monitor's snapshot endpoint (``--snapshot``, by default beside the bus)
+for the alarms already active, and prints every alarm as it happens; it can
+also run a command or append a JSON line per alarm. ``ecg-alerts history`` prints the alarm log a monitor keeps.
 The bridge itself is :class:`monitor.outputs.AlertBridge`.
 """
 
@@ -29,6 +30,7 @@ from monitor.outputs import (
     PROG,
     AlarmLog,
     AlertBridge,
+    AlertBus,
     BridgeOutput,
     CommandRunner,
     default_path,
@@ -37,7 +39,7 @@ from monitor.outputs import (
     serve,
 )
 from monitor.protocol import ALARM_KINDS, PRIORITIES, TOPICS, is_stream_id, subscriptions
-from monitor.transport import client_from_flags, secure_connect
+from monitor.transport import CurveConfig, client_from_flags, secure_connect
 
 __all__ = ["build_history_parser", "build_parser", "history_main", "main", "parse_time"]
 
@@ -131,6 +133,14 @@ def build_parser() -> OptionParser:
         env="CONNECT",
         metavar="ENDPOINT",
         help="the monitor's alert bus endpoint, e.g. tcp://127.0.0.1:5570; required",
+    )
+    p.option(
+        "--snapshot",
+        env="SNAPSHOT",
+        metavar="ENDPOINT",
+        help="the monitor's snapshot endpoint, asked for the alarms already active when this bridge joins "
+        "(status messages name it); default: beside --connect (tcp: the next port; ipc, inproc: "
+        "ENDPOINT.snapshot); 'off': do not ask",
     )
     p.option(
         "--keys",
@@ -311,6 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     restore = _catch_signals(stop)
     bridge = AlertBridge()
+    bridge.want(*AlertBridge.alarm_prefixes(prefixes))
     output = BridgeOutput(sys.stdout, sys.stderr, json_lines=args.json, append=append, runner=runner)
     try:
         try:
@@ -320,7 +331,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         for prefix in prefixes:
             sock.setsockopt(zmq.SUBSCRIBE, prefix.encode())
-        reason = serve(sock, bridge, output, count=args.count, idle_timeout=args.timeout, stop=stop)
+        snapshot_endpoint: str = args.snapshot or ""
+        try:
+            snapshot_endpoint = snapshot_endpoint or AlertBus.default_snapshot_endpoint(args.connect)
+            asker = None if snapshot_endpoint == "off" else _snapshot_socket(ctx, snapshot_endpoint, curve)
+        except (zmq.ZMQError, ConfigError) as exc:
+            print(f"{PROG}: error: --snapshot {snapshot_endpoint or args.connect}: {exc}", file=sys.stderr)
+            return 2
+        reason = serve(sock, bridge, output, count=args.count, idle_timeout=args.timeout, stop=stop, snapshot=asker)
     finally:
         restore()
         sock.close(linger=0)
@@ -333,6 +351,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             append.close()
     _summary(bridge, output)
     return 1 if reason == "idle" and args.count is not None else 0
+
+
+def _snapshot_socket(
+    ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, curve: CurveConfig | None
+) -> Callable[[], zmq.Socket[bytes]]:
+    """A function opening a DEALER connected to the snapshot endpoint (checked now: a bad one is an error)."""
+
+    def open_dealer() -> zmq.Socket[bytes]:
+        dealer = ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        try:
+            secure_connect(dealer, endpoint, curve)
+        except BaseException:
+            dealer.close(linger=0)
+            raise
+        return dealer
+
+    open_dealer().close(linger=0)
+    return open_dealer
 
 
 def _summary(bridge: AlertBridge, output: BridgeOutput) -> None:

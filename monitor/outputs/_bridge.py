@@ -6,6 +6,14 @@ prints, appends and starts ``--exec`` commands; :func:`serve` is the socket
 loop around them. The message format (and its validation against the JSON
 Schema) is :mod:`monitor.protocol`; the ``ecg-alerts`` command line is
 :mod:`monitor.cli._alerts`.
+
+Joining (the ZeroMQ guide's clone pattern, the monitor's side is
+:class:`monitor.outputs.AlertBus`): the bridge subscribes, then asks the
+monitor's snapshot endpoint for the alarms already active
+(:meth:`AlertBridge.apply_snapshot`) before it reads the bus; a bus message
+whose ``seq`` is not greater than its topic's seq in the snapshot is already
+in it and is skipped. Later, a gap on an alarm topic or a restarted monitor
+makes the bridge ask again, for that topic or for all.
 """
 
 from __future__ import annotations
@@ -17,13 +25,14 @@ import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import zmq
 
 from monitor.errors import FrameError
+from monitor.outputs._bus import AlertBus, decode_snapshot
 from monitor.protocol import decode_message
 
 __all__ = [
@@ -80,6 +89,10 @@ class BridgeStats:
     gaps: int = 0
     seq_resets: int = 0
     restarts: int = 0
+    snapshots: int = 0
+    """Snapshot replies applied."""
+    skipped: int = 0
+    """Bus messages skipped as already in a snapshot."""
     rejected: Counter[str] = field(default_factory=Counter)
 
 
@@ -89,14 +102,35 @@ class AlertBridge:
     It assumes one publishing monitor (one ``--connect``): a message from
     another monitor instance id means the monitor was restarted, so the
     alarms of the old instance are dropped and sequence tracking starts over.
+    :attr:`wanted` holds the topic prefixes a snapshot should be asked for
+    (a gap on an alarm topic, a restart); whoever owns the sockets asks and
+    empties it.
     """
+
+    SNAPSHOT = AlertBus.SNAPSHOT
 
     def __init__(self) -> None:
         self.stats = BridgeStats()
         self.monitor: str | None = None
         self.active: dict[str, dict[str, dict[str, Any]]] = {}
         """stream -> alarm_id -> the alarm's latest body."""
+        self.wanted: list[str] = []
         self._seq: dict[str, int] = {}
+        self._floor: dict[str, int] = {}  # topic -> seq of the snapshot: bus messages up to it are in it
+        self._joined: list[str] = []  # prefixes snapshots were taken for: their alarm topics start at seq 0
+
+    @staticmethod
+    def alarm_prefixes(prefixes: Sequence[str]) -> list[str]:
+        """Those of the subscription ``prefixes`` that take alarm topics: the ones to ask a snapshot for."""
+        return [p for p in prefixes if p.startswith("alarm/") or "alarm/".startswith(p)]
+
+    @classmethod
+    def snapshot_request(cls, prefixes: Sequence[str]) -> list[bytes]:
+        """The frames of a snapshot request for the alarm topics under ``prefixes`` (none: every topic)."""
+        return [cls.SNAPSHOT, *(p.encode() for p in prefixes)]
+
+    def want(self, *prefixes: str) -> None:
+        self.wanted.extend(p for p in prefixes if p not in self.wanted)
 
     def active_alarms(self, stream: str | None = None) -> list[dict[str, Any]]:
         """The alarms now active (of one stream, or of all), in the order they became known."""
@@ -116,25 +150,27 @@ class AlertBridge:
         restarted = False
         if self.monitor is not None and body["monitor"] != self.monitor:
             restarted = True
-            dropped = tuple(self.active_alarms())
-            self.stats.restarts += 1
-            note = f"monitor restarted ({self.monitor} -> {body['monitor']})"
-            if dropped:
-                note += f"; {len(dropped)} alarm(s) it had active dropped without an end"
-            notes.append(note)
-            self.active.clear()
-            self._seq.clear()
+            dropped = self._restart(body["monitor"], notes)
         self.monitor = body["monitor"]
 
         missed = 0
         seq: int = body["seq"]
+        floor = self._floor.pop(topic, None)
+        if floor is not None and seq <= floor:  # already in the snapshot
+            self._floor[topic] = floor
+            self.stats.skipped += 1
+            return None
         last = self._seq.get(topic)
+        if last is None and topic.startswith("alarm/") and any(topic.startswith(p) for p in self._joined):
+            last = 0  # a topic the snapshot did not list had no message before it
         if last is not None:
             if seq > last + 1:
                 missed = seq - last - 1
                 self.stats.missed += missed
                 self.stats.gaps += 1
                 notes.append(f"missed {missed} message{'s' if missed != 1 else ''} on {topic}")
+                if topic.startswith("alarm/"):
+                    self.want(topic)  # its alarms may have changed unseen: ask for them again
             elif seq <= last:
                 self.stats.seq_resets += 1
                 notes.append(f"sequence went back on {topic} ({last} -> {seq})")
@@ -159,6 +195,69 @@ class AlertBridge:
             notes=tuple(notes),
             dropped=dropped,
         )
+
+    def _restart(self, monitor: str, notes: list[str]) -> tuple[dict[str, Any], ...]:
+        """Forget what the replaced monitor said; returns its alarms that were active."""
+        dropped = tuple(self.active_alarms())
+        self.stats.restarts += 1
+        note = f"monitor restarted ({self.monitor} -> {monitor})"
+        if dropped:
+            note += f"; {len(dropped)} alarm(s) it had active dropped without an end"
+        notes.append(note)
+        self.active.clear()
+        self._seq.clear()
+        self._floor.clear()
+        self.want(*self._joined)
+        return dropped
+
+    def apply_snapshot(self, parts: Sequence[bytes]) -> list[BridgeEvent]:
+        """Take a snapshot reply: its alarms become the active ones of the topics it covers (those not
+        known yet are shown, those known but no longer in it are dropped with a note), and each of its
+        topics is followed from the seq it names."""
+        self.stats.received += 1
+        try:
+            header, items = decode_snapshot(parts)
+        except FrameError as exc:
+            self.stats.rejected[exc.reason] += 1
+            return [BridgeEvent(topic="snapshot", error=exc)]
+        if header["error"] is not None:
+            text = f"the monitor refused a snapshot ({header['error']}): {header.get('text', '')}"
+            return [BridgeEvent(topic="snapshot", notes=(text,))]
+        self.stats.snapshots += 1
+        notes: list[str] = []
+        dropped: tuple[dict[str, Any], ...] = ()
+        restarted = self.monitor is not None and header["monitor"] != self.monitor
+        if restarted:
+            dropped = self._restart(header["monitor"], notes)
+        self.monitor = header["monitor"]
+        prefixes: list[str] = header["topics"]
+        ids = {body["alarm_id"] for _, body in items}
+        gone = [
+            b
+            for b in self.active_alarms()
+            if b["alarm_id"] not in ids and any(f"alarm/{b['stream']}/".startswith(p) for p in prefixes or [""])
+        ]
+        for b in gone:
+            self._track(dict(b, state="end"))
+        if gone:
+            names = ", ".join(f"{b['stream']} {b['kind']}" for b in gone)
+            notes.append(f"{len(gone)} alarm(s) ended while messages were missed: {names}")
+            dropped += tuple(gone)
+        for topic, seq in header["seq"].items():
+            self._seq[topic] = max(seq, self._seq.get(topic, 0))
+            self._floor[topic] = seq
+        self._joined.extend(p for p in prefixes or [""] if p not in self._joined)
+        events: list[BridgeEvent] = []
+        for topic, body in items:
+            if self._track(body):
+                self.stats.alarms += 1
+                self.stats.shown += 1
+                events.append(BridgeEvent(topic=topic, body=body))
+            else:
+                self.stats.duplicates += 1
+        if notes or dropped:
+            events.insert(0, BridgeEvent(topic="snapshot", restarted=restarted, notes=tuple(notes), dropped=dropped))
+        return events
 
     def _track(self, body: dict[str, Any]) -> bool:
         """Update the active table; False for a snapshot of an alarm already known to be active."""
@@ -388,33 +487,106 @@ def serve(
     idle_timeout: float | None = None,
     stop: threading.Event | None = None,
     tick: float = 0.2,
+    snapshot: Callable[[], zmq.Socket[bytes]] | None = None,
+    snapshot_timeout: float = 2.0,
 ) -> str:
     """Receive until ``count`` alarms were shown, ``idle_timeout`` seconds pass without a message, or ``stop``.
 
-    Returns why it ended: ``"count"``, ``"idle"`` or ``"stopped"``.
+    ``snapshot`` opens a socket (a DEALER) connected to the monitor's snapshot endpoint: whenever
+    ``bridge.wanted`` names topics (set it before, for the join), their snapshot is asked for and applied
+    before the bus is read again. A monitor that does not answer within ``snapshot_timeout`` seconds is
+    reported and not asked again. Returns why it ended: ``"count"``, ``"idle"`` or ``"stopped"``.
     """
     stop = stop or threading.Event()
+    asker = _SnapshotAsker(snapshot, snapshot_timeout, bridge, output, stop)
     last = time.monotonic()
-    while not stop.is_set():
-        if output.runner is not None:
-            output.runner.reap()
-        wait = tick
-        if idle_timeout is not None:
-            left = last + idle_timeout - time.monotonic()
-            if left <= 0:
-                return "idle"
-            wait = min(wait, left)
-        if not sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
-            continue
-        last = time.monotonic()
-        while True:  # drain what is queued before polling again
-            try:
-                parts = sock.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                break
-            event = bridge.handle(parts)
-            if event is not None:
-                output.emit(event)
+    try:
+        while not stop.is_set():
+            if asker.pending:
+                left = None if idle_timeout is None else last + idle_timeout - time.monotonic()
+                if asker.ask(left):  # a reply came: the monitor is there
+                    last = time.monotonic()
             if count is not None and bridge.stats.alarms >= count:
                 return "count"
-    return "stopped"
+            if output.runner is not None:
+                output.runner.reap()
+            wait = tick
+            if idle_timeout is not None:
+                left = last + idle_timeout - time.monotonic()
+                if left <= 0:
+                    return "idle"
+                wait = min(wait, left)
+            if not sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
+                continue
+            last = time.monotonic()
+            while not asker.pending:  # drain what is queued, unless a snapshot is to be asked for first
+                try:
+                    parts = sock.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                event = bridge.handle(parts)
+                if event is not None:
+                    output.emit(event)
+                if count is not None and bridge.stats.alarms >= count:
+                    return "count"
+        return "stopped"
+    finally:
+        asker.close()
+
+
+class _SnapshotAsker:
+    """Asks for the snapshots :attr:`AlertBridge.wanted` names, one request at a time, and applies them."""
+
+    def __init__(
+        self,
+        factory: Callable[[], zmq.Socket[bytes]] | None,
+        timeout: float,
+        bridge: AlertBridge,
+        output: BridgeOutput,
+        stop: threading.Event,
+    ) -> None:
+        self.factory = factory
+        self.timeout = timeout
+        self.bridge = bridge
+        self.output = output
+        self.stop = stop
+        self.sock: zmq.Socket[bytes] | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Whether a snapshot is wanted and can be asked for."""
+        return bool(self.bridge.wanted) and self.factory is not None
+
+    def ask(self, limit: float | None = None) -> bool:
+        """Ask for the wanted snapshot and apply it; waits at most the timeout (and ``limit`` seconds).
+        True when a reply came; without one, snapshots are not asked for again."""
+        bridge = self.bridge
+        prefixes, bridge.wanted = bridge.wanted, []
+        if self.factory is None or not prefixes:
+            return False
+        if self.sock is None:
+            self.sock = self.factory()
+        self.sock.send_multipart(bridge.snapshot_request(prefixes))
+        wait = self.timeout if limit is None else max(0.0, min(self.timeout, limit))
+        deadline = time.monotonic() + wait
+        while not self.stop.is_set():
+            left = deadline - time.monotonic()
+            if self.sock.poll(max(1, int(min(left, 0.2) * 1000)) if left > 0 else 0, zmq.POLLIN):
+                for event in bridge.apply_snapshot(self.sock.recv_multipart()):
+                    self.output.emit(event)
+                return True
+            if left <= 0:
+                break
+        if not self.stop.is_set():
+            self.output.say(
+                f"no snapshot from the monitor within {wait:g} s; going on without one "
+                "(alarms active before this bridge joined are unknown)"
+            )
+        self.factory = None
+        self.close()
+        return False
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.sock.close(linger=0)
+            self.sock = None

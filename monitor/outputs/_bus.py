@@ -8,13 +8,28 @@ a per-topic ``seq`` and the publication ``time``; :mod:`monitor.protocol` builds
 the bodies, its JSON Schema ``monitor/protocol/schema/alert-bus-v1.schema.json``
 describes them and the README documents it.
 
-Last-value cache: the socket reports every subscription (``XPUB_VERBOSE``);
-when one arrives, every active alarm whose topic matches it is published
-again as a snapshot (``state: "active"``, ``snapshot: true``), so a bridge that
-joins or restarts mid-alarm learns of it at once. Sends never block: a message
-that would exceed a slow subscriber's queue is counted in ``dropped`` (reported
-in status) instead of stalling the monitor. With CURVE keys, only bridges whose
-public keys are authorized can subscribe, and the traffic is encrypted.
+Snapshots (the ZeroMQ guide's clone pattern): beside the bus the monitor binds
+a ROUTER, the snapshot endpoint (by default the bus port + 1 for ``tcp://``,
+the bus address + ``.snapshot`` for ``ipc://`` and ``inproc://``; status
+messages carry it as ``snapshot_endpoint``). A bridge that joins subscribes
+first, then sends ``[b"snapshot", prefix, ...]`` (a DEALER, or a REQ) and gets
+``[b"snapshot", header, topic, body, ...]`` back: the active alarms of the
+alarm topics matching the prefixes (none: every topic), each sealed with its
+topic's current ``seq``, and in the header the ``seq`` of every matching alarm
+topic. Updates on the bus with a greater seq follow the snapshot; those with
+a smaller or equal one are already in it. A snapshot goes to the asking peer
+only and takes no sequence number: other subscribers see nothing of it.
+Refused requests get a header with ``error`` set and no items.
+
+Sends never block: a message that would exceed a slow subscriber's queue is
+counted in ``dropped`` (reported in status) instead of stalling the monitor.
+With CURVE keys, only bridges whose public keys are authorized can subscribe,
+both sockets are encrypted, and a snapshot is answered only to keys of role
+``bridge`` or ``monitor`` (keys without a policy predate roles and pass).
+
+Vitals: ``active_alarms`` of a vitals body lists the stream's active technical
+alarms after the rhythm alarms the vitals carry; the bus knows them from the
+alarm transitions it published.
 
 Sample indices: events come in the stream's indices; each publishing method
 takes a ``locate`` lookup (:mod:`monitor.outputs._located`) and publishes the
@@ -24,23 +39,27 @@ a second segment (see :mod:`monitor.protocol`).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import socket
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import zmq
 
 from monitor.alarms import AlarmEvent, Vitals
+from monitor.errors import ConfigError, FrameError
 from monitor.outputs._located import Locate, stream_index
 from monitor.protocol import (
     SCHEMA,
     alarm_body,
     beat_body,
+    check_body,
+    decode_message,
     encode_message,
     seal,
     snapshot_body,
@@ -48,9 +67,9 @@ from monitor.protocol import (
     topic_of,
     vitals_body,
 )
-from monitor.transport import Authenticator, CurveConfig, secure_bind
+from monitor.transport import Authenticator, CurveConfig, secure_bind, sender_of, split_endpoint
 
-__all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "located_alarm_body", "monitor_id"]
+__all__ = ["SCHEMA_VERSION", "AlertBus", "alarm_body", "decode_snapshot", "located_alarm_body", "monitor_id"]
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +97,22 @@ def located_alarm_body(event: AlarmEvent, locate: Locate = stream_index) -> dict
 
 
 class AlertBus:
-    """Publishes on an XPUB socket bound at ``endpoint``; see the module docstring."""
+    """Publishes on an XPUB socket bound at ``endpoint``, answers snapshots on a ROUTER bound at
+    ``snapshot_endpoint`` (None: :meth:`default_snapshot_endpoint`); see the module docstring."""
+
+    SNAPSHOT = b"snapshot"
+    """The first frame of a snapshot request and of its reply."""
+    MAX_PREFIXES = 32
+    MAX_PREFIX_BYTES = 256
+    REQUESTS_PER_TURN = 64
+    """Snapshot requests answered per :meth:`serve_subscriptions` call (the rest wait for the next)."""
 
     def __init__(
         self,
         context: zmq.Context[zmq.Socket[bytes]],
         endpoint: str,
         *,
+        snapshot_endpoint: str | None = None,
         monitor: str | None = None,
         clock: Callable[[], float] = time.time,
         sndhwm: int = 100_000,
@@ -94,20 +122,47 @@ class AlertBus:
         self.monitor = monitor or monitor_id()
         self.clock = clock
         self.sock = context.socket(zmq.XPUB)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.sock.setsockopt(zmq.SNDHWM, sndhwm)
-        self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
-        self.sock.setsockopt(zmq.XPUB_NODROP, 1)
+        self.router = context.socket(zmq.ROUTER)
         try:
+            for sock in (self.sock, self.router):
+                sock.setsockopt(zmq.LINGER, 0)
+                sock.setsockopt(zmq.SNDHWM, sndhwm)
+            self.sock.setsockopt(zmq.XPUB_VERBOSE, 1)
+            self.sock.setsockopt(zmq.XPUB_NODROP, 1)
+            self.router.setsockopt(zmq.ROUTER_MANDATORY, 1)  # an unreachable asker is an error, not silence
+            snapshot_endpoint = snapshot_endpoint or self.default_snapshot_endpoint(endpoint)
             self.endpoint = secure_bind(self.sock, endpoint, curve, authenticator)
+            self.snapshot_endpoint = secure_bind(self.router, snapshot_endpoint, curve, authenticator)
         except BaseException:
-            self.sock.close(linger=0)
+            self.close()
             raise
+        self._authorizer = authenticator.authorizer if curve is not None and authenticator is not None else None
         self._seq: Counter[str] = Counter()
-        self._active: dict[str, dict[str, Any]] = {}  # alarm_id -> last body, for the last-value cache
+        self._active: dict[str, dict[str, dict[str, Any]]] = {}  # stream -> alarm_id -> last body (unsealed)
         self.sent = 0
         self.dropped = 0
         self.subscriptions = 0
+        self.snapshots = 0
+        """Snapshot replies sent."""
+        self.snapshot_items = 0
+        self.snapshots_refused: Counter[str] = Counter()
+        """Refused snapshot requests by reason: request, role, unauthenticated, key_revoked, unsent."""
+
+    @staticmethod
+    def default_snapshot_endpoint(endpoint: str) -> str:
+        """The snapshot endpoint beside bus ``endpoint``: the next port for ``tcp://`` (a wildcard port stays
+        one), ``.snapshot`` appended for ``ipc://`` and ``inproc://``; a :class:`ConfigError` otherwise."""
+        transport, address = split_endpoint(endpoint)
+        if transport in ("ipc", "inproc"):
+            return f"{endpoint}.snapshot"
+        host, sep, port = address.rpartition(":")
+        if transport != "tcp" or not sep or not host:
+            raise ConfigError(f"no default snapshot endpoint beside {endpoint!r}; give one")
+        if port in ("*", "0"):
+            return f"tcp://{host}:{port}"
+        if not port.isdigit() or not 0 < int(port) < 65535:
+            raise ConfigError(f"no default snapshot endpoint beside {endpoint!r} (port {port!r}); give one")
+        return f"tcp://{host}:{int(port) + 1}"
 
     # ------------------------------------------------------------ publish
     def _publish(self, topic: str, body: dict[str, Any]) -> None:
@@ -122,10 +177,13 @@ class AlertBus:
     def alarm(self, event: AlarmEvent, locate: Locate = stream_index) -> dict[str, Any]:
         """Publish an alarm transition; returns the body sent (for the alarm log)."""
         body = located_alarm_body(event, locate)
+        table = self._active.setdefault(event.stream, {})
         if event.state == "end":
-            self._active.pop(event.alarm_id, None)
+            table.pop(event.alarm_id, None)
         else:
-            self._active[event.alarm_id] = body
+            table[event.alarm_id] = body
+        if not table:
+            del self._active[event.stream]
         self._publish(topic_of(body), dict(body))
         return body
 
@@ -144,7 +202,9 @@ class AlertBus:
         self._publish(topic_of(body), body)
 
     def vitals(self, v: Vitals, locate: Locate = stream_index) -> None:
+        """Publish a stream's vitals; ``active_alarms`` gets the stream's active technical alarms too."""
         at = locate(v.stream, v.sample)
+        active = list(dict.fromkeys([*v.active, *self.technical_kinds(v.stream)]))
         body = vitals_body(
             v.stream,
             at.sample,
@@ -152,38 +212,133 @@ class AlertBus:
             hr=v.hr,
             pvc_per_min=v.pvc_per_min,
             quality=v.quality,
-            active_alarms=v.active,
+            active_alarms=active,
             boot=at.boot,
             segment=at.label,
         )
         self._publish(topic_of(body), body)
 
     def status(self, fields: Mapping[str, Any]) -> None:
-        body = status_body(fields)
+        body = status_body({**fields, "snapshot_endpoint": self.snapshot_endpoint})
         self._publish(topic_of(body), body)
 
-    # ------------------------------------------------------------ last-value cache
+    def technical_kinds(self, stream: str) -> list[str]:
+        """The kinds of the stream's active technical alarms, in the order they began."""
+        table = self._active.get(stream, {})
+        return [b["kind"] for b in table.values() if b["category"] == "technical"]
+
+    # ------------------------------------------------------------ subscriptions and snapshots
     def serve_subscriptions(self) -> int:
-        """Answer new subscriptions with snapshots of matching active alarms; returns how many arrived."""
+        """Count new subscriptions, then answer waiting snapshot requests; returns how many subscriptions arrived.
+
+        Subscriptions are taken first, so a bridge that subscribed before asking is subscribed by the time
+        its snapshot is taken (when both arrived by then).
+        """
         n = 0
         while True:
             try:
                 msg = self.sock.recv(flags=zmq.NOBLOCK)
             except zmq.Again:
-                return n
-            if not msg or msg[0] != 1:
-                continue  # an unsubscription
-            n += 1
-            self.subscriptions += 1
-            prefix = msg[1:].decode("utf-8", "replace")
-            for body in list(self._active.values()):
-                topic = topic_of(body)
-                if topic.startswith(prefix):
-                    self._publish(topic, snapshot_body(body))
+                break
+            if msg and msg[0] == 1:  # not an unsubscription
+                n += 1
+        self.subscriptions += n
+        for _ in range(self.REQUESTS_PER_TURN):
+            try:
+                frames = self.router.recv_multipart(flags=zmq.NOBLOCK, copy=False)
+            except zmq.Again:
+                break
+            self._answer(frames)
+        return n
+
+    def _answer(self, frames: list[zmq.Frame]) -> None:
+        envelope = [frames[0].bytes]
+        request = [f.bytes for f in frames[1:]]
+        if request[:1] == [b""]:  # a REQ asker's delimiter, echoed
+            envelope.append(b"")
+            request = request[1:]
+        error: tuple[str, str] | None = None
+        prefixes: list[str] = []
+        if self._authorizer is not None:
+            reason = self._authorizer.check_role(sender_of(frames[-1]), "bridge", "monitor")
+            if reason is not None:
+                error = (reason, "snapshots are for keys of role bridge or monitor")
+        if error is None:
+            try:
+                prefixes = self._prefixes(request)
+            except ValueError as exc:
+                error = ("request", str(exc))
+        now = self.clock()
+        header: dict[str, Any] = {"schema": SCHEMA, "type": "snapshot", "time": now, "monitor": self.monitor}
+        parts: list[bytes] = []
+        if error is not None:
+            self.snapshots_refused[error[0]] += 1
+            if self.snapshots_refused[error[0]] == 1:
+                log.warning("refused a snapshot request (%s): %s; further ones are counted", *error)
+            header.update(topics=[], seq={}, items=0, error=error[0], text=error[1])
+        else:
+            seqs = {t: n for t, n in self._seq.items() if t.startswith("alarm/") and _matches(t, prefixes)}
+            for table in self._active.values():
+                for body in table.values():
+                    topic = topic_of(body)
+                    if topic in seqs:
+                        item = seal(snapshot_body(body), seq=seqs[topic], time=now, monitor=self.monitor)
+                        parts += encode_message(topic, item)
+            header.update(topics=prefixes, seq=seqs, items=len(parts) // 2, error=None)
+        reply = [*envelope, self.SNAPSHOT, json.dumps(header, separators=(",", ":")).encode(), *parts]
+        try:
+            self.router.send_multipart(reply, flags=zmq.NOBLOCK)
+        except zmq.ZMQError:  # the asker left, or its queue is full: it will ask again
+            self.snapshots_refused["unsent"] += 1
+            return
+        if error is None:
+            self.snapshots += 1
+            self.snapshot_items += len(parts) // 2
+
+    def _prefixes(self, request: list[bytes]) -> list[str]:
+        if not request or request[0] != self.SNAPSHOT:
+            raise ValueError(f"a snapshot request starts with the frame {self.SNAPSHOT.decode()!r}")
+        raw = request[1:]
+        if len(raw) > self.MAX_PREFIXES:
+            raise ValueError(f"at most {self.MAX_PREFIXES} topic prefixes, got {len(raw)}")
+        try:
+            prefixes = [p.decode("utf-8") for p in raw]
+        except UnicodeDecodeError:
+            raise ValueError("a topic prefix is not UTF-8") from None
+        if any(len(p) > self.MAX_PREFIX_BYTES for p in raw):
+            raise ValueError(f"a topic prefix is over {self.MAX_PREFIX_BYTES} bytes")
+        return prefixes
 
     @property
     def active_alarms(self) -> int:
-        return len(self._active)
+        return sum(len(table) for table in self._active.values())
 
     def close(self) -> None:
         self.sock.close(linger=0)
+        self.router.close(linger=0)
+
+
+def _matches(topic: str, prefixes: list[str]) -> bool:
+    """Whether ``topic`` starts with one of ``prefixes`` (no prefix: every topic)."""
+    return not prefixes or any(topic.startswith(p) for p in prefixes)
+
+
+def decode_snapshot(parts: Sequence[bytes]) -> tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]:
+    """Check a snapshot reply, ``[b"snapshot", header, topic, body, ...]``; returns the header and the
+    ``(topic, body)`` items, or raises :class:`FrameError` (``frames``, ``json``, ``field``, ``topic``)."""
+    if len(parts) < 2 or len(parts) % 2 or bytes(parts[0]) != AlertBus.SNAPSHOT:
+        raise FrameError("frames", "a snapshot reply is b'snapshot', a header, then topic and body pairs")
+    try:
+        header = json.loads(bytes(parts[1]).decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise FrameError("json", f"the snapshot header is not UTF-8 JSON ({exc})") from None
+    check_body(header)
+    if header["type"] != "snapshot":
+        raise FrameError("type", f"a snapshot reply has a snapshot header, not {header['type']!r}")
+    items = [decode_message(parts[i : i + 2]) for i in range(2, len(parts), 2)]
+    if header["items"] != len(items):
+        raise FrameError("field", f"the snapshot header counts {header['items']} items, {len(items)} came")
+    for topic, body in items:
+        if body["type"] != "alarm" or body["state"] != "active" or body["monitor"] != header["monitor"]:
+            raise FrameError("field", f"a snapshot item on {topic} is not an active alarm of {header['monitor']}")
+    return header, items

@@ -24,6 +24,15 @@ over the stream's whole life: its number is the onset's index on the
 monitor's monotonic stream clock, which equals ``onset_sample`` until the
 stream's first new segment.
 
+Snapshots: a bridge that joins learns the alarms already active from the
+monitor's snapshot endpoint (a ROUTER beside the bus), not from the bus. The
+reply is a header (``type`` ``snapshot``, ``$defs/snapshot`` in the schema,
+checked by :func:`check_body` too, and refused by :func:`decode_message`: it is
+never a bus message) and one ``[topic, body]`` pair per active alarm, each an
+alarm body with ``state`` ``active`` and ``snapshot`` true whose ``seq`` is
+its topic's seq when the snapshot was taken. Vitals list every active alarm
+of the stream in ``active_alarms``, technical ones included.
+
 Two checks are stricter than plain JSON Schema, as the monitor never writes
 such values: an ``integer`` is never ``1.0``, and a ``number`` is finite.
 """
@@ -86,6 +95,7 @@ PRIORITIES = vocabulary.PRIORITIES
 ALARM_STATES = ("onset", "update", "end", "active")
 BEAT_LABELS = vocabulary.CLASSES
 HEALTH = ("ok", "degraded")
+_SNAPSHOT = "snapshot"  # the header of a snapshot reply: checked like a body, never a bus message
 STREAM_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 _STREAM_RE = re.compile(STREAM_PATTERN)
 
@@ -135,7 +145,7 @@ def _validators() -> dict[str | None, Validator]:
     strict.check_schema(schema)
     root: Validator = strict(schema)
     out: dict[str | None, Validator] = {None: root}
-    for kind in MESSAGE_TYPES:
+    for kind in (*MESSAGE_TYPES, _SNAPSHOT):
         out[kind] = root.evolve(schema=schema["$defs"][kind])
     return out
 
@@ -166,7 +176,7 @@ def _short(value: object, limit: int = 60) -> str:
 
 
 def check_body(body: object) -> dict[str, Any]:
-    """Return ``body`` if it is a valid v1 message body, else raise :class:`FrameError`.
+    """Return ``body`` if it is a valid v1 message body (or snapshot header), else raise :class:`FrameError`.
 
     Reasons: ``json`` (not an object), ``schema`` (another schema number, or
     none), ``type`` (unknown message type), ``field`` (a required field missing
@@ -222,6 +232,8 @@ def decode_message(parts: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameError("json", f"the body is not UTF-8 JSON ({exc})") from None
     check_body(body)
+    if body["type"] not in MESSAGE_TYPES:
+        raise FrameError("type", f"a {body['type']} header is not a bus message")
     expected = topic_of(body)
     if topic != expected:
         raise FrameError("topic", f"topic {topic!r} does not match the body (expected {expected!r})")
@@ -321,7 +333,7 @@ def alarm_body(
 
 
 def snapshot_body(body: Mapping[str, Any]) -> dict[str, Any]:
-    """An active alarm's body re-sent to a new subscriber (the last-value cache)."""
+    """An active alarm's body as an item of a snapshot reply (state ``active``, ``snapshot`` true)."""
     return dict(body, state="active", snapshot=True)
 
 

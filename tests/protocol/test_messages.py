@@ -119,6 +119,17 @@ DEVICE_FIELDS: dict[str, tuple[str, ...]] = {
     "beat": ("boot", "segment"),
     "vitals": ("boot", "segment"),
 }
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {**DEVICE_FIELDS, "status": ("snapshot_endpoint",)}
+SNAPSHOT_HEADER: dict[str, Any] = {
+    "schema": 1,
+    "type": "snapshot",
+    "time": 1.0,
+    "monitor": "m1",
+    "topics": ["alarm/"],
+    "seq": {"alarm/100/": 7},
+    "items": 1,
+    "error": None,
+}
 
 
 def topic_of(body: dict[str, Any]) -> str:
@@ -174,7 +185,7 @@ def test_message_types_and_required_fields_come_from_the_schema() -> None:
     assert consts == list(MESSAGE_TYPES)
     for kind in MESSAGE_TYPES:
         optional = set(branch(kind)["properties"]) - set(MESSAGE_FIELDS[kind])
-        assert optional == set(DEVICE_FIELDS.get(kind, ())), kind  # only the device's index space is optional
+        assert optional == set(OPTIONAL_FIELDS.get(kind, ())), kind  # the device's index space, where to snapshot
         assert set(root["required"]) <= set(MESSAGE_FIELDS[kind])
         assert set(EXAMPLES[kind]) == set(MESSAGE_FIELDS[kind]), kind
 
@@ -282,12 +293,29 @@ def test_integers_are_ints_and_numbers_are_finite(field: str, value: float) -> N
         ([b"alarm/100/", json.dumps(dict(alarm(), seq="1")).encode()], "field"),
         ([b"alarm/101/", json.dumps(alarm()).encode()], "topic"),
         ([b"vitals/100/", json.dumps(alarm()).encode()], "topic"),
+        ([b"snapshot", json.dumps(SNAPSHOT_HEADER).encode()], "type"),  # a snapshot header is no bus message
     ],
 )
 def test_decode_message_rejects_with_a_reason(parts: list[bytes], reason: str) -> None:
     with pytest.raises(FrameError) as info:
         decode_message(parts)
     assert info.value.reason == reason
+
+
+def test_a_snapshot_header_is_checked_like_a_body() -> None:
+    assert check_body(dict(SNAPSHOT_HEADER)) == SNAPSHOT_HEADER
+    refused = dict(SNAPSHOT_HEADER, topics=[], seq={}, items=0, error="role", text="for bridges")
+    assert check_body(refused) == refused
+    for bad in (
+        dict(SNAPSHOT_HEADER, seq={"alarm/100/": 0}),
+        dict(SNAPSHOT_HEADER, items=-1),
+        dict(SNAPSHOT_HEADER, topics=["x" * 257]),
+        {k: v for k, v in SNAPSHOT_HEADER.items() if k != "seq"},
+    ):
+        with pytest.raises(FrameError) as info:
+            check_body(bad)
+        assert info.value.reason == "field"
+    assert check_body(dict(EXAMPLES["status"], snapshot_endpoint="tcp://127.0.0.1:5571"))["snapshot_endpoint"]
 
 
 def test_subscriptions() -> None:
