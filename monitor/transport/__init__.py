@@ -7,6 +7,7 @@ pair       server (binds)                    clients (connect)
 =========  ================================  =====================================
 ingest     ``ecg-monitor`` PULL              devices, ``ecg-replay`` PUSH
 alerts     ``ecg-monitor`` XPUB              ``ecg-alerts`` bridges SUB
+snapshot   ``ecg-monitor`` ROUTER            ``ecg-alerts`` bridges DEALER
 engine     ``ecg-engine`` ROUTER             ``ecg-monitor`` DEALER
 =========  ================================  =====================================
 

@@ -1,4 +1,4 @@
-"""Alarms through the whole monitor: alert bus, last-value cache, bridge, alarm log and rhythm annotations."""
+"""Alarms through the whole monitor: alert bus, snapshots, bridge, alarm log and rhythm annotations."""
 
 from __future__ import annotations
 
@@ -75,23 +75,25 @@ def test_bus_messages_follow_the_schema_and_late_subscribers_get_active_alarms(
         check_body(b)
         assert b["schema"] == 1 and b["monitor"] == "m1"
     assert bodies[0]["alarm_id"] == "bed-1:vtach:1000" and bodies[0]["priority"] == "high"
-    # a bridge joining now learns of the VT still active, not of the couplet that ended
-    late = ctx.socket(zmq.SUB)
+    # a bridge joining now asks the snapshot endpoint: it learns of the VT still active, not of the couplet
+    # that ended, and the early subscriber sees nothing of it
+    late = ctx.socket(zmq.DEALER)
     late.setsockopt(zmq.LINGER, 0)
-    late.connect("inproc://bus-test")
-    late.subscribe(b"alarm/bed-")
+    late.connect(bus.snapshot_endpoint)
+    late.send_multipart(AlertBridge.snapshot_request(["alarm/bed-"]))
     for _ in range(50):
-        if bus.serve_subscriptions():
+        bus.serve_subscriptions()
+        if late.poll(10, zmq.POLLIN):
             break
-        threading.Event().wait(0.01)
     snap = recv(late)
-    assert snap is not None
-    body = check_body(json.loads(snap[1]))
+    assert snap is not None and len(snap) == 4
+    body = check_body(json.loads(snap[3]))
     assert body["state"] == "active" and body["snapshot"] is True and body["alarm_id"] == "bed-1:vtach:1000"
-    assert recv(late, 200) is None
+    assert body["seq"] == 1  # the seq of its topic when the snapshot was taken
+    assert recv(early, 200) is None
     bridge = AlertBridge()
-    event = bridge.handle(snap)
-    assert event is not None and event.body is not None
+    events = bridge.apply_snapshot(snap)
+    assert [e.body["alarm_id"] for e in events if e.body is not None] == ["bed-1:vtach:1000"]
     assert [a["alarm_id"] for a in bridge.active_alarms()] == ["bed-1:vtach:1000"]
     early.close()
     late.close()
