@@ -211,6 +211,7 @@ class RhythmAnalyzer:
             window_s=cfg.hr_window_s,
             max_intervals=cfg.hr_max_beats,
             asystole_s=cfg.asystole_s,
+            since=self._blocks.unmeasurable_until,
         )
         self._rates.check(alarms, t, hr)
         self._pvcs.forget_before(t)
