@@ -14,12 +14,21 @@ Method (:func:`heart_rate`, thresholds from :class:`~monitor.alarms.RhythmConfig
    interval in that window, the wait so far counts as one more interval, so
    the rate falls during a pause instead of holding its last value.
 4. Asystole: once the wait reaches ``asystole_s`` the rate is 0.
+5. Signal loss: only the beats after ``since``, the end of the latest stretch
+   of signal that could not be measured (signal lost or leads off), count.
+   While that stretch lasts there is no rate (``None``, not 0: the wait is not
+   a pause), and after it the rate comes back only once the intervals measured
+   since fill the window of step 1 (an even number spanning ``hr_window_s``, or
+   ``hr_max_beats`` of them), never from an interval across the gap nor from a
+   partial window. A measurable signal with no beat for ``asystole_s`` after
+   the stretch is asystole again: 0.
 
 Before the first beat, and with a single beat, there is no rate (``None``).
 """
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 __all__ = ["heart_rate"]
@@ -33,15 +42,21 @@ def heart_rate(
     window_s: float,
     max_intervals: int,
     asystole_s: float,
+    since: int | None = None,
 ) -> float | None:
     """The heart rate (bpm) at sample ``t`` from the beat samples ``beats`` (ascending, all before ``t``).
 
     ``window_s``, ``max_intervals`` and ``asystole_s`` are ``hr_window_s``,
-    ``hr_max_beats`` and ``asystole_s`` of the stream's configuration; see the
-    module docstring for the method.
+    ``hr_max_beats`` and ``asystole_s`` of the stream's configuration;
+    ``since``: the end of the latest stretch of signal that could not be
+    measured (at or before ``t``), if any. See the module docstring for the method.
     """
     if not beats:
         return None
+    if since is not None:
+        beats = beats[bisect.bisect_right(beats, since) :]
+        if not beats:
+            return 0.0 if (t - since) / fs >= asystole_s else None
     last = beats[-1]
     if (t - last) / fs >= asystole_s:
         return 0.0
@@ -56,6 +71,8 @@ def heart_rate(
     if not intervals:
         return None
     n = len(intervals)
+    if since is not None and not (n >= max_intervals or (total >= window_s and n % 2 == 0)):
+        return None  # the window is not filled yet with intervals measured after the signal came back
     open_s = (t - last) / fs
     if open_s > max(intervals):  # longer than any recent interval: the wait so far counts as one
         return 60.0 * (n + 1) / (total + open_s)

@@ -44,7 +44,9 @@ definitions). Each group of alarms is documented with its code:
 * :mod:`monitor.alarms._rates`: ``brady``, ``brady_extreme``, ``tachy``,
   ``tachy_extreme``, on the heart rate of :mod:`monitor.alarms._heart_rate`;
 * :mod:`monitor.alarms._states`: onsets, updates, ends, and which alarm
-  supersedes which.
+  supersedes which;
+* :mod:`monitor.alarms._realarm`: the re-alarm hold, and what is worse than
+  an episode that ended.
 
 At each beat the rules run in this order: asystole ends, pause, ventricular
 runs, SVT, bigeminy/trigeminy, AF, frequent PVCs. At each block's end: VF, then
@@ -209,6 +211,7 @@ class RhythmAnalyzer:
             window_s=cfg.hr_window_s,
             max_intervals=cfg.hr_max_beats,
             asystole_s=cfg.asystole_s,
+            since=self._blocks.unmeasurable_until,
         )
         self._rates.check(alarms, t, hr)
         self._pvcs.forget_before(t)

@@ -21,12 +21,14 @@ from collections import deque
 from monitor.alarms._states import AlarmStates
 from monitor.vocabulary import ALARM_KINDS
 
-__all__ = ["CLEAN", "FIBRILLATION", "SignalBlocks", "check_vf"]
+__all__ = ["CLEAN", "FIBRILLATION", "UNMEASURABLE", "SignalBlocks", "check_vf"]
 
 #: Quality states of a judged block (those of the detection stage's quality tracker) that the rules read.
 CLEAN = "clean"
 FIBRILLATION = "fibrillation-like"
-_UNUSABLE = frozenset({"signal lost", "leads off", FIBRILLATION})
+#: States in which there is no signal to measure: no heart rate over them.
+UNMEASURABLE = frozenset({"signal lost", "leads off"})
+_UNUSABLE = UNMEASURABLE | {FIBRILLATION}
 
 
 class SignalBlocks:
@@ -35,9 +37,13 @@ class SignalBlocks:
     def __init__(self, tick: int) -> None:
         self._tick = tick
         self._blocks: deque[tuple[int, str]] = deque(maxlen=64)  # (block end, state)
+        #: the end of the latest block with no signal to measure (lost or leads off), if any
+        self.unmeasurable_until: int | None = None
 
     def add(self, block_end: int, state: str) -> None:
         self._blocks.append((block_end, state))
+        if state in UNMEASURABLE:
+            self.unmeasurable_until = block_end
 
     @property
     def latest(self) -> str:

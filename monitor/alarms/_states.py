@@ -14,7 +14,9 @@ its own, and onset <= updates <= end. A more serious alarm supersedes the relate
 ones (:data:`SUPERSEDES`: VF over VT, runs and tachycardia; asystole over
 pause and bradycardia; VT over runs, couplets and tachycardia; AF over SVT
 runs; extreme rates over plain ones): they end with the reason
-``superseded by ...`` and cannot start while it lasts.
+``superseded by ...`` and cannot start while it lasts. After an episode ends, a
+new one of its kind cannot start inside the kind's hold time unless the
+condition worsens (:mod:`monitor.alarms._realarm`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from monitor.alarms._events import AlarmEvent
+from monitor.alarms._realarm import EVENT_KINDS, Figures, held, hold_time
 from monitor.alarms._settings import RhythmConfig
 from monitor.vocabulary import ALARM_KINDS
 
@@ -38,9 +41,6 @@ SUPERSEDES: dict[str, tuple[str, ...]] = {
     "vrun": ("couplet",),
     "afib": ("svt",),
 }
-#: Alarms held for ``hold_s`` after their last occurrence (the others clear after ``clear_s``).
-EVENT_KINDS = frozenset({"pause", "vrun", "couplet", "svt"})
-
 Details = dict[str, float | int | None]
 
 
@@ -52,6 +52,7 @@ class _Active:
     last_update: int
     details: Details
     text: str  # the onset's text, kept for the whole episode (its figures move in the details)
+    figures: Figures  # the extremes of its figures over the episode, to judge a new onset against once it ended
 
 
 class AlarmStates:
@@ -65,7 +66,7 @@ class AlarmStates:
         #: block's end, a second's tick): the decision sample of an onset decided now, from the samples alone
         self.ready = ready
         self._active: dict[str, _Active] = {}
-        self._ended: dict[str, int] = {}  # kind -> the end sample of its latest episode
+        self._ended: dict[str, tuple[int, Figures]] = {}  # kind -> the end sample and figures of its latest episode
         self._events: list[AlarmEvent] = []
 
     def __contains__(self, kind: str) -> bool:
@@ -94,18 +95,24 @@ class AlarmStates:
             return
         act = self._active.get(kind)
         if act is None:
-            previous = self._ended.get(kind)
-            if previous is not None:  # an episode starts after the previous one of its kind ended: its own id
-                onset = max(onset, previous + 1)
+            ended = self._ended.get(kind)
+            if ended is not None:
+                previous, figures = ended
+                if held(kind, s - previous, self.fs, self.config, figures, details):
+                    return  # inside the hold time of the episode that ended, and no worse
+                onset = max(onset, previous + 1)  # an episode starts after the previous one ended: its own id
             decision = max(s, self.ready, onset)  # the signal its inputs needed, whenever it arrived
             text = text or ALARM_KINDS[kind].text
-            self._active[kind] = _Active(kind, onset, s, s, dict(details), text)
+            figures = Figures()
+            figures.add(details)
+            self._active[kind] = _Active(kind, onset, s, s, dict(details), text, figures)
             for lesser in SUPERSEDES.get(kind, ()):
                 if lesser in self._active:
                     self.end(lesser, s, f"superseded by {kind}")
             self._emit(kind, "onset", onset, decision, text, details)
             return
         act.last_seen = s
+        act.figures.add(details)
         changed = False
         for key, value in details.items():
             old = act.details.get(key)
@@ -131,15 +138,14 @@ class AlarmStates:
                 if vf_quiet and (t - act.last_seen) / self.fs >= cfg.clear_s:
                     self.end(kind, t, "condition cleared")
                 continue
-            wait = cfg.hold_s if kind in EVENT_KINDS else cfg.clear_s
-            if (t - act.last_seen) / self.fs >= wait:
+            if (t - act.last_seen) / self.fs >= hold_time(kind, cfg):
                 self.end(kind, t, "condition cleared")
 
     def end(self, kind: str, s: int, reason: str) -> None:
         """End the active alarm ``kind`` at sample ``s``."""
         act = self._active.pop(kind)
         end = max(s, act.onset)
-        self._ended[kind] = end
+        self._ended[kind] = (end, act.figures)
         self._emit(kind, "end", act.onset, end, act.text, act.details, reason)
 
     def _superseded(self, kind: str) -> str | None:
