@@ -145,7 +145,7 @@ class LiveView:
 
     def _line(self, s: StreamStatus) -> str:
         hr = self._hr.get(s.stream)
-        hr_s = f"{hr:5.0f}" if hr is not None else "    -"
+        hr_s = f"{hr:5.0f}" if hr is not None else "  ---"
         t = s.duration_s
         recent = "".join(self._recent.get(s.stream, ()))
         return f"{s.stream:<10} {s.fs:6.0f} {hr_s} {s.beats:7d} {t:8.1f}s  {recent:<{_RECENT}}  {self._status(s)}"

@@ -96,9 +96,9 @@ def test_plain_view_prints_alarms_and_the_last_line_of_an_ended_stream() -> None
     view.on_stream_end(StreamStatus("bed-3", fs=250.0, beats=14, duration_s=24.0, ended=True))
     assert out.getvalue().splitlines() == [
         "bed-3 ALARM HIGH Asystole at 10.0 s",
-        "bed-3         250     -      12     20.0s                            ALARM Asystole; ok",
+        "bed-3         250   ---      12     20.0s                            ALARM Asystole; ok",
         "bed-3 alarm ended: HIGH Asystole at 16.0 s",
-        "bed-3         250     -      14     24.0s                            ended",
+        "bed-3         250   ---      14     24.0s                            ended",
     ]
     view.refresh(StatusSnapshot(streams=(StreamStatus("bed-3", ended=True),)), now=3.0)  # ended: no more lines
     assert len(out.getvalue().splitlines()) == 4
