@@ -27,6 +27,8 @@ __all__ = [
     "CATEGORIES",
     "CLASSES",
     "CLINICAL_KINDS",
+    "END_REASONS",
+    "END_REASON_PATTERNS",
     "HIGH",
     "LOW",
     "MEDIUM",
@@ -143,3 +145,19 @@ def rhythm_aux(active: Container[str]) -> str:
         if name in active:
             return ALARM_KINDS[name].aux or NORMAL_AUX
     return NORMAL_AUX
+
+
+#: Why an alarm ends: the fixed reasons, and (as regular expressions) the ones that carry a kind or a figure.
+END_REASONS: tuple[str, ...] = (
+    "condition cleared",  # the condition is absent for its clear/hold time (or a quality alarm's block cleared)
+    "beats resumed",  # asystole: a beat again
+    "stream ended",  # the device's end-of-stream
+    "monitor stopped",  # SIGTERM / stop(): every active alarm ends
+    "data resumed",  # signal lost (a silent device) ends when data comes again
+    "caught up",  # beats shed: no beat shed for the clear time
+    "engine recovered",  # engine failed: a batch labelled again
+)
+END_REASON_PATTERNS: tuple[str, ...] = (
+    "^superseded by (" + "|".join(CLINICAL_KINDS) + ")$",  # a more serious alarm implies this one
+    r"^device silent for [0-9]+(\.[0-9]+)?(e[+-]?[0-9]+)? s$",  # the stream ended after --stream-timeout-s
+)

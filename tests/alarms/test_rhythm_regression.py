@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 
 from monitor.alarms import AlarmEvent, RhythmAnalyzer, RhythmConfig, Vitals
+from monitor.vocabulary import END_REASON_PATTERNS, END_REASONS
 
 FIXTURE = Path(__file__).with_name("rhythm_regression.json")
 
@@ -217,3 +219,11 @@ def test_the_recording_covers_every_kind_of_transition() -> None:
 
 if __name__ == "__main__":
     write_fixture()
+
+
+def test_every_end_reason_is_in_the_vocabulary() -> None:
+    recorded = json.loads(FIXTURE.read_text(encoding="utf-8"))
+    reasons = {e[8] for rec in recorded.values() for e in rec["events"] if e[8] is not None}
+    assert reasons  # the recording ends episodes in several ways
+    for reason in reasons:
+        assert reason in END_REASONS or any(re.match(p, reason) for p in END_REASON_PATTERNS), reason

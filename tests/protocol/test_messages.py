@@ -411,3 +411,32 @@ def test_a_bad_device_index_space_is_rejected(field: str, value: Any) -> None:
         beat = dict(EXAMPLES["beat"], boot="7", segment="b7")
         with pytest.raises(FrameError):
             check_body(dict(beat, **{field: value}))
+
+
+def test_the_schema_enumerates_every_end_reason_of_the_vocabulary() -> None:
+    alternatives = branch("alarm")["properties"]["end_reason"]["anyOf"]
+    assert {"type": "null"} in alternatives
+    enums = [a["enum"] for a in alternatives if "enum" in a]
+    patterns = [a["pattern"] for a in alternatives if "pattern" in a]
+    assert enums == [list(vocabulary.END_REASONS)]
+    assert patterns == list(vocabulary.END_REASON_PATTERNS)
+
+
+@pytest.mark.parametrize(
+    ("reason", "valid"),
+    [
+        ("condition cleared", True),
+        ("superseded by vfib", True),
+        ("device silent for 600 s", True),
+        ("device silent for 0.5 s", True),
+        ("superseded by nonsense", False),
+        ("because", False),
+    ],
+)
+def test_end_reasons_outside_the_vocabulary_are_rejected(reason: str, valid: bool) -> None:
+    body = alarm("end", end_reason=reason)
+    if valid:
+        check_body(body)
+    else:
+        with pytest.raises(FrameError):
+            check_body(body)
