@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from engine import Beat, BeatClassifier, default_classifier
 from monitor.alarms import AlarmEvent
@@ -126,3 +127,16 @@ def test_trained_classifier_same_alarms_whatever_the_chunks_and_pace(mitdb: Path
 def test_rule_classifier_is_a_function_of_the_beat() -> None:
     beat = Beat("s", 100, 360.0, 0.5, 1.2, 0.8, 0.8, np.zeros(10, np.float32), 95, 0.0)
     assert RuleClassifier().classify([beat, dataclasses.replace(beat, rr_prev=0.8)]) == ["V", "N"]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="the signal quality keeps its latest 256 block verdicts only; more judged between two rhythm updates "
+    "never reach the rhythm logic",
+)
+def test_every_quality_block_reaches_the_rhythm_logic_however_many_a_turn_judges(mitdb: Path, tmp_path: Path) -> None:
+    """One turn taking more signal than the signal quality keeps (here the first 11 minutes of 232 in one turn):
+    the rhythm logic still sees every block, so its alarms are those of a turn a frame (232: a bradycardia
+    episode that clears at a block's end at 367 s and starts again)."""
+    burst = Run(chunk=3600, per_turn=1000, step_s=0.003)
+    check_identical(mitdb, tmp_path, ("232",), 660.0, (RUNS[0], burst))
