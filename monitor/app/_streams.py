@@ -26,7 +26,6 @@ class StreamState:
     rhythm: RhythmAnalyzer
     alarms: StreamAlarms
     inflight: deque[int] = field(default_factory=deque)  # samples of beats queued for labels, in queue order
-    quality_done: int = 0  # quality blocks already handed to the rhythm logic
     finished: bool = False  # rhythm logic closed (the stream ended and every label arrived)
     seen: tuple[int, int, int, bool] | None = None  # what the last rhythm update saw
     ended_at: float | None = None  # wall time its end was first seen (live sources forget it later)
@@ -103,9 +102,7 @@ class StreamTable:
             if state.seen == seen:
                 continue  # nothing new since the last update
             state.seen = seen
-            blocks = proc.quality.blocks_from(state.quality_done)
-            state.quality_done = proc.quality.judged
-            for block_end, quality in blocks:
+            for block_end, quality in proc.quality.take_blocks():
                 analyzer.on_quality(block_end, quality)
             # what it decides depends on the samples alone, not on how far this call goes (see RhythmAnalyzer)
             events, vitals = analyzer.advance(end if over and not state.inflight else state.horizon())

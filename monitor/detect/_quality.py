@@ -121,6 +121,7 @@ class QualityTracker:
         # states of the latest blocks judged (enough for every beat still waiting to be sent)
         self.states: deque[str] = deque(maxlen=_KEEP_BLOCKS)
         self._gated: deque[bool] = deque(maxlen=_KEEP_BLOCKS)
+        self._verdicts: list[tuple[int, str]] = []  # (block end, state) of the blocks judged, not yet taken
         self.counts: dict[str, int] = {}
         self._episodes = {kind: _Episode(kind) for kind in _ALARM_OF.values()}
         self.alarms: list[TechnicalAlarm] = []  # every episode, open or closed
@@ -140,11 +141,11 @@ class QualityTracker:
         """How many blocks have been judged so far."""
         return self._blocks
 
-    def blocks_from(self, k: int) -> list[tuple[int, str]]:
-        """``(block end sample, state)`` of the judged blocks from the ``k``-th on (those still kept)."""
-        first = self._blocks - len(self.states)
-        k = max(k, first)
-        return [(self.origin + (i + 1) * self._block, self.states[i - first]) for i in range(k, self._blocks)]
+    def take_blocks(self) -> list[tuple[int, str]]:
+        """``(block end sample, state)`` of every block judged since the last call, oldest first (however many
+        one call to :meth:`process` judged: the rhythm logic needs each of them)."""
+        out, self._verdicts = self._verdicts, []
+        return out
 
     def usable(self, sample: int) -> bool:
         """Beats may come from here: not lost or flat, and not fibrillation-like by the strict leakage
@@ -228,6 +229,7 @@ class QualityTracker:
         self._blocks += 1
         self.states.append(state)
         self._gated.append(gated)
+        self._verdicts.append((start + n, state))
         self.counts[state] = self.counts.get(state, 0) + 1
         self._update_alarms(state, start, start + n)
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from engine import Beat, BeatClassifier, default_classifier
 from monitor.alarms import AlarmEvent
@@ -129,11 +128,6 @@ def test_rule_classifier_is_a_function_of_the_beat() -> None:
     assert RuleClassifier().classify([beat, dataclasses.replace(beat, rr_prev=0.8)]) == ["V", "N"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the signal quality keeps its latest 256 block verdicts only; more judged between two rhythm updates "
-    "never reach the rhythm logic",
-)
 def test_every_quality_block_reaches_the_rhythm_logic_however_many_a_turn_judges(mitdb: Path, tmp_path: Path) -> None:
     """One turn taking more signal than the signal quality keeps (here the first 11 minutes of 232 in one turn):
     the rhythm logic still sees every block, so its alarms are those of a turn a frame (232: a bradycardia

@@ -124,3 +124,16 @@ def test_bad_quality_settings_are_refused() -> None:
         QualityConfig(flat_mv=-1)
     with pytest.raises(ConfigError, match="window_s"):
         QualityConfig(window_s=0.5, block_s=1.0)
+
+
+def test_every_block_judged_is_handed_over_however_many_one_call_judges() -> None:
+    """More blocks than the tracker keeps for beats, judged in one call: each verdict is still taken, once."""
+    q = QualityTracker("s", FS, origin=1000)
+    rng = np.random.default_rng(0)
+    q.process(rng.normal(0.0, 0.3, int(400 * FS)))  # 400 one-second blocks in one go
+    blocks = q.take_blocks()
+    assert [end for end, _ in blocks] == [1000 + round(FS) * (i + 1) for i in range(400)]
+    assert [state for _, state in blocks[-len(q.states) :]] == list(q.states)
+    assert q.take_blocks() == []
+    q.process(np.zeros(int(1.5 * FS)))
+    assert [end for end, _ in q.take_blocks()] == [1000 + round(FS) * 401]
