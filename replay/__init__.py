@@ -1,5 +1,6 @@
 """Replay of WFDB records (MIT-BIH and others) as ZeroMQ device streams."""
 
+from replay._options import add_replay_options
 from replay._publisher import MAX_CHUNK_S, ReplayConfig, Replayer, parse_speed, stream_ids
 from replay._records import (
     DATA_ENV,
@@ -22,6 +23,7 @@ __all__ = [
     "RecordRef",
     "ReplayConfig",
     "Replayer",
+    "add_replay_options",
     "cache_dir",
     "check_data_dir",
     "database_records",

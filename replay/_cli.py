@@ -13,14 +13,13 @@ from monitor.cli import (
     OptionParser,
     field_default,
     non_negative,
-    positive,
     setup_logging,
-    speed,
     stop_on_signals,
 )
 from monitor.errors import EcgMonitorError
 from monitor.transport import client_from_flags, secure_connect
-from replay._publisher import MAX_CHUNK_S, ReplayConfig, Replayer
+from replay._options import add_replay_options
+from replay._publisher import ReplayConfig, Replayer
 from replay._records import RecordRef, check_data_dir, database_records, read_header, resolve_record
 
 __all__ = ["build_parser", "main"]
@@ -39,27 +38,7 @@ def build_parser() -> OptionParser:
     p.option(
         "--connect", env="CONNECT", help="monitor endpoint, e.g. tcp://127.0.0.1:5555", default_text="none, required"
     )
-    p.option(
-        "--data-dir",
-        env="DATA",
-        help="folder of WFDB records",
-        default_text="the per-user cache, downloading missing records",
-    )
-    p.option(
-        "--speed",
-        env="SPEED",
-        type=speed,
-        default=field_default(ReplayConfig, "speed"),
-        help="multiple of real time, or 'max'",
-    )
-    p.option(
-        "--chunk-ms",
-        env="CHUNK_MS",
-        type=positive(float, "ms", maximum=MAX_CHUNK_S * 1000),
-        default=field_default(ReplayConfig, "chunk_s") * 1000,
-        help="samples sent per frame, in ms of signal",
-    )
-    p.flag("--loop", env="LOOP", help="start over at the end")
+    add_replay_options(p)
     p.option(
         "--stagger-s",
         type=non_negative(float, "s"),

@@ -30,7 +30,6 @@ from monitor.cli._options import (
     field_default,
     positive,
     setup_logging,
-    speed,
     stop_on_signals,
 )
 from monitor.errors import ConfigError, EcgMonitorError
@@ -39,7 +38,7 @@ from monitor.ingest import StreamConfig
 from monitor.observe import MetricsServer, attach, parse_address
 from monitor.outputs import LiveView
 from monitor.transport import client_from_flags, secure_connect
-from replay import MAX_CHUNK_S, ReplayConfig
+from replay import ReplayConfig, add_replay_options
 
 __all__ = ["build_parser", "lead_preference", "main", "writable_folder"]
 
@@ -86,27 +85,7 @@ def build_parser() -> OptionParser:
         help="replay:100 | replay:100,101 | replay:mitdb | replay:PATH/TO/RECORD | tcp://*:5555 | ipc://PATH",
         default_text="none, required",
     )
-    p.option(
-        "--data-dir",
-        env="DATA",
-        help="folder of WFDB records",
-        default_text="the per-user cache, downloading missing records",
-    )
-    p.option(
-        "--speed",
-        env="SPEED",
-        type=speed,
-        default=field_default(ReplayConfig, "speed"),
-        help="replay speed: multiple of real time, or 'max'",
-    )
-    p.option(
-        "--chunk-ms",
-        env="CHUNK_MS",
-        type=positive(float, "ms", maximum=MAX_CHUNK_S * 1000),
-        default=field_default(ReplayConfig, "chunk_s") * 1000,
-        help="replay chunk length, in ms of signal",
-    )
-    p.flag("--loop", env="LOOP", help="replay records in a loop")
+    add_replay_options(p)
     p.option(
         "--lead",
         env="LEAD",
