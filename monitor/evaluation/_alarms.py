@@ -85,7 +85,7 @@ def reference_episodes(record: Path, kinds: frozenset[str]) -> tuple[list[Episod
     marks = [(int(s), a.rstrip("\x00").strip()) for s, sym, a in zip(ann.sample, ann.symbol, ann.aux_note, strict=True)]
     marks = [(s, a) for s, a in marks if a.startswith("(")]
     eps = []
-    for (s, a), nxt in zip(marks, [*marks[1:], (length, "")], strict=True):
+    for (s, a), nxt in zip(marks, [*marks[1:], (length, "")], strict=False):  # none at all: no episodes
         if a in kinds and nxt[0] > s:
             eps.append(Episode(s, nxt[0]))
     return _merge(eps), length, float(header.fs)
