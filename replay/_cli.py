@@ -31,8 +31,7 @@ FINAL_LINGER_MS = 10_000
 def build_parser() -> OptionParser:
     p = OptionParser(
         prog="ecg-replay",
-        description="Publish WFDB records over ZeroMQ (PUSH) in the monitor's wire format, as bedside devices would.\n"
-        "Options fall back to the ECG_MONITOR_* environment variable shown in their help.",
+        description="Publish WFDB records over ZeroMQ (PUSH) in the monitor's wire format, as bedside devices would.",
     )
     p.add_argument("records", nargs="+", help="record names (in --data-dir), paths to records, or 'mitdb'")
     p.option(

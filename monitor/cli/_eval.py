@@ -30,7 +30,7 @@ def build_parser() -> OptionParser:
     p = OptionParser(
         prog="ecg-eval",
         description="Run the monitor over records and score its beats the EC57 way (or, with --alarms, "
-        "its rhythm alarms).\nOptions fall back to the ECG_MONITOR_* environment variable shown in their help.",
+        "its rhythm alarms).",
     )
     p.option(
         "--data-dir",

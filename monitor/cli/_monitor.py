@@ -76,8 +76,7 @@ def lead_preference(text: str) -> tuple[int | str, ...]:
 def build_parser() -> OptionParser:
     p = OptionParser(
         prog="ecg-monitor",
-        description="Real-time ECG monitor.\n"
-        "Options fall back to the ECG_MONITOR_* environment variable shown in their help.",
+        description="Real-time ECG monitor.",
     )
     p.option(
         "--source",

@@ -145,6 +145,14 @@ class OptionParser(argparse.ArgumentParser):
         kwargs.setdefault("formatter_class", _HelpFormatter)
         super().__init__(*args, **kwargs)
         self._env_errors: list[str] = []
+        self._env_options = False  # some option falls back to an ECG_MONITOR_* variable
+
+    def format_help(self) -> str:
+        """argparse's help, saying once (when it is so) that options fall back to their variables."""
+        help_text = super().format_help()
+        if self._env_options:
+            help_text += f"\nOptions fall back to the {ENV_PREFIX}* environment variable shown in their help.\n"
+        return help_text
 
     def option(
         self,
@@ -173,6 +181,7 @@ class OptionParser(argparse.ArgumentParser):
             allowed = ", ".join(map(str, choices))
             self._env_errors.append(f"{ENV_PREFIX}{env}: invalid choice {raw!r} for {flags[0]} (choose from {allowed})")
             value = default
+        self._env_options = self._env_options or env is not None
         target = group if group is not None else self
         return target.add_argument(*flags, default=value, help=text, **kwargs)
 
@@ -189,6 +198,7 @@ class OptionParser(argparse.ArgumentParser):
             elif word not in _FALSE:
                 self._env_errors.append(f"{ENV_PREFIX}{env}: expected 1/true/yes/on or 0/false/no/off, got {raw!r}")
         text = help + (f" (default: off; env {ENV_PREFIX}{env})" if env else " (default: off)")
+        self._env_options = self._env_options or env is not None
         target = group if group is not None else self
         return target.add_argument(*flags, action="store_true", default=on, help=text)
 
