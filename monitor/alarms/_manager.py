@@ -90,7 +90,7 @@ class AlarmManager:
         self.sink.on_technical(alarm, alarms.fs)
         kind = alarm.kind.replace(" ", "_")
         onset = AlarmEvent(
-            alarm.stream, kind, "onset", alarm.onset, alarm.onset, alarms.fs, alarm.kind.capitalize(),
+            alarm.stream, kind, "onset", alarm.onset, alarm.onset, alarms.fs, _technical_text(kind),
             category="technical",
         )  # fmt: skip
         if alarm.end is None:

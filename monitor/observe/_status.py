@@ -99,10 +99,6 @@ class StreamStatus:
             return "failed"
         return "ended" if self.ended else "active"
 
-    @property
-    def rejected_total(self) -> int:
-        return sum(self.rejected.values())
-
 
 #: the cumulative figures of a :class:`StreamStatus` (besides ``rejected``) that :func:`retire` adds up;
 #: beats shed are counted by stream in :attr:`StatusSnapshot.shed`, forgotten streams included
