@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine._batcher import Batcher, BatcherConfig, BatcherStats, ServiceTimeModel
 from engine._errors import EngineConfigError, EngineError, EngineUnavailable, require_positive
+from engine._template import N_SHAPE, SHAPE_FEATURES, BeatShape, TemplateConfig, TemplateTracker
 from engine._types import (
     AAMI_OF_SYMBOL,
     AAMI_SYMBOLS,
@@ -27,6 +28,8 @@ __all__ = [
     "BEAT_SYMBOLS",
     "CLASSES",
     "DEFAULT_WEIGHTS",
+    "N_SHAPE",
+    "SHAPE_FEATURES",
     "Backend",
     "Batcher",
     "BatcherConfig",
@@ -34,6 +37,7 @@ __all__ = [
     "Beat",
     "BeatClassifier",
     "BeatNet",
+    "BeatShape",
     "CnnClassifier",
     "EngineConfigError",
     "EngineError",
@@ -48,6 +52,8 @@ __all__ = [
     "Representer",
     "ResNet18Beat",
     "ServiceTimeModel",
+    "TemplateConfig",
+    "TemplateTracker",
     "UnclassifiedClassifier",
     "WorkerResult",
     "build_model",

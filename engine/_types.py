@@ -9,6 +9,8 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 from numpy.typing import NDArray
 
+from engine._template import BeatShape
+
 __all__ = [
     "AAMI_OF_SYMBOL",
     "AAMI_SYMBOLS",
@@ -65,6 +67,8 @@ class Beat:
     #: the stream sample at which the beat was ready from the samples alone (its window, the quality of its
     #: block and its next R peak, or the wait cap, complete); ``None``: not known (the R-peak sample is used)
     ready_sample: int | None = None
+    #: the beat against its stream's dominant beat (:mod:`engine._template`); ``None``: not measured
+    shape: BeatShape | None = None
 
 
 @dataclass(frozen=True)

@@ -5,17 +5,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine import BeatShape
+
 __all__ = ["Beat", "run_rate", "trailing_run"]
 
 
 @dataclass
 class Beat:
-    """One labelled beat: its R-peak sample, its AAMI class symbol (``N``, ``S``, ``V``, ``F``, ``Q``) and the
-    sample at which it was ready from the samples alone (its window and next R peak complete; at least ``sample``)."""
+    """One labelled beat: its R-peak sample, its AAMI class symbol (``N``, ``S``, ``V``, ``F``, ``Q``), the
+    sample at which it was ready from the samples alone (its window and next R peak complete; at least ``sample``)
+    and its morphology against the stream's dominant beat."""
 
     sample: int
     label: str
     ready: int = 0
+    #: the beat against the stream's dominant beat (``None``: not measured)
+    shape: BeatShape | None = None
 
 
 def trailing_run(beats: Sequence[Beat], label: str) -> list[Beat]:

@@ -62,6 +62,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
+from engine import BeatShape
 from monitor.alarms._beats import Beat
 from monitor.alarms._events import AlarmEvent, Vitals
 from monitor.alarms._heart_rate import heart_rate
@@ -110,12 +111,13 @@ class RhythmAnalyzer:
         self.hr: float | None = None
 
     # ------------------------------------------------------------ input
-    def on_beat(self, sample: int, label: str, ready: int | None = None) -> None:
-        """A labelled beat (``ready``: the sample at which it was ready from the samples alone; default its own).
+    def on_beat(self, sample: int, label: str, ready: int | None = None, shape: BeatShape | None = None) -> None:
+        """A labelled beat (``ready``: the sample at which it was ready from the samples alone, default its own;
+        ``shape``: its morphology against the stream's dominant beat, when measured).
 
         Labels may come back in any order (an alarm stream's newer beats are labelled first); beats are
         evaluated in sample order, up to the horizon given to :meth:`advance`."""
-        beat = Beat(sample, label, sample if ready is None else max(sample, ready))
+        beat = Beat(sample, label, sample if ready is None else max(sample, ready), shape)
         _insert(self._pending, beat, sample, lambda b: b.sample)
 
     def on_quality(self, block_end: int, state: str) -> None:

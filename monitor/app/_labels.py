@@ -106,5 +106,5 @@ class LabelFlow:
             if state is not None:
                 state.label_arrived(b.sample)
                 if not state.finished:
-                    state.rhythm.on_beat(b.sample, lb.label, b.ready_sample)
+                    state.rhythm.on_beat(b.sample, lb.label, b.ready_sample, b.shape)
         self.sinks.on_beats(labeled, now)

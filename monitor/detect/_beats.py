@@ -18,7 +18,7 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
-from engine import Beat
+from engine import Beat, TemplateTracker
 from monitor.detect._quality import QualityTracker
 
 __all__ = ["BeatAssembler", "BeatCounts", "SampleStore"]
@@ -78,6 +78,7 @@ class BeatAssembler:
         self._last_sent: int | None = None
         self._rr_recent: deque[float] = deque(maxlen=8)
         self._rr_mean: float | None = None
+        self.template = TemplateTracker(fs, self._pre, self._pre + self._post)
         self.last_peak: int | None = None
         self.peaks: list[int] = []  # every R peak sent (only with keep_peaks)
 
@@ -93,6 +94,7 @@ class BeatAssembler:
         self._last_sent = None
         self._rr_recent.clear()
         self._rr_mean = None
+        self.template.reset()
 
     def add_peaks(self, peaks: NDArray[np.int64]) -> None:
         """R peaks from the detector, in detector indexing (0 = first sample of the segment)."""
@@ -187,4 +189,5 @@ class BeatAssembler:
             window_start=start,
             ready_at=now,
             ready_sample=ready_sample,
+            shape=self.template.observe(window, peak),
         )
