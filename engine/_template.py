@@ -132,6 +132,8 @@ class TemplateTracker:
         self.template: NDArray[np.float64] | None = None
         self._template_width = 0.08
         self._template_ptp = 1.0
+        self._ref = np.zeros(self._qrs.stop - self._qrs.start)  # the template's QRS, mean removed
+        self._ref_norm = 1.0
         self._candidates: deque[NDArray[np.float64]] = deque(maxlen=self.config.learn_beats)
         self._recent: deque[NDArray[np.float64]] = deque(maxlen=self.config.learn_beats)
         self._checked = 0  # beats measured since the template was learned or last checked ...
@@ -179,27 +181,26 @@ class TemplateTracker:
         above = np.flatnonzero(d >= 0.2 * peak)
         return float(above[-1] - above[0] + 1) / self.fs
 
-    def _aligned(self, x: NDArray[np.float64], t: NDArray[np.float64], part: slice) -> tuple[float, int]:
-        """Best QRS correlation of ``x`` against ``t`` over small shifts, and the shift."""
-        best, at = -2.0, 0
-        ref = t[part]
-        for k in range(-self._shift, self._shift + 1):
-            c = _corr(x[part.start + k : part.stop + k], ref)
-            if c > best:
-                best, at = c, k
-        return best, at
+    def _aligned(self, x: NDArray[np.float64], part: slice) -> tuple[float, int]:
+        """Best correlation of ``x`` against the template over ``part``, over small shifts, and the shift."""
+        k = self._shift
+        shifted = np.lib.stride_tricks.sliding_window_view(x[part.start - k : part.stop + k], part.stop - part.start)
+        centred = shifted - shifted.mean(axis=1, keepdims=True)
+        den = np.sqrt(np.einsum("ij,ij->i", centred, centred)) * self._ref_norm
+        corr = (centred @ self._ref) / np.maximum(den, 1e-12)
+        best = int(np.argmax(corr))
+        return float(corr[best]), best - k
 
     def _measure(self, x: NDArray[np.float64], width: float) -> BeatShape:
         t = self.template
         if t is None:  # only called once learned
             return BeatShape(width_s=width, learned=False)
         q = self._qrs
-        corr, k = self._aligned(x, t, q)
+        corr, k = self._aligned(x, q)
         seg = x[q.start + k : q.stop + k]
-        ref = t[q]
-        seg0, ref0 = seg - seg.mean(), ref - ref.mean()
+        seg0 = seg - seg.mean()
         ptp = float(seg.max() - seg.min())
-        residual = float(np.sqrt(np.mean((seg0 - ref0) ** 2))) / self._template_ptp
+        residual = float(np.sqrt(np.mean((seg0 - self._ref) ** 2))) / self._template_ptp
         a = self._atrial
         p_corr = _corr(x[a.start + k : a.stop + k], t[a])
         return BeatShape(
@@ -218,6 +219,8 @@ class TemplateTracker:
         self._template_width = max(self._width_s(t), 1.0 / self.fs)
         q = t[self._qrs]
         self._template_ptp = max(float(q.max() - q.min()), 1e-3)
+        self._ref = q - q.mean()
+        self._ref_norm = max(float(np.sqrt(self._ref @ self._ref)), 1e-12)
 
     def _try_learn(self) -> None:
         cfg = self.config
