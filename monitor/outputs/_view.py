@@ -1,7 +1,15 @@
-"""Live console view: redraws in place on a terminal, plain lines otherwise."""
+"""Live console view: redraws in place on a terminal, plain lines otherwise.
+
+On a terminal every line is cut to the terminal's width (never wrapped, so a
+redraw leaves nothing behind), a stream with an active alarm is coloured by its
+highest priority (IEC 60601-1-8: red high, yellow medium, cyan low), and below
+72 columns the recent-beats column is left out (below 100 it is halved). ``---`` stands for a heart
+rate that cannot be measured.
+"""
 
 from __future__ import annotations
 
+import shutil
 import sys
 from collections import deque
 from collections.abc import Iterable
@@ -12,11 +20,22 @@ from engine import LabeledBeat
 from monitor.alarms import AlarmEvent, Vitals
 from monitor.observe import StatusSnapshot, StreamStatus
 from monitor.outputs._located import Locate, stream_index
-from monitor.vocabulary import priority_rank
+from monitor.vocabulary import ALARM_KINDS, priority_rank
 
 __all__ = ["LiveView", "stream_status"]
 
 _RECENT = 24
+_NARROW = 72  # below this many columns the recent-beats column is left out ...
+_WIDE = 100  # ... below this many it shows half as many beats
+#: ANSI colours of the alarm priorities (IEC 60601-1-8: red high, yellow medium, cyan low)
+_COLOURS = {"high": "\x1b[1;31m", "medium": "\x1b[33m", "low": "\x1b[36m"}
+_RESET = "\x1b[0m"
+
+
+def fit(line: str, width: int) -> str:
+    """``line`` cut to at most ``width - 1`` characters (the last column stays free, so a terminal never wraps)."""
+    room = max(width - 1, 1)
+    return line if len(line) <= room else line[: room - 1] + "…"
 
 
 def stream_status(status: StreamStatus, now_sample_gap_s: float = 10.0) -> str:
@@ -42,9 +61,11 @@ class LiveView:
     """Per-stream heart rate, beats, recent labels and status.
 
     ``interactive`` (default: the output is a terminal) redraws a table in place
-    every ``interval`` seconds; otherwise a plain line per stream is printed every
-    ``interval`` seconds and when a stream ends. ``beats=True`` also prints one
-    line per labelled beat.
+    every ``interval`` seconds, each line cut to ``width`` columns (default: the
+    terminal's width at each drawing) and coloured by alarm priority when
+    ``colour`` (default: when interactive); otherwise a plain line per stream is
+    printed every ``interval`` seconds and when a stream ends. ``beats=True``
+    also prints one line per labelled beat.
 
     It reads nothing of the pipeline: the table comes from the monitor's
     published :class:`~monitor.observe.StatusSnapshot`, the labels, alarms and
@@ -57,6 +78,8 @@ class LiveView:
     interval: float = 1.0
     beats: bool = False
     max_rows: int = 40
+    width: int | None = None
+    colour: bool | None = None
     _last: float = -1e18
     _drawn: int = 0
     _recent: dict[str, deque[str]] = field(default_factory=dict)
@@ -66,6 +89,8 @@ class LiveView:
     def __post_init__(self) -> None:
         if self.interactive is None:
             self.interactive = bool(getattr(self.out, "isatty", lambda: False)())
+        if self.colour is None:
+            self.colour = self.interactive
 
     def on_beats(self, labeled: Iterable[LabeledBeat], locate: Locate = stream_index) -> None:
         """Keep each stream's recent labels; with ``beats`` print a line per beat (the device's own index)."""
@@ -117,14 +142,15 @@ class LiveView:
         self._last = now
         streams = snapshot.streams
         if self.interactive:
-            lines = [self._header(snapshot)]
-            lines.append(
-                f"{'stream':<10} {'fs':>6} {'HR':>5} {'beats':>7} {'time':>9}  {'recent beats':<{_RECENT}}  status"
-            )
+            width = self.width or shutil.get_terminal_size((80, 24)).columns
+            n_recent = 0 if width < _NARROW else _RECENT if width >= _WIDE else _RECENT // 2
+            recent = f"{'recent beats':<{n_recent}}  " if n_recent else ""
+            lines = [fit(self._header(snapshot), width)]
+            lines.append(fit(f"{'stream':<10} {'fs':>6} {'HR':>5} {'beats':>7} {'time':>9}  {recent}status", width))
             shown = streams[: self.max_rows]
-            lines.extend(self._line(s) for s in shown)
+            lines.extend(self._paint(fit(self._line(s, n_recent), width), s) for s in shown)
             if len(streams) > len(shown):
-                lines.append(f"... and {len(streams) - len(shown)} more streams")
+                lines.append(fit(f"... and {len(streams) - len(shown)} more streams", width))
             buf = ""
             if self._drawn:
                 buf += f"\x1b[{self._drawn}F"
@@ -143,12 +169,23 @@ class LiveView:
         rejected = sum(snapshot.rejected_by_reason().values())
         return f"ecg-monitor: {n} streams ({ended} ended), {snapshot.messages} messages, {rejected} rejected"
 
-    def _line(self, s: StreamStatus) -> str:
+    def _line(self, s: StreamStatus, recent: int = _RECENT) -> str:
         hr = self._hr.get(s.stream)
         hr_s = f"{hr:5.0f}" if hr is not None else "  ---"
         t = s.duration_s
-        recent = "".join(self._recent.get(s.stream, ()))
-        return f"{s.stream:<10} {s.fs:6.0f} {hr_s} {s.beats:7d} {t:8.1f}s  {recent:<{_RECENT}}  {self._status(s)}"
+        labels = f"{''.join(self._recent.get(s.stream, ()))[-recent:]:<{recent}}  " if recent else ""
+        return f"{s.stream:<10} {s.fs:6.0f} {hr_s} {s.beats:7d} {t:8.1f}s  {labels}{self._status(s)}"
+
+    def _paint(self, line: str, s: StreamStatus) -> str:
+        """``line`` in the colour of the stream's highest-priority active alarm (when colouring)."""
+        if not self.colour or s.ended:
+            return line
+        priorities = [e.priority for e in self._alarms.get(s.stream, {}).values()]
+        priorities += [ALARM_KINDS[k].priority for k in s.quality_alarms if k in ALARM_KINDS]
+        if not priorities:
+            return line
+        top = min(priorities, key=priority_rank)
+        return f"{_COLOURS.get(top, '')}{line}{_RESET}"
 
     def _status(self, s: StreamStatus) -> str:
         alarms = self._alarms.get(s.stream)

@@ -34,7 +34,7 @@ def test_live_view_redraws_in_place_with_heart_rate_and_recent_labels(mitdb: Pat
     x, fs = lead_mv(mitdb, "100", seconds=60)
     ingest = Ingest()
     out = io.StringIO()
-    view = LiveView(out=out, interactive=True, interval=1.0)
+    view = LiveView(out=out, interactive=True, interval=1.0, width=120)
     beats = feed(ingest, x, "bed-1", fs)
     view.on_beats(beats)
     rhythm = RhythmAnalyzer("bed-1", fs, RhythmConfig())  # the monitor's one heart rate comes from here
@@ -106,7 +106,7 @@ def test_plain_view_prints_alarms_and_the_last_line_of_an_ended_stream() -> None
 
 def test_interactive_header_counts_streams_messages_and_every_rejection() -> None:
     out = io.StringIO()
-    view = LiveView(out=out, interactive=True, max_rows=1)
+    view = LiveView(out=out, interactive=True, max_rows=1, width=120)
     streams = (
         StreamStatus("a", fs=360.0, rejected={"duplicate": 2}),
         StreamStatus("b", fs=360.0, ended=True, rejected={"after_eos": 1}),
@@ -115,3 +115,54 @@ def test_interactive_header_counts_streams_messages_and_every_rejection() -> Non
     lines = out.getvalue().split("\n")
     assert lines[0] == "\x1b[2Kecg-monitor: 2 streams (1 ended), 40 messages, 6 rejected"
     assert lines[2].startswith("\x1b[2Ka ") and lines[3] == "\x1b[2K... and 1 more streams"
+
+
+def _alarm(stream: str, kind: str) -> AlarmEvent:
+    return AlarmEvent(stream, kind, "onset", 100, 100, 250.0, kind.upper())
+
+
+def _visible(line: str) -> str:
+    import re
+
+    return re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", line)
+
+
+def test_interactive_lines_are_cut_to_the_terminal_never_wrapped() -> None:
+    streams = (StreamStatus("a-very-long-bed-name-on-ward-7", fs=360.0), StreamStatus("b", fs=250.0))
+    for width in (80, 60, 40):
+        out = io.StringIO()
+        view = LiveView(out=out, interactive=True, width=width, colour=False)
+        view.on_alarm(_alarm("b", "vtach"))
+        view.on_alarm(_alarm("b", "couplet"))
+        view.refresh(StatusSnapshot(messages=10**9, rejected={"bad_magic": 10**6}, streams=streams), now=0.0)
+        lines = [_visible(ln) for ln in out.getvalue().split("\n") if _visible(ln)]
+        assert len(lines) == 4  # header, column names, two streams: one line each
+        assert all(len(ln) <= width - 1 for ln in lines), lines
+        assert ("recent beats" in lines[1]) == (width >= 72)
+        assert lines[3].startswith("b ")
+        assert ("ALARM VTACH" in lines[3]) == (width >= 60)  # the highest priority first, cut at the edge
+
+
+def test_interactive_rows_are_coloured_by_their_highest_priority_alarm() -> None:
+    out = io.StringIO()
+    view = LiveView(out=out, interactive=True, width=120)
+    assert view.colour
+    view.on_alarm(_alarm("b", "couplet"))
+    view.on_alarm(_alarm("c", "couplet"))
+    view.on_alarm(_alarm("c", "vtach"))
+    streams = (
+        StreamStatus("a", fs=360.0),
+        StreamStatus("b", fs=360.0),
+        StreamStatus("c", fs=360.0),
+        StreamStatus("d", fs=360.0, quality_alarms=("leads_off",)),
+    )
+    view.refresh(StatusSnapshot(streams=streams), now=0.0)
+    rows = {ln.split("\x1b[2K")[-1].lstrip("\x1b[0123456789;m")[:1]: ln for ln in out.getvalue().split("\n")[2:6]}
+    assert "\x1b[1;31m" not in rows["a"] and "\x1b[33m" not in rows["a"]
+    assert "\x1b[36m" in rows["b"]  # low: cyan
+    assert "\x1b[1;31m" in rows["c"] and "\x1b[36m" not in rows["c"]  # high wins: red
+    assert "\x1b[33m" in rows["d"]  # leads off, a medium technical alarm: yellow
+    assert all(r.endswith("\x1b[0m") for k, r in rows.items() if k != "a")
+    plain = io.StringIO()
+    LiveView(out=plain, interactive=False).refresh(StatusSnapshot(streams=streams), now=0.0)
+    assert "\x1b[" not in plain.getvalue()
