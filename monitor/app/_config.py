@@ -25,6 +25,7 @@ class MonitorConfig:
     batcher: BatcherConfig = field(default_factory=BatcherConfig)
     rhythm: RhythmSettings = field(default_factory=RhythmSettings)
     alerts: str | None = None  # endpoint of the alert bus (XPUB), None: no bus
+    wave: bool = False  # also publish each stream's waveform strip on the bus (wave/<stream>/)
     alarm_log: Path | None = None  # SQLite alarm log, None: none
     status_interval_s: float = 5.0
     keys: Path | None = None  # CURVE keys folder (ecg-keys): authenticate devices and bridges

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import threading
@@ -37,6 +38,7 @@ from monitor.outputs import (
     Sink,
     Sinks,
     ViewSink,
+    WaveTap,
     monitor_id,
 )
 from replay import Replayer, stream_ids
@@ -113,6 +115,7 @@ class Monitor:
         )
         self.labels = LabelFlow(self.batcher, self.engine, self.streams, self.alarms, self.sinks, clock)
         self.bus: AlertBus | None = None
+        self.wave: WaveTap | None = None
         self.alarm_log: AlarmLog | None = None
         self.started_at = clock()
         self._last_rhythm = -math.inf
@@ -215,6 +218,8 @@ class Monitor:
             )
             self.alerts_endpoint = self.bus.endpoint
             self.sinks.sinks.insert(0, BusSink(self.bus, self.locate))
+            if self.config.wave:
+                self.wave = WaveTap(functools.partial(self.bus.wave, locate=self.locate))
 
     def _loop(self) -> None:
         expected = set(self._ids)
@@ -285,6 +290,8 @@ class Monitor:
             if force or changed or now - self._snapshot_at >= SNAPSHOT_INTERVAL_S:
                 self._publish_snapshot(now)
         if self.bus is not None:
+            if self.wave is not None:
+                self.wave.poll(self.ingest.streams.values())
             self.bus.serve_subscriptions()
             if now - self._last_status >= self.config.status_interval_s:
                 self._last_status = now

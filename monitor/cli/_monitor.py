@@ -137,6 +137,12 @@ def build_parser() -> OptionParser:
         env="ALERTS",
         help="publish alarms, beats, vitals and status on this ZeroMQ XPUB endpoint, e.g. tcp://127.0.0.1:5570",
     )
+    p.flag(
+        "--wave",
+        env="WAVE",
+        help="with --alerts: also publish each stream's ECG strip (monitored lead, 125 Hz, 0.25 s chunks) on "
+        "wave/<stream>/ for central stations and bridges to draw",
+    )
     p.option(
         "--alarm-log",
         env="ALARM_LOG",
@@ -286,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--model is empty: give a weights file, or 'none' to leave beats unclassified")
     if args.key_name and not args.keys:
         parser.error("--key-name needs --keys DIR (the CURVE keys folder holding that key)")
+    if args.wave and not args.alerts:
+        parser.error("--wave needs --alerts ENDPOINT (the strips are published on the alert bus)")
     if args.stream_timeout_s < args.silence_s:
         parser.error(
             f"--stream-timeout-s ({args.stream_timeout_s:g} s) must be at least --silence-s ({args.silence_s:g} s): "
@@ -301,6 +309,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batcher=BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000.0),
             rhythm=load_rhythm_settings(args.rhythm_config),
             alerts=args.alerts or None,
+            wave=args.wave,
             alarm_log=_alarm_log_path(args.alarm_log),
             keys=Path(args.keys) if args.keys else None,
             silence_s=args.silence_s,

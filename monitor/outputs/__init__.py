@@ -39,6 +39,7 @@ from monitor.outputs._sink import (
     ViewSink,
 )
 from monitor.outputs._view import LiveView, stream_status
+from monitor.outputs._wave import WaveChunk, WaveDecimator, WaveTap
 from monitor.protocol import (
     ALARM_KINDS,
     ALARM_STATES,
@@ -91,6 +92,9 @@ __all__ = [
     "SinkFailure",
     "Sinks",
     "ViewSink",
+    "WaveChunk",
+    "WaveDecimator",
+    "WaveTap",
     "alarm_body",
     "annotation_name",
     "annotation_record",

@@ -2,7 +2,7 @@
 
 The monitor binds an XPUB socket; bridges connect SUB sockets and subscribe to
 topics (``alarm/<stream>/``, ``beat/<stream>/``, ``vitals/<stream>/``,
-``status/``; a prefix such as ``alarm/`` takes every stream). Each message is
+``wave/<stream>/`` (opt-in), ``status/``; a prefix such as ``alarm/`` takes every stream). Each message is
 two frames: the topic and a JSON object carrying ``schema`` (1), ``type``,
 a per-topic ``seq`` and the publication ``time``; :mod:`monitor.protocol` builds
 the bodies, its JSON Schema ``monitor/protocol/schema/alert-bus-v1.schema.json``
@@ -54,6 +54,7 @@ import zmq
 from monitor.alarms import AlarmEvent, Vitals
 from monitor.errors import ConfigError, FrameError
 from monitor.outputs._located import Locate, stream_index
+from monitor.outputs._wave import WaveChunk
 from monitor.protocol import (
     SCHEMA,
     alarm_body,
@@ -66,6 +67,7 @@ from monitor.protocol import (
     status_body,
     topic_of,
     vitals_body,
+    wave_body,
 )
 from monitor.transport import Authenticator, CurveConfig, secure_bind, sender_of, split_endpoint
 
@@ -213,6 +215,21 @@ class AlertBus:
             pvc_per_min=v.pvc_per_min,
             quality=v.quality,
             active_alarms=active,
+            boot=at.boot,
+            segment=at.label,
+        )
+        self._publish(topic_of(body), body)
+
+    def wave(self, chunk: WaveChunk, lead: str = "", locate: Locate = stream_index) -> None:
+        """Publish a waveform strip on ``wave/<stream>/`` (its sample in the device's own indices)."""
+        at = locate(chunk.stream, chunk.sample)
+        body = wave_body(
+            chunk.stream,
+            at.sample,
+            chunk.fs,
+            chunk.source_fs,
+            chunk.values,
+            lead=lead,
             boot=at.boot,
             segment=at.label,
         )

@@ -27,6 +27,7 @@ from monitor.protocol._messages import (
     subscriptions,
     topic_of,
     vitals_body,
+    wave_body,
 )
 from monitor.protocol._wire import (
     DTYPES,
@@ -92,4 +93,5 @@ __all__ = [
     "subscriptions",
     "topic_of",
     "vitals_body",
+    "wave_body",
 ]

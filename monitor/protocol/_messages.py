@@ -1,7 +1,7 @@
 """The alert-bus message format: topics, bodies, and their validation against the shipped JSON Schema.
 
 A bus message is two frames: the topic (``alarm/<stream>/``, ``beat/<stream>/``,
-``vitals/<stream>/`` or ``status/``) and a JSON object. The object carries the
+``vitals/<stream>/``, ``wave/<stream>/`` or ``status/``) and a JSON object. The object carries the
 envelope (``schema``, ``type``, a per-topic ``seq``, the publication ``time``
 and the ``monitor`` instance id) and the fields of its type. The one
 description of those fields is ``monitor/protocol/schema/alert-bus-v1.schema.json``:
@@ -81,13 +81,14 @@ __all__ = [
     "subscriptions",
     "topic_of",
     "vitals_body",
+    "wave_body",
 ]
 
 SCHEMA = 1
 """The schema number every body carries; bumped on an incompatible change."""
 SCHEMA_FILE = "schema/alert-bus-v1.schema.json"
 """The JSON Schema of a body, as package data of :mod:`monitor.protocol`."""
-MESSAGE_TYPES = ("alarm", "beat", "vitals", "status")
+MESSAGE_TYPES = ("alarm", "beat", "vitals", "wave", "status")
 TOPICS = MESSAGE_TYPES
 ALARM_KINDS: tuple[str, ...] = tuple(vocabulary.ALARM_KINDS)
 CATEGORIES = vocabulary.CATEGORIES
@@ -383,6 +384,32 @@ def vitals_body(
         "pvc_per_min": pvc_per_min,
         "quality": quality,
         "active_alarms": list(active_alarms),
+        **_segment(boot, segment),
+    }
+
+
+def wave_body(
+    stream: str,
+    sample: int,
+    fs: float,
+    source_fs: float,
+    values: Sequence[float | None],
+    *,
+    lead: str = "",
+    boot: str | None = None,
+    segment: str | None = None,
+) -> dict[str, Any]:
+    """A waveform strip body: ``values`` (mV, ``None`` where there was no signal) at ``fs``, the first at stream
+    sample ``sample`` (at ``source_fs``); ``boot`` and ``segment`` are added when ``segment`` is not None."""
+    return {
+        "type": "wave",
+        "stream": stream,
+        "sample": int(sample),
+        "fs": float(fs),
+        "source_fs": float(source_fs),
+        "lead": lead,
+        "units": "mV",
+        "values": [None if v is None or not math.isfinite(v) else round(float(v), 4) for v in values],
         **_segment(boot, segment),
     }
 

@@ -142,6 +142,7 @@ def run_devices(ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path) -> tuple[Mo
         annotations=tmp_path / "ann",
         alarm_log=tmp_path / "alarms.db",
         alerts="inproc://device-indices-bus",
+        wave=True,
         engine_thread=False,
     )
     monitor = Monitor(
@@ -285,3 +286,23 @@ def test_every_output_carries_the_devices_own_index(ctx: zmq.Context[zmq.Socket[
         if alarm.stream == "100":
             plain.add_technical(alarm, fs)
     assert plain.write("100").read_bytes() == (ann / "100.mon").read_bytes()
+
+
+def test_waveform_strips_follow_each_device_in_its_own_indices(
+    ctx: zmq.Context[zmq.Socket[bytes]], tmp_path: Path
+) -> None:
+    _monitor, _seen, bodies = run_devices(ctx, tmp_path)
+    waves = [b for b in bodies if b["type"] == "wave"]
+    by_stream = {d.stream: d for d in devices()}
+    assert {w["stream"] for w in waves} == set(by_stream)
+    for stream in by_stream:
+        mine = [w for w in waves if w["stream"] == stream]
+        fs = mine[0]["source_fs"]
+        assert all(len(w["values"]) == 31 and w["fs"] == 125.0 for w in mine)
+        spaces: dict[str, list[int]] = {}
+        for w in mine:
+            spaces.setdefault(w.get("segment", ""), []).append(w["sample"])
+        for samples in spaces.values():  # within one index space the strips follow each other
+            steps = np.diff(samples)
+            assert (steps > 0).all() and (np.abs(steps - 31 * fs / 125.0) <= 1).mean() > 0.9
+        assert len(spaces) == len({s.label for s in by_stream[stream].segments})

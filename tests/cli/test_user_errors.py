@@ -330,6 +330,7 @@ def test_eval_careless_input_is_exit_2_before_the_run(
         (["--source", "  "], "--source is required"),
         (["--source", "replay:RECORD", "--model", ""], "--model is empty"),
         (["--source", "replay:RECORD", "--key-name", "bedside"], "--key-name needs --keys DIR"),
+        (["--source", "replay:RECORD", "--wave"], "--wave needs --alerts ENDPOINT"),
     ],
 )
 def test_empty_or_orphan_flags_are_exit_2(

@@ -94,6 +94,15 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "quality": "clean",
         "active_alarms": ["vtach"],
     },
+    "wave": {
+        **envelope("wave"),
+        "stream": "100",
+        "sample": 36000,
+        "fs": 125.0,
+        "source_fs": 360.0,
+        "units": "mV",
+        "values": [0.01, 0.02, None, 1.2],
+    },
     "status": {
         **envelope("status"),
         "uptime_s": 12.0,
@@ -118,8 +127,13 @@ DEVICE_FIELDS: dict[str, tuple[str, ...]] = {
     "alarm": ("boot", "segment", "onset_boot", "onset_segment"),
     "beat": ("boot", "segment"),
     "vitals": ("boot", "segment"),
+    "wave": ("boot", "segment"),
 }
-OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {**DEVICE_FIELDS, "status": ("snapshot_endpoint",)}
+OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
+    **DEVICE_FIELDS,
+    "wave": ("boot", "segment", "lead"),
+    "status": ("snapshot_endpoint",),
+}
 SNAPSHOT_HEADER: dict[str, Any] = {
     "schema": 1,
     "type": "snapshot",

@@ -1,0 +1,189 @@
+"""Waveform strips for drawing: each stream's monitored lead, low-passed and
+resampled, in short chunks.
+
+A central station or a bridge draws a bed's ECG from the ``wave/<stream>/``
+topic of the alert bus (opt-in, ``ecg-monitor --wave``): by default 125 values
+a second in chunks of a quarter second of signal. :class:`WaveDecimator` does
+one stream: a linear-phase FIR low-pass (40 Hz, the usual monitor-mode display
+band's upper edge, or 0.45 of the output rate if lower; its 20 ms delay is
+taken out, so a value lies exactly at its sample) run with its state carried
+from chunk to chunk, then linear interpolation at the output instants. What it
+emits depends only on the samples, never on how they were chunked. A sample
+that is not finite (lost signal) makes its output values ``None``, and the
+filter starts afresh after it. :class:`WaveTap` reads each stream's new samples
+from its ring buffer and publishes whole chunks.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy import signal
+
+__all__ = ["WaveChunk", "WaveDecimator", "WaveTap"]
+
+
+@dataclass(frozen=True)
+class WaveChunk:
+    """``values`` (mV, ``None`` where there was no signal) at ``fs``; ``values[0]`` lies at stream sample
+    ``sample`` (rounded; exactly at ``position``)."""
+
+    stream: str
+    sample: int
+    position: float
+    fs: float
+    source_fs: float
+    values: tuple[float | None, ...]
+
+
+class WaveDecimator:
+    """One stream's strip (see the module docstring)."""
+
+    def __init__(self, stream: str, fs: float, out_fs: float = 125.0, chunk_s: float = 0.25) -> None:
+        if not (math.isfinite(fs) and fs > 0 and math.isfinite(out_fs) and out_fs > 0 and chunk_s > 0):
+            raise ValueError(f"bad rates: fs {fs}, out_fs {out_fs}, chunk_s {chunk_s}")
+        self.stream = stream
+        self.fs = fs
+        self.out_fs = out_fs
+        self.step = fs / out_fs  # source samples per output value
+        self.chunk = max(1, round(chunk_s * out_fs))  # output values per chunk
+        cutoff = min(40.0, 0.45 * out_fs)
+        self.delay = round(0.02 * fs) if cutoff < 0.45 * fs else 0  # samples the filter's output lags its input
+        self._taps = signal.firwin(2 * self.delay + 1, cutoff, fs=fs) if self.delay else None
+        self._zi: NDArray[np.float64] | None = None
+        self._next: float | None = None  # position (stream sample) of the next output value
+        self._end: int | None = None  # one past the last sample fed
+        self._last: float = math.nan  # the last filtered sample (at _end - 1), nan after a lost one
+        self._values: list[float | None] = []
+        self._first = 0.0  # position of _values[0]
+
+    @property
+    def end(self) -> int | None:
+        """One past the last sample fed (None before the first, or after a gap restarted it)."""
+        return self._end
+
+    def feed(self, start: int, x: NDArray[np.floating]) -> list[WaveChunk]:
+        """Samples ``x`` from stream sample ``start`` on; returns the chunks completed."""
+        raw = np.asarray(x, dtype=np.float64).ravel()
+        if self._end is not None and start > self._end:  # a gap: what was not received is no signal
+            self._restart()
+        if self._end is not None and start < self._end:  # already fed: only the new part
+            raw = raw[self._end - start :]
+            start = self._end
+        if raw.size == 0:
+            return []
+        if self._next is None:
+            self._next = float(start)
+            self._first = float(start)
+        finite = np.isfinite(raw)
+        y = self._filter(np.where(finite, raw, 0.0), finite)
+        # y[i] is the filtered signal at sample start + i - delay; prev[0] (self._last) is the one before
+        base = start - self.delay - 1  # the sample of prev[0]
+        prev = np.concatenate(([self._last], y))
+        top = start + raw.size - 1 - self.delay  # the last sample an output can be interpolated up to
+        out: list[WaveChunk] = []
+        while self._next <= top:
+            pos = self._next
+            i = math.floor(pos)
+            frac = pos - i
+            a = prev[i - base]
+            v = a if frac == 0.0 else a + frac * (prev[i - base + 1] - a)
+            if not self._values:
+                self._first = pos
+            self._values.append(float(v) if math.isfinite(v) else None)
+            self._next = pos + self.step
+            if len(self._values) == self.chunk:
+                out.append(self._emit())
+        self._last = float(y[-1])
+        self._end = start + raw.size
+        return out
+
+    def _filter(self, x: NDArray[np.float64], finite: NDArray[np.bool_]) -> NDArray[np.float64]:
+        taps = self._taps
+        if taps is None:
+            return np.where(finite, x, np.nan)
+        y = np.empty_like(x)
+        lo = 0
+        breaks = np.flatnonzero(~finite)
+        for b in [*breaks.tolist(), x.size]:
+            if b > lo:
+                if self._zi is None:
+                    self._zi = signal.lfilter_zi(taps, 1.0) * x[lo]
+                y[lo:b], self._zi = signal.lfilter(taps, 1.0, x[lo:b], zi=self._zi)
+            if b < x.size:
+                y[b] = np.nan
+                self._zi = None  # the filter starts afresh after a lost sample
+            lo = b + 1
+        return y
+
+    def _emit(self) -> WaveChunk:
+        chunk = WaveChunk(self.stream, round(self._first), self._first, self.out_fs, self.fs, tuple(self._values))
+        self._values = []
+        return chunk
+
+    def _restart(self) -> None:
+        self._zi = None
+        self._next = None
+        self._end = None
+        self._last = math.nan
+        self._values = []
+
+
+class _Ring(Protocol):
+    @property
+    def start(self) -> int: ...
+
+    @property
+    def end(self) -> int: ...
+
+    def read(self, start: int, stop: int) -> NDArray[np.floating]: ...
+
+
+class _Stream(Protocol):
+    @property
+    def stream(self) -> str: ...
+
+    @property
+    def fs(self) -> float: ...
+
+    @property
+    def lead_name(self) -> str: ...
+
+    @property
+    def ring(self) -> _Ring: ...
+
+
+class WaveTap:
+    """Reads each stream's new samples from its ring buffer and hands whole chunks to ``publish`` (with the
+    name of the stream's monitored lead); a stream no longer polled is forgotten."""
+
+    def __init__(self, publish: Callable[[WaveChunk, str], None], out_fs: float = 125.0, chunk_s: float = 0.25) -> None:
+        self.publish = publish
+        self.out_fs = out_fs
+        self.chunk_s = chunk_s
+        self._streams: dict[str, WaveDecimator] = {}
+
+    def poll(self, streams: Iterable[_Stream]) -> int:
+        """Publish the chunks completed since the last poll; returns how many."""
+        n = 0
+        seen = set()
+        for proc in streams:
+            seen.add(proc.stream)
+            dec = self._streams.get(proc.stream)
+            if dec is None or dec.fs != proc.fs:
+                dec = self._streams[proc.stream] = WaveDecimator(proc.stream, proc.fs, self.out_fs, self.chunk_s)
+            ring = proc.ring
+            begin = ring.start if dec.end is None else max(dec.end, ring.start)
+            if ring.end <= begin:
+                continue
+            for chunk in dec.feed(begin, ring.read(begin, ring.end)[:, 0]):
+                self.publish(chunk, proc.lead_name)
+                n += 1
+        for gone in set(self._streams) - seen:
+            del self._streams[gone]
+        return n
