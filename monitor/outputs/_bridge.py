@@ -327,6 +327,12 @@ def format_message(body: Mapping[str, Any]) -> str:
         line = f"{when}  {body['stream']:<6} beat   {body['label']} at sample {body['sample']}{_segment(body)}"
         if body["rr_prev"] is not None:
             line += f", RR {body['rr_prev']:.3f} s"
+    elif kind == "wave":
+        lead = f" {body['lead']}" if body.get("lead") else ""
+        line = (
+            f"{when}  {body['stream']:<6} wave   {len(body['values'])} values at {body['fs']:g} Hz{lead} "
+            f"from sample {body['sample']}{_segment(body)}"
+        )
     else:
         line = (
             f"{when}  status {body['health'].upper()}, {body['streams_active']}/{body['streams']} streams, "

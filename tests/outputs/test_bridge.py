@@ -121,6 +121,8 @@ def test_format_message_lines() -> None:
     assert "HR -- bpm" in format_message(dict(EXAMPLES["vitals"], hr=None))
     assert "V at sample 370" in format_message(EXAMPLES["beat"])
     assert "status OK, 1/2 streams" in format_message(EXAMPLES["status"])
+    assert "wave   4 values at 125 Hz from sample 36000" in format_message(EXAMPLES["wave"])
+    assert "values at 125 Hz MLII from" in format_message(dict(EXAMPLES["wave"], lead="MLII"))
 
 
 def test_parse_time() -> None:
