@@ -283,6 +283,11 @@ def _announce_when_bound(monitor: Monitor, finished: threading.Event) -> threadi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    given = sys.argv[1:] if argv is None else list(argv)
+    if any(a == "--cluster" or a.startswith("--cluster=") for a in given):  # cluster mode: one of its roles
+        from monitor.cluster import cluster_main  # needs the cluster extra (nats-py)
+
+        return cluster_main(given)
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)

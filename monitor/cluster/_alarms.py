@@ -1,0 +1,206 @@
+"""Alarm transitions to the replicated ``ECG_ALARMS`` stream, open alarms in the ``ecg-open`` bucket, and the
+durable reader of the stream (bridges, the alarm log, tests, the failover benchmark).
+
+One bed's open alarms survive the worker analysing it: each onset is published (message id
+``<alarm_id>/<state>/<sample>``, so a transition published twice within the duplicate window is stored once)
+and kept in ``ecg-open``; its end is published and the key deleted. A new owner first rebuilds the partition's
+monitors from a replay window with publishing held back (:attr:`AlarmPublisher.live` False), then
+:meth:`AlarmPublisher.adopt` the open alarms of the bucket: an alarm of the same (stream, kind) still active
+in the rebuilt monitor goes on under its published id (its updates and its end carry that id), one raised
+again later is not raised twice, and one whose condition is gone when the partition has caught up is ended
+("ended while its worker was replaced"). So an open alarm is neither lost nor raised twice.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats.errors
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import KeyNotFoundError
+from nats.js.kv import KeyValue
+
+from monitor.alarms import AlarmEvent
+from monitor.cluster._layout import ALARMS_STREAM, OPEN_BUCKET, alarm_subject, bucket_keys, subject_token
+from monitor.outputs import Sink
+
+__all__ = ["REPLACED_REASON", "AlarmCollector", "AlarmPublisher", "AlarmReader", "alarm_record"]
+
+log = logging.getLogger(__name__)
+
+REPLACED_REASON = "ended while its worker was replaced"
+
+
+def alarm_record(event: AlarmEvent, alarm_id: str | None = None, onset_sample: int | None = None) -> dict[str, Any]:
+    """An alarm transition as the JSON the stream carries (``alarm_id``/``onset_sample``: the published ones)."""
+    return {
+        "alarm_id": alarm_id or event.alarm_id,
+        "stream": event.stream,
+        "kind": event.kind,
+        "state": event.state,
+        "onset_sample": event.onset_sample if onset_sample is None else onset_sample,
+        "sample": event.sample,
+        "fs": event.fs,
+        "text": event.text,
+        "category": event.category,
+        "priority": event.priority,
+        "end_reason": event.end_reason,
+        "details": dict(event.details),
+    }
+
+
+class AlarmCollector(Sink):
+    """Keeps the monitor's alarm transitions until the partition runner publishes them."""
+
+    name = "cluster"
+
+    def __init__(self) -> None:
+        self.events: list[AlarmEvent] = []
+
+    def on_alarm(self, event: AlarmEvent) -> None:
+        self.events.append(event)
+
+    def take(self) -> list[AlarmEvent]:
+        out, self.events = self.events, []
+        return out
+
+
+@dataclass
+class _Open:
+    record: dict[str, Any]
+    local_ids: set[str] = field(default_factory=set)
+
+
+class AlarmPublisher:
+    """Publishes one partition's alarm transitions and keeps its open alarms in the bucket."""
+
+    def __init__(self, js: JetStreamContext, open_kv: KeyValue, partition: int, worker: str) -> None:
+        self.js = js
+        self.kv = open_kv
+        self.partition = partition
+        self.worker = worker
+        self.live = False
+        self.published = 0
+        self._open: dict[tuple[str, str], _Open] = {}  # (stream, kind) -> the published open alarm
+        self._orphans: set[tuple[str, str]] = set()  # adopted, not active after the rebuild: end if not raised again
+
+    def _key(self, stream: str, kind: str) -> str:
+        return f"p{self.partition}.{subject_token(stream)}.{kind}"
+
+    async def adopt(self, active: Callable[[str, str], str | None]) -> int:
+        """Take over the partition's open alarms from the bucket; ``active(stream, kind)`` is the rebuilt
+        monitor's alarm id of that kind if it is active. Return how many were adopted."""
+        keys = await bucket_keys(self.js, OPEN_BUCKET, f"p{self.partition}")
+        for key in keys:
+            try:
+                entry = await self.kv.get(key)
+            except KeyNotFoundError:
+                continue
+            if entry.value is None:
+                continue
+            record = json.loads(entry.value)
+            pair = (record["stream"], record["kind"])
+            held = _Open(record)
+            local = active(*pair)
+            if local is not None:
+                held.local_ids.add(local)
+            else:
+                self._orphans.add(pair)
+            self._open[pair] = held
+        self.live = True
+        return len(self._open)
+
+    async def publish(self, events: list[AlarmEvent]) -> None:
+        """Publish ``events`` (in order) if live; while rebuilding they are dropped (published before)."""
+        if not self.live:
+            return
+        for event in events:
+            pair = (event.stream, event.kind)
+            held = self._open.get(pair)
+            if event.state == "onset":
+                if held is not None:  # raised before the takeover: the same episode goes on
+                    held.local_ids.add(event.alarm_id)
+                    self._orphans.discard(pair)
+                    continue
+                record = alarm_record(event)
+                self._open[pair] = _Open(record, {event.alarm_id})
+                await self._send(record)
+                await self.kv.put(self._key(*pair), json.dumps(record).encode())
+            elif held is not None and event.alarm_id in held.local_ids:
+                record = alarm_record(event, held.record["alarm_id"], held.record["onset_sample"])
+                await self._send(record)
+                if event.state == "end":
+                    del self._open[pair]
+                    await self.kv.delete(self._key(*pair))
+            # else: an update/end of an episode whose onset fell in the rebuild window and was ended before:
+            # it was published by the previous owner
+
+    async def end_orphans(self, sample_of: Callable[[str], int | None]) -> int:
+        """End each adopted alarm the rebuilt monitor did not raise again (call once the partition caught up)."""
+        ended = 0
+        for pair in sorted(self._orphans):
+            held = self._open.pop(pair, None)
+            if held is None:
+                continue
+            record = dict(held.record)
+            sample = sample_of(pair[0])
+            record.update(state="end", end_reason=REPLACED_REASON, sample=sample if sample is not None else -1)
+            await self._send(record)
+            await self.kv.delete(self._key(*pair))
+            ended += 1
+        self._orphans.clear()
+        return ended
+
+    async def _send(self, record: dict[str, Any]) -> None:
+        record = {**record, "worker": self.worker, "partition": self.partition}
+        msg_id = f"{record['alarm_id']}/{record['state']}/{record['sample']}"
+        await self.js.publish(
+            alarm_subject(record["stream"]),
+            json.dumps(record).encode(),
+            stream=ALARMS_STREAM,
+            headers={"Nats-Msg-Id": msg_id},
+        )
+        self.published += 1
+
+
+class AlarmReader:
+    """A durable reader of ``ECG_ALARMS``: a consumer named ``durable`` that the server keeps, so a reader
+    that was away gets every transition it missed when it comes back (acknowledged after ``handle``)."""
+
+    def __init__(self, js: JetStreamContext, durable: str) -> None:
+        self.js = js
+        self.durable = durable
+        self._sub: Any = None
+
+    async def open(self) -> None:
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30)
+        self._sub = await self.js.pull_subscribe(
+            "ecg.alarms.*", durable=self.durable, stream=ALARMS_STREAM, config=config
+        )
+
+    async def read(self, batch: int = 256, timeout: float = 1.0) -> list[dict[str, Any]]:
+        """The next transitions (none after ``timeout``), each acknowledged once parsed."""
+        if self._sub is None:
+            await self.open()
+        try:
+            msgs = await self._sub.fetch(batch, timeout=timeout)
+        except nats.errors.TimeoutError:
+            return []
+        out = []
+        for msg in msgs:
+            try:
+                out.append(json.loads(msg.data))
+            except ValueError:
+                log.warning("alarm stream: message %s is not JSON: skipped", msg.metadata.sequence.stream)
+            await msg.ack()
+        return out
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            await self._sub.unsubscribe()
+            self._sub = None

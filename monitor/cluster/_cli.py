@@ -1,0 +1,107 @@
+"""``ecg-monitor --cluster URL --role gateway|worker|alarms``: one role of cluster mode.
+
+- ``gateway``: bind ``--ingest`` (devices push the wire format there, as to the embedded monitor) and publish
+  accepted frames to the cluster.
+- ``worker``: analyse a fair share of the partitions (start as many as wanted, on any machine: they share).
+- ``alarms``: print every alarm transition of ``ECG_ALARMS`` as a JSON line, through the durable consumer
+  ``--durable`` (a reader that was away gets what it missed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import nats
+
+from engine import BeatClassifier, default_classifier
+from monitor.app import MonitorConfig
+from monitor.cluster._alarms import AlarmReader
+from monitor.cluster._gateway import Gateway
+from monitor.cluster._layout import ClusterLayout, ensure_layout
+from monitor.cluster._worker import Worker, WorkerSettings
+from monitor.errors import EcgMonitorError
+
+__all__ = ["build_cluster_parser", "cluster_main"]
+
+
+def build_cluster_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ecg-monitor --cluster", description="ECG monitor, cluster mode (NATS JetStream).")
+    p.add_argument("--cluster", required=True, help="NATS server URL(s), comma-separated (nats://host:4222,...)")
+    p.add_argument("--role", required=True, choices=("gateway", "worker", "alarms"))
+    p.add_argument("--ingest", default="tcp://*:5555", help="gateway: ZeroMQ PULL endpoint devices push to")
+    p.add_argument("--keys", type=Path, default=None, help="gateway: CURVE keys folder (ecg-keys)")
+    p.add_argument("--partitions", type=int, default=8, help="partitions of the frame stream (same on every role)")
+    p.add_argument("--replicas", type=int, default=3, help="JetStream replicas of streams and buckets (1 or 3)")
+    p.add_argument("--frames-in-memory", action="store_true", help="keep frames in memory (alarms stay on disk)")
+    p.add_argument(
+        "--lease-s", type=float, default=3.0, help="worker: a partition's owner silent this long is replaced"
+    )
+    p.add_argument("--window-s", type=float, default=45.0, help="worker: replay window a new owner rebuilds from")
+    p.add_argument("--silence-s", type=float, default=5.0, help="worker: no data this long raises 'signal lost'")
+    p.add_argument("--model", default="none", help="worker: classifier weights, 'default' (shipped), or 'none'")
+    p.add_argument("--name", default=None, help="worker: its id (default host-pid-random)")
+    p.add_argument("--durable", default="ecg-alerts", help="alarms: durable consumer name")
+    p.add_argument("--log-level", default="INFO")
+    return p
+
+
+def _layout(args: argparse.Namespace) -> ClusterLayout:
+    return ClusterLayout(partitions=args.partitions, replicas=args.replicas, frames_in_memory=args.frames_in_memory)
+
+
+async def _alarms(servers: list[str], args: argparse.Namespace, stop: asyncio.Event) -> None:
+    nc = await nats.connect(servers, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
+    js = nc.jetstream(timeout=5.0)
+    await ensure_layout(js, _layout(args))
+    reader = AlarmReader(js, args.durable)
+    try:
+        while not stop.is_set():
+            for record in await reader.read(timeout=0.5):
+                print(json.dumps(record, sort_keys=True), flush=True)
+    finally:
+        await nc.close()
+
+
+async def _main(args: argparse.Namespace) -> None:
+    servers = [u.strip() for u in args.cluster.split(",") if u.strip()]
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if args.role == "gateway":
+        gateway = Gateway(servers, args.ingest, layout=_layout(args), keys=args.keys)
+        await gateway.run(stop)
+    elif args.role == "worker":
+        classifier: BeatClassifier | None = None
+        if args.model != "none":
+            classifier = default_classifier(None if args.model == "default" else args.model, "cpu", threads=1)
+        config = MonitorConfig(
+            engine_thread=False, silence_s=args.silence_s, stream_timeout_s=max(600.0, args.silence_s)
+        )
+        settings = WorkerSettings(lease_s=args.lease_s, renew_s=min(0.5, args.lease_s / 4), window_s=args.window_s)
+        worker = Worker(
+            servers, layout=_layout(args), settings=settings, config=config, classifier=classifier, name=args.name
+        )
+        await worker.run(stop)
+    else:
+        await _alarms(servers, args, stop)
+
+
+def cluster_main(argv: Sequence[str] | None = None) -> int:
+    args = build_cluster_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        asyncio.run(_main(args))
+    except (EcgMonitorError, OSError, nats.errors.Error) as exc:
+        print(f"ecg-monitor --cluster: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,254 @@
+"""An analysis worker: owns a fair share of the partitions through leases in the ``ecg-owners`` bucket.
+
+Ownership is a lease per partition (key ``p<N>``), renewed by compare-and-swap every ``renew_s``; the value
+carries the owner and the checkpoint (the last frame whose alarms are published). A worker that does not see a
+lease's revision change for ``lease_s`` (its own monotonic clock: no clock is shared between machines) takes it
+over with a compare-and-swap on the revision it saw, so two standbys never both win, and an old owner that
+comes back fails its next renewal and stops (fencing). Every worker is the standby of every partition it
+does not own. Workers announce themselves under ``member.<id>``; each holds at most ``ceil(P / live workers)``
+partitions and releases the rest (owner ``""``: taken at once, no expiry to wait for), so two workers share.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import nats
+import zmq
+from nats.aio.client import Client
+from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
+from nats.js.kv import KeyValue
+
+from engine import BeatClassifier
+from monitor.app import MonitorConfig
+from monitor.cluster._layout import OWNERS_BUCKET, ClusterLayout, bucket_keys, ensure_layout
+from monitor.cluster._partition import Checkpoint, PartitionRunner
+
+__all__ = ["Worker", "WorkerSettings", "lease_of"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """Lease timing and the replay window a new owner rebuilds from."""
+
+    lease_s: float = 3.0
+    renew_s: float = 0.5
+    window_s: float = 45.0
+
+
+def lease_of(value: bytes | None) -> dict[str, Any]:
+    """A lease value as a dict (an unreadable one as a free lease at the start)."""
+    try:
+        lease = json.loads(value or b"{}")
+    except ValueError:
+        lease = {}
+    return lease if isinstance(lease, dict) else {}
+
+
+@dataclass
+class _Seen:
+    revision: int
+    at: float  # monotonic time the revision was first seen
+
+
+class Worker:
+    """Connects to ``servers``, makes the layout if missing, and analyses its share of the partitions."""
+
+    def __init__(
+        self,
+        servers: list[str],
+        *,
+        layout: ClusterLayout | None = None,
+        settings: WorkerSettings | None = None,
+        config: MonitorConfig | None = None,
+        classifier: BeatClassifier | None = None,
+        name: str | None = None,
+    ) -> None:
+        self.servers = servers
+        self.layout = layout or ClusterLayout()
+        self.settings = settings or WorkerSettings()
+        self.config = config or MonitorConfig(engine_thread=False)
+        self.classifier = classifier
+        self.id = name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.runners: dict[int, PartitionRunner] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self._revs: dict[int, int] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._seen: dict[str, _Seen] = {}
+        self._ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        self._nc: Client | None = None
+        self._js: Any = None
+        self._owners: KeyValue | None = None
+        self._open: KeyValue | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until ``stop`` is set: claim, renew, release, analyse. On stop, release what it owns."""
+        self._nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
+        js = self._js = self._nc.jetstream(timeout=5.0)
+        self._owners, self._open = await ensure_layout(js, self.layout)
+        try:
+            while not stop.is_set():
+                try:
+                    await self._tick(js)
+                except (TimeoutError, nats.errors.Error) as exc:
+                    log.warning("worker %s: %s: %s", self.id, type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.settings.renew_s)
+            for p in list(self.runners):
+                await self._release(p)
+            try:
+                await self._owners.delete(f"member.{self.id}")
+            except nats.errors.Error as exc:
+                log.debug("worker %s: leaving: %s", self.id, exc)
+        finally:
+            for p in list(self.runners):
+                await self._drop(p)
+            await self._nc.close()
+            self._ctx.term()
+
+    # ------------------------------------------------------------ leases
+    def _changed(self, key: str, revision: int, now: float) -> float:
+        seen = self._seen.get(key)
+        if seen is None or seen.revision != revision:
+            self._seen[key] = seen = _Seen(revision, now)
+        return now - seen.at
+
+    async def _live_members(self, now: float) -> int:
+        assert self._owners is not None
+        await self._owners.put(
+            f"member.{self.id}", json.dumps({"at": time.time(), "own": sorted(self.runners)}).encode()
+        )
+        keys = await bucket_keys(self._js, OWNERS_BUCKET, "member")
+        live = 1
+        for key in keys:
+            if key == f"member.{self.id}":
+                continue
+            try:
+                entry = await self._owners.get(key)
+            except KeyNotFoundError:
+                continue
+            if self._changed(key, entry.revision or 0, now) <= self.settings.lease_s:
+                live += 1
+        return live
+
+    async def _tick(self, js: nats.js.JetStreamContext) -> None:
+        assert self._owners is not None
+        now = time.monotonic()
+        share = math.ceil(self.layout.partitions / await self._live_members(now))
+        for p in list(self.runners):  # renew (a failed renewal: lost, stop)
+            await self._write(p, self._lease_value(p))
+        while len(self.runners) > share:
+            await self._release(max(self.runners))
+        for p in range(self.layout.partitions):
+            if p in self.runners or len(self.runners) >= share:
+                continue
+            key = f"p{p}"
+            try:
+                entry = await self._owners.get(key)
+            except KeyNotFoundError:
+                entry = None
+            if entry is None or entry.value is None:
+                await self._claim(js, p, None, {})
+                continue
+            lease = lease_of(entry.value)
+            idle = self._changed(key, entry.revision or 0, now)
+            if not lease.get("owner") or idle > self.settings.lease_s:
+                await self._claim(js, p, entry.revision, lease)
+
+    def _lease_value(self, p: int, owner: str | None = None) -> dict[str, Any]:
+        runner = self.runners[p]
+        cp = runner.checkpoint
+        return {
+            "owner": self.id if owner is None else owner,
+            "seq": cp.seq,
+            "time": cp.time,
+            "live": runner.caught_up_at is not None,
+            "claimed_at": runner.claimed_wall,
+            "live_at": runner.live_wall,
+            "streams": runner.streams[:256],
+        }
+
+    async def _write(self, p: int, value: dict[str, Any]) -> bool:
+        """Compare-and-swap the lease of ``p``; False (and the partition dropped) if someone else has it."""
+        assert self._owners is not None
+        async with self._locks.setdefault(p, asyncio.Lock()):
+            if p not in self.runners:
+                return False
+            try:
+                self._revs[p] = await self._owners.update(f"p{p}", json.dumps(value).encode(), last=self._revs[p])
+                return True
+            except KeyWrongLastSequenceError:
+                log.warning("worker %s: partition %d: lease lost (taken over)", self.id, p)
+        await self._drop(p)
+        return False
+
+    async def _claim(self, js: nats.js.JetStreamContext, p: int, revision: int | None, lease: dict[str, Any]) -> None:
+        assert self._owners is not None and self._open is not None
+        resume = Checkpoint(int(lease.get("seq", 0)), float(lease.get("time", 0.0)))
+        value = json.dumps({"owner": self.id, "seq": resume.seq, "time": resume.time, "live": False}).encode()
+        try:
+            if revision is None:
+                rev = await self._owners.create(f"p{p}", value)
+            else:
+                rev = await self._owners.update(f"p{p}", value, last=revision)
+        except (KeyWrongLastSequenceError, nats.js.errors.KeyValueError, nats.js.errors.APIError):
+            return  # another standby won
+        self._revs[p] = rev
+
+        async def save(cp: Checkpoint) -> None:
+            await self._write(p, self._lease_value(p))
+
+        runner = PartitionRunner(
+            p,
+            js,
+            self._open,
+            self.id,
+            resume,
+            config=self.config,
+            classifier=self.classifier,
+            context=self._ctx,
+            window_s=self.settings.window_s,
+            save=save,
+        )
+        self.runners[p] = runner
+        self._tasks[p] = asyncio.create_task(self._analyse(p, runner))
+        log.info("worker %s: partition %d claimed (from %s, seq %d)", self.id, p, lease.get("owner") or "-", resume.seq)
+
+    async def _analyse(self, p: int, runner: PartitionRunner) -> None:
+        while self.runners.get(p) is runner:
+            try:
+                await runner.step()
+            except asyncio.CancelledError:
+                raise
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning("worker %s: partition %d: %s: %s", self.id, p, type(exc).__name__, exc)
+                await asyncio.sleep(0.2)
+            else:
+                await asyncio.sleep(0)
+
+    async def _release(self, p: int) -> None:
+        if p in self.runners and await self._write(p, self._lease_value(p, owner="")):
+            log.info("worker %s: partition %d released", self.id, p)
+            await self._drop(p)
+
+    async def _drop(self, p: int) -> None:
+        runner = self.runners.pop(p, None)
+        task = self._tasks.pop(p, None)
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):  # its errors were logged
+                await task
+        if runner is not None:
+            await runner.close()
