@@ -189,7 +189,7 @@ class AlarmReader:
             await self.open()
         try:
             msgs = await self._sub.fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # fetch raises either when nothing came
             return []
         out = []
         for msg in msgs:

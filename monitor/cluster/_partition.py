@@ -100,7 +100,7 @@ class PartitionRunner:
         assert self._sub is not None
         try:
             msgs = await self._sub.fetch(self.fetch_batch, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except (nats.errors.TimeoutError, TimeoutError):  # fetch raises either when nothing came
             msgs = []
         if not msgs:
             if not self.publisher.live:  # nothing to replay

@@ -106,17 +106,21 @@ class Worker:
                     log.warning("worker %s: %s: %s", self.id, type(exc).__name__, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.renew_s)
-            for p in list(self.runners):
-                await self._release(p)
-            try:
-                await self._owners.delete(f"member.{self.id}")
-            except nats.errors.Error as exc:
-                log.debug("worker %s: leaving: %s", self.id, exc)
+            try:  # hand the partitions over at once (bounded: with no server left, the leases just expire)
+                await asyncio.wait_for(self._leave(), 5.0)
+            except (TimeoutError, nats.errors.Error) as exc:
+                log.warning("worker %s: leaving: %s: %s", self.id, type(exc).__name__, exc)
         finally:
             for p in list(self.runners):
                 await self._drop(p)
             await self._nc.close()
             self._ctx.term()
+
+    async def _leave(self) -> None:
+        assert self._owners is not None
+        for p in list(self.runners):
+            await self._release(p)
+        await self._owners.delete(f"member.{self.id}")
 
     # ------------------------------------------------------------ leases
     def _changed(self, key: str, revision: int, now: float) -> float:
