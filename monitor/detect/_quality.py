@@ -28,13 +28,6 @@ last few seconds:
   ``noise_ratio`` of its 99th percentile: noise fills the space between
   QRS complexes.
 
-In doubtful blocks (QRS-band noise ratio at least ``doubt_ratio``, well
-below that of a noisy block), a peak is an artefact, and is not usable, when
-its 10-25 Hz magnitude (within 50 ms) is below ``artefact_fraction`` of the
-stream's own: the median of the block maxima in its latest clean blocks (noise
-ratio below ``reference_ratio``). A QRS complex keeps energy there; electrode
-motion, the noise that most often turns into false beats, has little.
-
 Blocks that are signal lost or leads off are *unusable*: no beat is emitted
 from them; nor from fibrillation-like blocks whose leakage is also below
 ``vf_gate_leakage`` (a stricter limit: wide regular complexes, paced or
@@ -63,11 +56,6 @@ CLEAN, NOISY, LOST, LEADS_OFF, FIBRILLATION = "clean", "noisy", "signal lost", "
 QUIET = "no QRS"
 UNUSABLE = frozenset({LOST, LEADS_OFF, FIBRILLATION})
 _KEEP_BLOCKS = 256
-_HIGH_BAND = (10.0, 25.0)  # Hz: QRS complexes keep energy here, electrode motion has little
-_PEAK_HALF_S = 0.05
-_KEEP_HIGH_S = 30.0  # how far back peaks can be checked
-_REFERENCE_BLOCKS = 64  # clean blocks whose maxima give the stream's reference
-_MIN_REFERENCE = 8
 _ALARM_OF = {LOST: "signal lost", LEADS_OFF: "leads off", NOISY: "noisy signal"}
 
 
@@ -84,9 +72,6 @@ class QualityConfig:
     vf_gate_leakage: float = 0.55  # fibrillation-like blocks this sinusoidal give no beats
     noise_ratio: float = 0.17
     quiet_s: float = 1.5
-    doubt_ratio: float = 0.08
-    reference_ratio: float = 0.07
-    artefact_fraction: float = 0.35
     quiet_qrs_mv: float = 0.08
     quiet_ptp_mv: float = 1.0
     alarm_on_s: float = 2.0
@@ -121,54 +106,6 @@ class _Episode:
     alarm: TechnicalAlarm | None = None
 
 
-class _ArtefactPeaks:
-    """The 10-25 Hz magnitude of the latest samples, filtered as they arrive, and the stream's reference."""
-
-    def __init__(self, fs: float, origin: int) -> None:
-        hi = min(_HIGH_BAND[1], 0.45 * fs)
-        self._sos = np.ascontiguousarray(signal.butter(2, (_HIGH_BAND[0], hi), btype="bandpass", fs=fs, output="sos"))
-        self._zi = np.zeros((1, self._sos.shape[0], 2))
-        self._keep = max(1, round(_KEEP_HIGH_S * fs))
-        self._half = max(1, round(_PEAK_HALF_S * fs))
-        self._mag = np.zeros(0)
-        self._start = origin  # stream index of self._mag[0]
-        self._last = 0.0
-        self._maxima: deque[float] = deque(maxlen=_REFERENCE_BLOCKS)
-
-    def process(self, x: NDArray[np.float64]) -> None:
-        held = np.where(np.isfinite(x), x, np.nan)
-        if not np.isfinite(held).all():  # hold the last finite value across missing samples
-            idx = np.where(np.isfinite(held), np.arange(held.size), -1)
-            np.maximum.accumulate(idx, out=idx)
-            held = np.where(idx >= 0, held[np.maximum(idx, 0)], self._last)
-        if held.size:
-            self._last = float(held[-1])
-        mag = np.abs(sosfilt_rows(self._sos, np.array(held, dtype=np.float64)[None, :], self._zi)[0])
-        self._mag = np.concatenate((self._mag, mag))
-        drop = self._mag.size - self._keep
-        if drop > 0:
-            self._mag = self._mag[drop:]
-            self._start += drop
-
-    def block_max(self, start: int, end: int) -> float:
-        part = self._mag[max(0, start - self._start) : max(0, end - self._start)]
-        return float(part.max()) if part.size else 0.0
-
-    def learn(self, block_max: float) -> None:
-        self._maxima.append(block_max)
-
-    def reference(self) -> float | None:
-        return float(np.median(self._maxima)) if len(self._maxima) >= _MIN_REFERENCE else None
-
-    def peak(self, sample: int) -> float | None:
-        """The magnitude within 50 ms of ``sample`` (None when it is no longer held)."""
-        lo = sample - self._half - self._start
-        if lo < 0:
-            return None
-        part = self._mag[lo : sample + self._half + 1 - self._start]
-        return float(part.max()) if part.size else None
-
-
 @dataclass
 class QualityTracker:
     """Judges one stream's signal block by block; see the module docstring."""
@@ -199,9 +136,6 @@ class QualityTracker:
         # states of the latest blocks judged (enough for every beat still waiting to be sent)
         self.states: deque[str] = deque(maxlen=_KEEP_BLOCKS)
         self._gated: deque[bool] = deque(maxlen=_KEEP_BLOCKS)
-        # per block: the reference a peak in it must reach, None where peaks are not checked
-        self._doubt: deque[float | None] = deque(maxlen=_KEEP_BLOCKS)
-        self._high = _ArtefactPeaks(self.fs, self.origin)
         self._verdicts: list[tuple[int, str]] = []  # (block end, state) of the blocks judged, not yet taken
         self.counts: dict[str, int] = {}
         self._episodes = {kind: _Episode(kind) for kind in _ALARM_OF.values()}
@@ -234,13 +168,7 @@ class QualityTracker:
         k = (sample - self.origin) // self._block - (self._blocks - len(self.states))
         if not 0 <= k < len(self.states):
             return True
-        if self.states[k] in UNUSABLE and not (self.states[k] == FIBRILLATION and not self._gated[k]):
-            return False
-        need = self._doubt[k]
-        if need is None:
-            return True
-        mag = self._high.peak(sample)
-        return mag is None or mag >= need
+        return self.states[k] not in UNUSABLE or (self.states[k] == FIBRILLATION and not self._gated[k])
 
     @property
     def current(self) -> str:
@@ -257,7 +185,6 @@ class QualityTracker:
 
     def process(self, x: NDArray[np.float64]) -> None:
         """Take the next samples (mV, NaN for missing)."""
-        self._high.process(x)
         pos = 0
         while pos < x.size:
             take = min(self._block - self._raw_n, x.size - pos)
@@ -299,7 +226,6 @@ class QualityTracker:
         self._held = np.concatenate((self._held[n:], held))
         warm = (self._blocks + 1) * self._block >= self._window
         gated = False
-        ratio = self._noise_ratio(self._qrs) if warm else 0.0
         if lost >= cfg.lost_fraction:
             state = LOST
         else:
@@ -313,12 +239,11 @@ class QualityTracker:
                 gated = leakage < cfg.vf_gate_leakage
             elif warm and self._is_quiet():
                 state = QUIET
-            elif warm and ratio >= cfg.noise_ratio:
+            elif warm and self._noise_ratio(self._qrs) >= cfg.noise_ratio:
                 state = NOISY
             else:
                 state = CLEAN
         start = self.origin + self._blocks * self._block
-        self._doubt.append(self._peak_check(state, ratio, start, start + n) if warm else None)
         self._blocks += 1
         self.states.append(state)
         self._gated.append(gated)
@@ -358,16 +283,6 @@ class QualityTracker:
         f = np.fft.rfftfreq(x.size, 1.0 / self.fs)
         total = float(spectrum[(f >= 1.0) & (f <= 30.0)].sum())
         return float(spectrum[(f >= 2.5) & (f <= 8.0)].sum()) / total if total > 0 else 0.0
-
-    def _peak_check(self, state: str, ratio: float, start: int, end: int) -> float | None:
-        """The magnitude a peak in this block must reach (None: not checked); learn the reference from clean ones."""
-        cfg = self.config
-        if state != CLEAN:
-            return None
-        ref = self._high.reference()
-        if state == CLEAN and ratio < cfg.reference_ratio:
-            self._high.learn(self._high.block_max(start, end))
-        return ref * cfg.artefact_fraction if ref is not None and ratio >= cfg.doubt_ratio else None
 
     def _is_quiet(self) -> bool:
         """Nothing QRS-like in the last ``quiet_s``: no QRS-band deflection, no artefact excursion."""

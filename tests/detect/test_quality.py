@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 import numpy as np
@@ -169,43 +168,3 @@ def test_small_qrs_complexes_and_artefact_steps_are_not_quiet() -> None:
     states = judge(step)
     assert states[3:5] == ["no QRS", "no QRS"] and states[5:7] == ["clean", "clean"], states
     assert states[-1] == "no QRS"  # once it has settled, the absence of QRS is real
-
-
-# ------------------------------------------------------------------ artefact peaks in doubtful signal
-def artefact_ecg() -> tuple[np.ndarray, np.ndarray, list[int]]:
-    """40 beats at 75 bpm; from 20 s an electrode-motion-like bump (1 mV, slow) between every two beats and some
-    noise: the signal stays clean enough to count beats, but a detector may take the bumps for beats."""
-    from monitor.testing import ecg as synthetic
-
-    fs = 250.0
-    x, peaks = synthetic([0.8] * 40, fs, seed=4)
-    t = np.arange(x.size) / fs
-    bumps = [int((a + b) // 2) for a, b in itertools.pairwise(peaks) if a / fs > 21]
-    art = sum(np.exp(-0.5 * ((t - c / fs) / 0.04) ** 2) for c in bumps)
-    y = x + art + 0.04 * np.random.default_rng(5).standard_normal(x.size)
-    return y, peaks, bumps
-
-
-def test_slow_artefact_peaks_in_doubtful_signal_are_not_usable_and_beats_are() -> None:
-    y, peaks, bumps = artefact_ecg()
-    q = QualityTracker("s", 250.0)
-    q.process(y)
-    assert set(q.states) == {"clean"}  # what the user sees does not change
-    assert all(q.usable(int(p)) for p in peaks)
-    assert not any(q.usable(b) for b in bumps[3:])  # once the 4 s window holds the artefact
-
-
-def test_artefact_peak_verdicts_do_not_depend_on_chunking() -> None:
-    y, peaks, bumps = artefact_ecg()
-    rng = np.random.default_rng(7)
-    verdicts = []
-    for chunks in (None, rng.integers(1, 400, 200)):
-        q = QualityTracker("s", 250.0)
-        if chunks is None:
-            q.process(y)
-        else:
-            cuts = np.cumsum(chunks)
-            for part in np.split(y, cuts[cuts < y.size]):
-                q.process(part)
-        verdicts.append([q.usable(int(s)) for s in [*peaks, *bumps]])
-    assert verdicts[0] == verdicts[1]
