@@ -73,7 +73,7 @@ class QualityConfig:
     noise_ratio: float = 0.17
     quiet_s: float = 1.5
     quiet_qrs_mv: float = 0.08
-    quiet_ptp_mv: float = 1.0
+    quiet_ptp_mv: float = 1.5
     alarm_on_s: float = 2.0
     noisy_on_s: float = 5.0
     alarm_off_s: float = 2.0

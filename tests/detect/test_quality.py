@@ -162,9 +162,9 @@ def test_small_qrs_complexes_and_artefact_steps_are_not_quiet() -> None:
 
     small, _ = synthetic([1.0] * 12, 250.0, r_mv=0.3, t_mv=0.1)  # beats a detector may miss
     assert "no QRS" not in judge(small)[4:]
-    # an amplifier overloaded by electrode motion: a 3 mV step recovering over seconds, hiding the QRS
+    # an amplifier overloaded by electrode motion: a 4 mV step recovering over seconds, hiding the QRS
     t = np.arange(round(12 * 250.0)) / 250.0
-    step = np.where(t >= 5.0, 3.0 * np.exp(-(t - 5.0) / 1.2), 0.0) + 0.1 * np.sin(2 * np.pi * 0.3 * t)
+    step = np.where(t >= 5.0, 4.0 * np.exp(-(t - 5.0) / 1.2), 0.0) + 0.1 * np.sin(2 * np.pi * 0.3 * t)
     states = judge(step)
     assert states[3:5] == ["no QRS", "no QRS"] and states[5:7] == ["clean", "clean"], states
     assert states[-1] == "no QRS"  # once it has settled, the absence of QRS is real
