@@ -73,7 +73,7 @@ class QualityConfig:
     noise_ratio: float = 0.17
     quiet_s: float = 1.5
     quiet_qrs_mv: float = 0.08
-    quiet_ptp_mv: float = 1.5
+    quiet_ptp_mv: float = 1.5  # set seeing mitdb 208 (overload, 1.6 mV) and vfdb 424 (asystole, 1.1 mV)
     alarm_on_s: float = 2.0
     noisy_on_s: float = 5.0
     alarm_off_s: float = 2.0
