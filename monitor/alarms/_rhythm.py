@@ -32,10 +32,19 @@ definitions). Each group of alarms is documented with its code:
   alarm                   priority  condition
   ======================  ========  ==========================================================
   ``asystole``            high      no beat for ``asystole_s`` while the signal is usable (a
-                                    lost or flat signal is a technical alarm instead) and
-                                    not fibrillation-like
-  ``pause``               medium    no beat for ``pause_s`` (shorter than asystole)
+                                    lost or flat signal is a technical alarm instead), not
+                                    fibrillation-like, and without QRS-like activity
+  ``pause``               medium    no beat for ``pause_s`` (shorter than asystole), on the
+                                    same signal
   ======================  ========  ==========================================================
+
+  Without QRS-like activity: the quality blocks judged in the gap say ``no
+  QRS`` (see :mod:`monitor.alarms._signal`), those ending at least
+  ``QUIET_AFTER_BEAT_S`` after the last beat (their 1.5-second window is past
+  its QRS and T wave) and within ``QUIET_RECENT_S`` of the decision (so an
+  artefact delays asystole, but only until the last 4 s of signal have been
+  quiet), and before the next beat's QRS. Beats the detector missed, or an
+  electrode-motion step that hides them, do not make asystole.
 
 * :mod:`monitor.alarms._signal`: ``vfib``, from the signal-quality blocks;
 * :mod:`monitor.alarms._ventricular`: ``vtach``, ``vrun``, ``couplet``,
@@ -78,6 +87,13 @@ __all__ = ["RhythmAnalyzer"]
 
 _T = TypeVar("_T")
 
+#: The quality blocks that must show no QRS-like activity for asystole or pause: those ending this long after the
+#: last beat (a block judges its last 1.5 s), within this long of the decision (the blocks then cover the last 4 s,
+#: ``asystole_s``), and this long before the beat that ends the gap.
+QUIET_AFTER_BEAT_S = 2.1
+QUIET_RECENT_S = 2.5
+QUIET_BEFORE_BEAT_S = 0.1
+
 
 def _insert(queue: deque[_T], item: _T, sample: int, key: Callable[[_T], int]) -> None:
     """Put ``item`` (at ``sample``) in ``queue`` kept in sample order, after the items at the same sample."""
@@ -96,6 +112,9 @@ class RhythmAnalyzer:
         self.config = config or RhythmConfig()
         self.origin = origin
         self._tick = max(1, round(fs))
+        self._quiet_after = round(QUIET_AFTER_BEAT_S * fs)
+        self._quiet_recent = round(QUIET_RECENT_S * fs)
+        self._quiet_before = round(QUIET_BEFORE_BEAT_S * fs)
         self._next_tick = origin + self._tick
         self._pending: deque[Beat] = deque()  # delivered, not yet processed, in sample order
         self._pending_blocks: deque[tuple[int, str]] = deque()  # (block end, state), not yet processed, in order
@@ -174,7 +193,7 @@ class RhythmAnalyzer:
         self._pvcs.on_beat(beat)
         if prev is not None and (s - prev.sample) / self.fs >= self.config.pause_s and not was_asystole:
             gap = (s - prev.sample) / self.fs
-            if self._blocks.usable_between(prev.sample, s):
+            if self._blocks.usable_between(prev.sample, s) and self._no_qrs(prev.sample, s - self._quiet_before):
                 self._pause(prev.sample, s, gap, round(gap, 2))
         check_ventricular_runs(alarms, self._beats, s)
         check_svt(alarms, self._beats, s)
@@ -186,6 +205,11 @@ class RhythmAnalyzer:
         """No beat from ``last`` to ``s`` (``gap`` seconds; ``reported``: rounded for the details)."""
         text = f"{ALARM_KINDS['pause'].text} {gap:.1f} s"
         self._alarms.sustain("pause", last, s, {"pause_s": reported}, text)
+
+    def _no_qrs(self, last: int, t: int) -> bool:
+        """The blocks judged after the beat at ``last`` and up to ``t`` show no QRS-like activity (see the module
+        docstring)."""
+        return self._blocks.quiet_between(max(last + self._quiet_after, t - self._quiet_recent), t)
 
     # ------------------------------------------------------------ time
     def _on_block(self, block_end: int, state: str) -> None:
@@ -200,8 +224,9 @@ class RhythmAnalyzer:
         alarms.ready = max(alarms.ready, t)
         last = self._beats[-1].sample if self._beats else None
         since = (t - (last if last is not None else self.origin)) / self.fs
-        usable = last is not None and self._blocks.usable_between(last, t)
-        # asystole: no beat while the signal is usable and not fibrillation-like (only once a beat has been seen)
+        usable = last is not None and self._blocks.usable_between(last, t) and self._no_qrs(last, t)
+        # asystole: no beat while the signal is usable, not fibrillation-like and shows nothing QRS-like (only once
+        # a beat has been seen)
         if last is not None and since >= cfg.asystole_s and usable and "vfib" not in alarms:
             alarms.sustain("asystole", last, t, {"since_s": round(since, 1)}, ALARM_KINDS["asystole"].text)
         if last is not None and since >= cfg.pause_s and "asystole" not in alarms and usable:

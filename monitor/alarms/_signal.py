@@ -12,6 +12,9 @@ The VF onset is the start of the first fibrillation-like block among those
 that raised it. Once on, VF stays on while any recent block is
 fibrillation-like. A lost, leads-off or fibrillation-like stretch of signal is
 not *usable* for the absence of beats: no asystole or pause is raised over it.
+Nor over a stretch with QRS-like activity or artefact that gave no beat: the
+absence of beats counts only where the blocks judged say ``no QRS`` (nothing
+QRS-like in their last 1.5 s, see :mod:`monitor.detect`).
 """
 
 from __future__ import annotations
@@ -21,11 +24,13 @@ from collections import deque
 from monitor.alarms._states import AlarmStates
 from monitor.vocabulary import ALARM_KINDS
 
-__all__ = ["CLEAN", "FIBRILLATION", "UNMEASURABLE", "SignalBlocks", "check_vf"]
+__all__ = ["CLEAN", "FIBRILLATION", "QUIET", "UNMEASURABLE", "SignalBlocks", "check_vf"]
 
 #: Quality states of a judged block (those of the detection stage's quality tracker) that the rules read.
 CLEAN = "clean"
 FIBRILLATION = "fibrillation-like"
+#: A block with nothing QRS-like in it: where the absence of beats is asystole rather than missed beats.
+QUIET = "no QRS"
 #: States in which there is no signal to measure: no heart rate over them.
 UNMEASURABLE = frozenset({"signal lost", "leads off"})
 _UNUSABLE = UNMEASURABLE | {FIBRILLATION}
@@ -57,6 +62,10 @@ class SignalBlocks:
     def usable_between(self, a: int, b: int) -> bool:
         """No block overlapping (a, b] was lost, leads off or fibrillation-like (blocks not judged yet are usable)."""
         return not any(end > a and end - self._tick < b and state in _UNUSABLE for end, state in self._blocks)
+
+    def quiet_between(self, a: int, b: int) -> bool:
+        """Every block ending in (a, b] that has been judged says ``no QRS`` (true when there is none)."""
+        return all(state == QUIET for end, state in self._blocks if a < end <= b)
 
     def vf_quiet(self, n: int) -> bool:
         """There are blocks and none of the last ``n`` is fibrillation-like."""

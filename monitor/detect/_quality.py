@@ -17,6 +17,13 @@ last few seconds:
   line; wide but slow complexes, as in bundle branch block, do): R peaks are
   meaningless there (ventricular flutter/fibrillation, fast ventricular
   tachycardia);
+* ``no QRS``: nothing QRS-like in the last ``quiet_s``: the QRS band (5-15 Hz)
+  stays below ``quiet_qrs_mv`` (a 0.15 mV QRS reaches about 0.075 mV there;
+  P waves and low-level noise stay well below) and the signal moves less than
+  ``quiet_ptp_mv`` peak to peak (an electrode-motion step or an amplifier
+  recovering from overload moves more, and hides the QRS complexes it
+  carries). Asystole and pause alarms need such blocks: a stretch with
+  QRS-like activity, or artefact, that gave no beat is not asystole;
 * ``noisy signal``: the median magnitude of the QRS band (5-15 Hz) is at least
   ``noise_ratio`` of its 99th percentile: noise fills the space between
   QRS complexes.
@@ -46,6 +53,7 @@ from monitor.errors import ConfigError, require_positive
 __all__ = ["QualityConfig", "QualityTracker", "TechnicalAlarm"]
 
 CLEAN, NOISY, LOST, LEADS_OFF, FIBRILLATION = "clean", "noisy", "signal lost", "leads off", "fibrillation-like"
+QUIET = "no QRS"
 UNUSABLE = frozenset({LOST, LEADS_OFF, FIBRILLATION})
 _KEEP_BLOCKS = 256
 _ALARM_OF = {LOST: "signal lost", LEADS_OFF: "leads off", NOISY: "noisy signal"}
@@ -63,14 +71,19 @@ class QualityConfig:
     vf_quiet: float = 0.3
     vf_gate_leakage: float = 0.55  # fibrillation-like blocks this sinusoidal give no beats
     noise_ratio: float = 0.17
+    quiet_s: float = 1.5
+    quiet_qrs_mv: float = 0.08
+    quiet_ptp_mv: float = 1.5  # set seeing mitdb 208 (overload, 1.6 mV) and vfdb 424 (asystole, 1.1 mV)
     alarm_on_s: float = 2.0
     noisy_on_s: float = 5.0
     alarm_off_s: float = 2.0
 
     def __post_init__(self) -> None:
         require_positive(self, *self.__dict__, prefix="quality ")
-        if self.window_s < self.block_s:
-            raise ConfigError(f"quality window_s={self.window_s} must be >= block_s={self.block_s}")
+        if self.window_s < max(self.block_s, self.quiet_s):
+            raise ConfigError(
+                f"quality window_s={self.window_s} must be >= block_s={self.block_s} and quiet_s={self.quiet_s}"
+            )
 
 
 @dataclass
@@ -116,6 +129,8 @@ class QualityTracker:
         self._raw_n = 0
         self._wide = np.zeros(self._window)  # last window of the 1-30 Hz signal
         self._qrs = np.zeros(self._window)
+        self._held = np.zeros(self._window)  # last window of the signal itself (missing samples held)
+        self._quiet = max(1, min(self._window, round(cfg.quiet_s * self.fs)))
         self._last = 0.0
         self._blocks = 0  # blocks judged so far
         # states of the latest blocks judged (enough for every beat still waiting to be sent)
@@ -208,6 +223,7 @@ class QualityTracker:
         n = block.size
         self._wide = np.concatenate((self._wide[n:], wide))
         self._qrs = np.concatenate((self._qrs[n:], qrs))
+        self._held = np.concatenate((self._held[n:], held))
         warm = (self._blocks + 1) * self._block >= self._window
         gated = False
         if lost >= cfg.lost_fraction:
@@ -221,6 +237,8 @@ class QualityTracker:
             elif warm and (leakage := self._fibrillation_like(self._wide)) is not None:
                 state = FIBRILLATION
                 gated = leakage < cfg.vf_gate_leakage
+            elif warm and self._is_quiet():
+                state = QUIET
             elif warm and self._noise_ratio(self._qrs) >= cfg.noise_ratio:
                 state = NOISY
             else:
@@ -265,6 +283,14 @@ class QualityTracker:
         f = np.fft.rfftfreq(x.size, 1.0 / self.fs)
         total = float(spectrum[(f >= 1.0) & (f <= 30.0)].sum())
         return float(spectrum[(f >= 2.5) & (f <= 8.0)].sum()) / total if total > 0 else 0.0
+
+    def _is_quiet(self) -> bool:
+        """Nothing QRS-like in the last ``quiet_s``: no QRS-band deflection, no artefact excursion."""
+        cfg = self.config
+        k = self._quiet
+        if float(np.abs(self._qrs[-k:]).max()) >= cfg.quiet_qrs_mv:
+            return False
+        return float(np.ptp(self._held[-k:])) < cfg.quiet_ptp_mv
 
     @staticmethod
     def _noise_ratio(x: NDArray[np.float64]) -> float:

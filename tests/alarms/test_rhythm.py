@@ -23,7 +23,10 @@ def run(
     config: RhythmConfig | None = None,
     step_s: float = 0.1,
 ) -> tuple[list[AlarmEvent], list[Vitals]]:
-    """Feed beats (time s, label) and one quality verdict per second, advancing the horizon ``step_s`` at a time."""
+    """Feed beats (time s, label) and one quality verdict per second, advancing the horizon ``step_s`` at a time.
+
+    A block not in ``quality`` is judged as the quality tracker would: ``no QRS`` without a beat in its last 1.5
+    seconds, else clean."""
     an = RhythmAnalyzer("s", FS, config)
     events: list[AlarmEvent] = []
     vitals: list[Vitals] = []
@@ -38,13 +41,18 @@ def run(
             an.on_beat(round(todo[i][0] * FS), todo[i][1])
             i += 1
         while (block + 1) * FS <= horizon:
-            an.on_quality(round((block + 1) * FS), (quality or {}).get(block, "clean"))
+            an.on_quality(round((block + 1) * FS), (quality or {}).get(block) or judged(todo, block + 1.0))
             block += 1
         ev, vi = an.advance(horizon)
         events += ev
         vitals += vi
     events += an.finish(round(until_s * FS))
     return events, vitals
+
+
+def judged(beats: list[tuple[float, str]], end_s: float) -> str:
+    """The verdict of a block ending at ``end_s`` on a clean signal with these beats: QRS-like activity or none."""
+    return "clean" if any(end_s - 1.5 < t <= end_s for t, _ in beats) else "no QRS"
 
 
 def regular(start: float, stop: float, bpm: float, label: str = "N") -> list[tuple[float, str]]:

@@ -23,6 +23,7 @@ import pytest
 
 from monitor.alarms import AlarmEvent, RhythmAnalyzer, RhythmConfig, Vitals
 from monitor.vocabulary import END_REASON_PATTERNS, END_REASONS
+from tests.alarms.test_rhythm import judged
 
 FIXTURE = Path(__file__).with_name("rhythm_regression.json")
 
@@ -151,7 +152,7 @@ def drive(scenario: Scenario) -> tuple[list[AlarmEvent], list[Vitals]]:
         for s, label in chunk:
             an.on_beat(s, label)
         while origin + (block + 1) * tick <= horizon:
-            an.on_quality(origin + (block + 1) * tick, quality.get(block, "clean"))
+            an.on_quality(origin + (block + 1) * tick, quality.get(block) or judged(beats, block + 1.0))
             block += 1
         rng.random()
         ev, vi = an.advance(horizon)

@@ -137,3 +137,34 @@ def test_every_block_judged_is_handed_over_however_many_one_call_judges() -> Non
     assert q.take_blocks() == []
     q.process(np.zeros(int(1.5 * FS)))
     assert [end for end, _ in q.take_blocks()] == [1000 + round(FS) * 401]
+
+
+# ------------------------------------------------------------------ QRS-like activity (asystole)
+def judge(x: np.ndarray, fs: float = 250.0) -> list[str]:
+    q = QualityTracker("s", fs)
+    q.process(x)
+    return list(q.states)
+
+
+def test_asystole_with_low_noise_or_p_waves_only_has_no_qrs() -> None:
+    from monitor.testing import ecg as synthetic
+
+    rng = np.random.default_rng(3)
+    t = np.arange(round(12 * 250.0)) / 250.0
+    low_noise = 0.03 * rng.standard_normal(t.size) + 0.1 * np.sin(2 * np.pi * 0.3 * t)
+    assert set(judge(low_noise)[4:]) == {"no QRS"}
+    p_waves, _ = synthetic([1.0] * 10, 250.0, r_mv=0.0, t_mv=0.0, noise_mv=0.01)  # ventricular standstill
+    assert set(judge(p_waves)[4:]) == {"no QRS"}
+
+
+def test_small_qrs_complexes_and_artefact_steps_are_not_quiet() -> None:
+    from monitor.testing import ecg as synthetic
+
+    small, _ = synthetic([1.0] * 12, 250.0, r_mv=0.3, t_mv=0.1)  # beats a detector may miss
+    assert "no QRS" not in judge(small)[4:]
+    # an amplifier overloaded by electrode motion: a 4 mV step recovering over seconds, hiding the QRS
+    t = np.arange(round(12 * 250.0)) / 250.0
+    step = np.where(t >= 5.0, 4.0 * np.exp(-(t - 5.0) / 1.2), 0.0) + 0.1 * np.sin(2 * np.pi * 0.3 * t)
+    states = judge(step)
+    assert states[3:5] == ["no QRS", "no QRS"] and states[5:7] == ["clean", "clean"], states
+    assert states[-1] == "no QRS"  # once it has settled, the absence of QRS is real
