@@ -38,6 +38,7 @@ import numpy as np
 import wfdb
 
 from monitor import MatchResult, StreamingDetector, detect_beats, match_beats, reference_beats
+from monitor.evaluation import nst_mix
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data"
@@ -129,37 +130,6 @@ def accuracy(db: Path, records: list[str], names: list[str]) -> list[dict[str, o
             }
         )
     return rows
-
-
-def _trimmed_mean(v: np.ndarray) -> float:
-    lo, hi = np.percentile(v, [5, 95])
-    keep = v[(v >= lo) & (v <= hi)]
-    return float(keep.mean()) if keep.size else float(v.mean())
-
-
-def nst_mix(x: np.ndarray, fs: float, ref: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
-    """Clean record plus noise at ``snr_db`` on the nst protocol (see module docstring)."""
-    half = round(0.05 * fs)
-    ptp = np.array([np.ptp(x[max(0, r - half) : r + half]) for r in ref if r + half < x.size])
-    s = _trimmed_mean(ptp) ** 2 / 8.0
-    sec = int(fs)
-    n_win = noise.size // sec
-    wins = noise[: n_win * sec].reshape(n_win, sec)
-    npow = _trimmed_mean(wins.var(axis=1))
-    gain = np.sqrt(s / (npow * 10 ** (snr_db / 10.0)))
-    reps = int(np.ceil(x.size / noise.size))
-    nz = np.tile(noise, reps)[: x.size]
-    mask = np.zeros(x.size, dtype=bool)
-    t = np.arange(x.size) / fs
-    start = 300.0
-    mask[(t >= start) & (((t - start) // 120) % 2 == 0)] = True
-    out = x.copy()
-    # offsets keep the signal level continuous where noise starts and stops (as nst's b)
-    seg_starts = np.flatnonzero(np.diff(np.concatenate(([False], mask))) == 1)
-    for s0 in seg_starts:
-        s1 = s0 + np.argmin(mask[s0:]) if not mask[s0:].all() else x.size
-        out[s0:s1] += gain * (nz[s0:s1] - nz[s0])
-    return out
 
 
 def noise_stress(db: Path, noise_db: Path, records: list[str], names: list[str]) -> list[dict[str, object]]:

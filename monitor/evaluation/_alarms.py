@@ -2,7 +2,10 @@
 
 Reference episodes come from the ``+`` rhythm annotations of the ``.atr``
 file: each aux note (``(VT``, ``(VFL``, ``(AFIB`` ...) holds until the next one
-or the end of the record. Each scored type names the reference rhythms it
+or the end of the record (aux notes on other annotations, such as qtdb's ST
+and T-wave change marks ``(ST2-``, ``(T1+``, are no rhythm). A stretch from a
+``[`` mark (ventricular flutter/fibrillation starts) to the next ``]`` (it
+ends), the other PhysioNet convention, is a ``(VF`` episode. Each scored type names the reference rhythms it
 covers and the monitor alarms that count as detecting it; touching or
 overlapping intervals of one type are merged into one episode, on both sides.
 
@@ -77,17 +80,54 @@ def _merge(episodes: Iterable[Episode]) -> list[Episode]:
     return out
 
 
+VF_MARK_RHYTHM = "(VF"  # what a ``[`` .. ``]`` stretch counts as
+
+
+def _vf_marks(samples: Sequence[int], symbols: Sequence[str], length: int) -> list[Episode]:
+    """Stretches from a ``[`` (ventricular flutter/fibrillation starts) to the next ``]`` (it ends).
+
+    A ``[`` left open lasts to the end of the record; a ``]`` with no ``[`` before it
+    ends a stretch that was on from the record's start."""
+    eps: list[Episode] = []
+    start: int | None = None
+    first = True
+    for s, sym in zip(samples, symbols, strict=True):
+        if sym == "[" and start is None:
+            start = s
+        elif sym == "]":
+            if start is not None:
+                eps.append(Episode(start, s))
+            elif first:
+                eps.append(Episode(0, s))
+            start = None
+        if sym in "[]":
+            first = False
+    if start is not None:
+        eps.append(Episode(start, length))
+    return [e for e in eps if e.end > e.start]
+
+
 def reference_episodes(record: Path, kinds: frozenset[str]) -> tuple[list[Episode], int, float]:
-    """Merged reference episodes of ``record`` whose aux note is in ``kinds``; also its length and rate."""
+    """Merged reference episodes of ``record`` whose rhythm is in ``kinds``; also its length and rate.
+
+    Rhythms come from ``+`` annotations (the aux note, e.g. ``(AFIB``, holds until
+    the next ``+`` or the end) and, as ``(VF``, from ``[`` .. ``]`` marks."""
     header = wfdb.rdheader(str(record))
     ann = wfdb.rdann(str(record), "atr")
     length = int(header.sig_len)
-    marks = [(int(s), a.rstrip("\x00").strip()) for s, sym, a in zip(ann.sample, ann.symbol, ann.aux_note, strict=True)]
+    samples = [int(s) for s in ann.sample]
+    marks = [
+        (s, a.rstrip("\x00").strip())
+        for s, sym, a in zip(samples, ann.symbol, ann.aux_note, strict=True)
+        if sym == "+" and a
+    ]
     marks = [(s, a) for s, a in marks if a.startswith("(")]
     eps = []
     for (s, a), nxt in zip(marks, [*marks[1:], (length, "")], strict=False):  # none at all: no episodes
         if a in kinds and nxt[0] > s:
             eps.append(Episode(s, nxt[0]))
+    if VF_MARK_RHYTHM in kinds:
+        eps.extend(_vf_marks(samples, list(ann.symbol), length))
     return _merge(eps), length, float(header.fs)
 
 

@@ -35,7 +35,7 @@ import wfdb
 from monitor.outputs import annotation_name
 from monitor.vocabulary import AAMI_OF_SYMBOL, CLASSES
 
-__all__ = ["RecordScore", "markdown", "score_record", "summarize", "write_report"]
+__all__ = ["RecordScore", "has_beat_annotations", "markdown", "score_record", "summarize", "write_report"]
 
 
 @dataclass
@@ -52,18 +52,28 @@ class RecordScore:
         return tp, int(c[5, :5].sum()), int(c[:5, 5].sum())
 
 
-def score_record(ref_dir: Path, ann_dir: Path, record: str, extension: str = "mon") -> RecordScore:
+def has_beat_annotations(ref_dir: Path, record: str) -> bool:
+    """Whether the reference ``.atr`` of ``record`` marks any beat (vfdb's hold rhythm annotations only)."""
+    return any(s in AAMI_OF_SYMBOL for s in wfdb.rdann(str(ref_dir / record), "atr").symbol)
+
+
+def score_record(ref_dir: Path, ann_dir: Path, record: str, extension: str = "mon", start: int = 0) -> RecordScore:
+    """Score one record's ``.mon`` beats against its ``.atr`` beats.
+
+    With ``start`` > 0 only reference beats from that sample on count, and the
+    detections that could match them (from ``start`` less the match window):
+    the learning period that noise stress tests leave out."""
     from monitor.evaluation._scoring import pair_beats
 
     ref = wfdb.rdann(str(ref_dir / record), "atr")
-    keep = [i for i, s in enumerate(ref.symbol) if s in AAMI_OF_SYMBOL]
+    test = wfdb.rdann(str(ann_dir / annotation_name(record)), extension)
+    window = round(0.150 * float(ref.fs or test.fs or 360))
+    keep = [i for i, s in enumerate(ref.symbol) if s in AAMI_OF_SYMBOL and ref.sample[i] >= start]
     r_samp = np.asarray(ref.sample)[keep]
     r_cls = [CLASSES.index(AAMI_OF_SYMBOL[ref.symbol[i]]) for i in keep]
-    test = wfdb.rdann(str(ann_dir / annotation_name(record)), extension)
-    tkeep = [i for i, s in enumerate(test.symbol) if s in AAMI_OF_SYMBOL]
+    tkeep = [i for i, s in enumerate(test.symbol) if s in AAMI_OF_SYMBOL and test.sample[i] >= start - window]
     t_samp = np.asarray(test.sample)[tkeep]
     t_cls = [CLASSES.index(AAMI_OF_SYMBOL[test.symbol[i]]) for i in tkeep]
-    window = round(0.150 * float(ref.fs or test.fs or 360))
     ri, di = pair_beats(r_samp, t_samp, window)
     out = RecordScore(record)
     c = out.confusion
@@ -73,7 +83,7 @@ def score_record(ref_dir: Path, ann_dir: Path, record: str, extension: str = "mo
     missed[ri] = False
     for i in np.flatnonzero(missed):
         c[r_cls[i], 5] += 1
-    extra = np.ones(len(t_cls), dtype=bool)
+    extra = t_samp >= start  # an unmatched detection before the start counts for nothing
     extra[di] = False
     for j in np.flatnonzero(extra):
         c[5, t_cls[j]] += 1

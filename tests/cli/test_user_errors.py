@@ -343,3 +343,36 @@ def test_empty_or_orphan_flags_are_exit_2(
 def test_eval_with_an_empty_model_is_exit_2(record: Path, capsys: pytest.CaptureFixture[str]) -> None:
     err = fails(_eval.main, ["--data-dir", str(record.parent), "--records", "syn", "--model", " "], capsys)
     assert "ecg-eval: error: --model is empty" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--db", "mitdb=MISSING:ds2"], "--db mitdb: the folder MISSING does not exist"),
+        (["--db", "x=AFILE"], "--db x: the folder AFILE is a file, not a folder"),
+        (["--db", "d=DATA:syn,sin"], "--db d: record 'sin' not found"),
+        (["--db", "d=DATA:noref"], "--db d: no reference annotations DATA/noref.atr"),
+        (["--db", "DATA:syn", "--db", "DATA:syn"], "a second database named 'data'; give it NAME=..."),
+        (["--db", "n=nst:em:0:syn", "--nst-clean", "DATA"], "--db n: a noise mix needs --nst-noise"),
+        (["--db", "n=nst:xx:0:syn", "--nst-clean", "DATA", "--nst-noise", "DATA"], "no noise record 'xx' in DATA"),
+        (["--db", "n=nst:em:0", "--nst-clean", "MISSING", "--nst-noise", "DATA"], "--nst-clean MISSING does not exist"),
+        (["--db", "nst:em:loud"], "SNR 'loud' is not a whole number of dB"),
+        (["--db", "DATA:syn", "--alarms"], "--alarms: the cross-database report (--db) scores beats and alarms"),
+        (["--db", "DATA:syn", "--records", "syn"], "--records: with --db, name the records in each database"),
+        (["--db", "DATA:syn", "--out", "AFILE"], "--out AFILE: is a file, not a folder"),
+    ],
+)
+def test_eval_over_several_databases_checks_every_one_before_the_run(
+    argv: list[str], message: str, record: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_record(record.parent, "noref", ecg([0.8] * 4, FS, seed=1)[0], FS)
+    (tmp_path / "afile").write_text("")
+    places = {"AFILE": tmp_path / "afile", "MISSING": tmp_path / "missing", "DATA": record.parent}
+
+    def fill(text: str) -> str:
+        for key, value in places.items():
+            text = text.replace(key, str(value))
+        return text
+
+    err = fails(_eval.main, [fill(a) for a in argv], capsys)
+    assert "ecg-eval: error: " in err and fill(message) in err
