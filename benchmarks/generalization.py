@@ -4,8 +4,14 @@ Runs ``ecg-eval --db ...`` once over every database found under the shared
 data folder (``$ECG_MONITOR_SHARED_DATA``, else ``../shared/data``):
 
 * ``mitdb-ds2``: mitdb DS2, the inter-patient test split (22 records);
-* ``qtdb``: all 81 qtdb records (250 Hz; mixed sources);
-* ``vfdb``: the vfdb records (rhythm annotations only: alarms, no beat table);
+* ``qtdb-other``: the 67 qtdb records (250 Hz) from databases other than mitdb
+  (MIT-BIH Normal Sinus Rhythm, Long-Term, Supraventricular Arrhythmia, ST
+  Change, European ST-T, Sudden Death);
+* ``qtdb-mitdb``: the 14 qtdb records that are excerpts of mitdb records
+  (resampled to 250 Hz; 114, 116, 223 and 230 are DS1 training patients);
+* ``vfdb-418-424`` and ``vfdb-425-430``: the vfdb records (rhythm annotations
+  only: alarms, no beat table), in the halves the alarm thresholds were chosen
+  on and were not;
 * ``nst-em0``, ``nst-em6``, ``nst-ma0``: noise stress mixes on the nst protocol
   of mitdb 118 and 119 (DS1 records: noise robustness, not unseen patients)
   with nstdb's electrode-motion noise at 0 and 6 dB and muscle artefact at 0 dB.
@@ -40,12 +46,42 @@ NST_RECORDS = "118,119"
 ALARM_TYPES_SHOWN = ("VF/VFL + VT", "VT (any run alarm)", "AF", "asystole")
 
 
+#: qtdb records that are excerpts of mitdb records (the others come from six other databases)
+QTDB_FROM_MITDB = (
+    "sel100 sel102 sel103 sel104 sel114 sel116 sel117 sel123 sel213 sel221 sel223 sel230 sel231 sel232".split()
+)
+VFDB_TUNING = tuple(str(r) for r in range(418, 425))  # alarm thresholds were chosen on these (and on mitdb)
+
+#: What each database was used for before it is scored here (quote it with every figure).
+PROVENANCE = {
+    "mitdb-ds2": "never used to train or choose the classifier (DS1 only); alarm thresholds chosen on mitdb",
+    "qtdb-other": "used to choose the classifier (model selection); never used to choose an alarm threshold",
+    "qtdb-mitdb": "excerpts of mitdb: 4 DS1 (training) patients, DS2 ones never used for model selection",
+    "vfdb-418-424": "alarm thresholds (VT/VF) chosen on these records",
+    "vfdb-425-430": "never used to choose a threshold or a model",
+    "nst-em0": "mitdb 118/119 (DS1 training records) with noise: noise robustness, not unseen patients",
+}
+
+
+def _listed(data: Path, folder: str) -> list[str]:
+    return (data / folder / "RECORDS").read_text().split()
+
+
 def databases(data: Path) -> list[str]:
     """The ``--db`` arguments for what is found under ``data``."""
     out = []
-    for name, folder, records in (("mitdb-ds2", "mitdb", "ds2"), ("qtdb", "qtdb", "all"), ("vfdb", "vfdb", "all")):
-        if (data / folder / "RECORDS").is_file():
-            out.append(f"{name}={data / folder}:{records}")
+    if (data / "mitdb" / "RECORDS").is_file():
+        out.append(f"mitdb-ds2={data / 'mitdb'}:ds2")
+    if (data / "qtdb" / "RECORDS").is_file():
+        qt = _listed(data, "qtdb")
+        other = [r for r in qt if r not in QTDB_FROM_MITDB]
+        mit = [r for r in qt if r in QTDB_FROM_MITDB]
+        out += [f"qtdb-other={data / 'qtdb'}:{','.join(other)}", f"qtdb-mitdb={data / 'qtdb'}:{','.join(mit)}"]
+    if (data / "vfdb" / "RECORDS").is_file():
+        vf = _listed(data, "vfdb")
+        tuning = [r for r in vf if r in VFDB_TUNING]
+        held = [r for r in vf if r not in VFDB_TUNING]
+        out += [f"vfdb-418-424={data / 'vfdb'}:{','.join(tuning)}", f"vfdb-425-430={data / 'vfdb'}:{','.join(held)}"]
     if (data / "mitdb").is_dir() and (data / "nstdb-noise").is_dir():
         out += [f"nst-{noise}{snr}=nst:{noise}:{snr}:{NST_RECORDS}" for noise, snr in NST]
     return out
@@ -166,6 +202,7 @@ def main() -> int:
         report = json.loads((Path(tmp) / "report.json").read_text())
         markdown = (Path(tmp) / "report.md").read_text()
     report.update(
+        provenance={name: PROVENANCE.get(name, PROVENANCE["nst-em0"]) for name in report.get("databases", {})},
         machine=machine(),
         python=platform.python_version(),
         date=time.strftime("%Y-%m-%d"),
@@ -175,6 +212,8 @@ def main() -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "generalization.json").write_text(json.dumps(report, indent=1))
+    notes = "\n".join(f"- **{k}**: {v}" for k, v in report["provenance"].items())
+    markdown += f"\n## What each database was used for before it was scored here\n\n{notes}\n"
     (args.out / "generalization.md").write_text(markdown)
     plot(report, args.out / "generalization.png")
     print(markdown)
