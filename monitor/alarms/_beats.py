@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from engine import BeatShape
 
-__all__ = ["Beat", "run_rate", "trailing_run"]
+__all__ = ["Beat", "ectopic", "run_rate", "trailing_run", "ventricular"]
 
 
 @dataclass
@@ -21,6 +21,21 @@ class Beat:
     ready: int = 0
     #: the beat against the stream's dominant beat (``None``: not measured)
     shape: BeatShape | None = None
+
+
+def ventricular(beat: Beat) -> bool:
+    """A ventricular beat on the evidence: labelled ``V`` and, once measured against a learned dominant beat,
+    both wide and unlike it (a ``V`` label on a beat shaped like the patient's usual beat is not enough).
+    Without a shape, or before the template is learned, the label alone decides."""
+    if beat.label != "V":
+        return False
+    shape = beat.shape
+    return shape is None or not shape.learned or (shape.wide and shape.unlike)
+
+
+def ectopic(beat: Beat) -> bool:
+    """A beat that is not the patient's dominant rhythm: labelled ``S`` or ``V``, or unlike the dominant beat."""
+    return beat.label in ("S", "V") or (beat.shape is not None and beat.shape.unlike)
 
 
 def trailing_run(beats: Sequence[Beat], label: str) -> list[Beat]:

@@ -32,6 +32,7 @@ class RhythmConfig:
     vf_window_blocks: int = 5
     vt_beats: int = 8
     vt_bpm: float = 120.0
+    vt_irregularity: float = 0.2
     run_beats: int = 3
     run_bpm: float = 100.0
     svt_beats: int = 5
@@ -45,9 +46,10 @@ class RhythmConfig:
     tachy_extreme_bpm: float = 140.0
     rate_on_s: float = 5.0
     rate_hysteresis_bpm: float = 5.0
-    af_window: int = 32
+    af_window: int = 24
     af_irregularity: float = 0.10
-    af_on_beats: int = 32
+    af_on_beats: int = 24
+    af_p_corr: float = 0.6
     hr_window_s: float = 4.0
     hr_max_beats: int = 16
     clear_s: float = 5.0
