@@ -27,7 +27,10 @@ __all__ = [
     "BACKENDS",
     "BEAT_SYMBOLS",
     "CLASSES",
+    "CONTEXT_FEATURES",
     "DEFAULT_WEIGHTS",
+    "N_CONTEXT",
+    "N_RR",
     "N_SHAPE",
     "SHAPE_FEATURES",
     "Backend",
@@ -47,6 +50,7 @@ __all__ = [
     "EngineUnavailable",
     "EngineWorker",
     "LabeledBeat",
+    "ModelInputError",
     "RemoteClassifier",
     "RepresentationConfig",
     "Representer",
@@ -57,10 +61,12 @@ __all__ = [
     "UnclassifiedClassifier",
     "WorkerResult",
     "build_model",
+    "context_features",
     "default_classifier",
     "discover",
     "init_weights",
     "load_imagenet",
+    "load_state",
     "make_backend",
     "require_positive",
     "resample_windows",
@@ -74,6 +80,12 @@ _LAZY = {
     "init_weights": "engine._model",
     "load_imagenet": "engine._model",
     "rr_features": "engine._model",
+    "context_features": "engine._model",
+    "load_state": "engine._model",
+    "ModelInputError": "engine._model",
+    "N_CONTEXT": "engine._model",
+    "N_RR": "engine._model",
+    "CONTEXT_FEATURES": "engine._model",
     "CnnClassifier": "engine._classifier",
     "DEFAULT_WEIGHTS": "engine._classifier",
     "default_classifier": "engine._classifier",
@@ -95,7 +107,20 @@ _LAZY = {
 if TYPE_CHECKING:
     from engine._backends import BACKENDS, Backend, discover, make_backend
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier, default_classifier
-    from engine._model import BeatNet, ResNet18Beat, build_model, init_weights, load_imagenet, rr_features
+    from engine._model import (
+        CONTEXT_FEATURES,
+        N_CONTEXT,
+        N_RR,
+        BeatNet,
+        ModelInputError,
+        ResNet18Beat,
+        build_model,
+        context_features,
+        init_weights,
+        load_imagenet,
+        load_state,
+        rr_features,
+    )
     from engine._representation import RepresentationConfig, Representer, resample_windows
     from engine._service import EngineServer, RemoteClassifier
     from engine._supervisor import EngineResult, EngineSupervisor, EngineWorker, WorkerResult

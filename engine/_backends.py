@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from engine._model import N_CONTEXT
 from engine._representation import RepresentationConfig, Representer
 
 __all__ = ["BACKENDS", "Backend", "discover", "make_backend"]
@@ -48,12 +49,12 @@ class Backend:
         self.model = model.eval()
         self.rep = Representer(rep_cfg)
 
-    def infer(self, windows: NDArray[np.float32], rr: NDArray[np.float32]) -> NDArray[np.float32]:
-        """windows (B, n_samples) at the representation rate, rr (B, N_RR) -> probabilities (B, classes)."""
+    def infer(self, windows: NDArray[np.float32], context: NDArray[np.float32]) -> NDArray[np.float32]:
+        """windows (B, n_samples) at the representation rate, context (B, N_CONTEXT) -> probabilities (B, classes)."""
         if len(windows) == 0:
             return np.empty((0, 5), dtype=np.float32)
         with torch.inference_mode():
-            logits = self.model(torch.from_numpy(self.rep(windows)), torch.from_numpy(rr))
+            logits = self.model(torch.from_numpy(self.rep(windows)), torch.from_numpy(context))
             return torch.softmax(logits, dim=1).numpy()
 
 
@@ -68,17 +69,17 @@ class CudaBackend(Backend):
         self.model = model.to(self.device).eval()
         self.rep = Representer(rep_cfg, device="cuda")
 
-    def _forward(self, images: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
-        return self.model(images, rr)
+    def _forward(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
+        return self.model(images, context)
 
-    def infer(self, windows: NDArray[np.float32], rr: NDArray[np.float32]) -> NDArray[np.float32]:
+    def infer(self, windows: NDArray[np.float32], context: NDArray[np.float32]) -> NDArray[np.float32]:
         if len(windows) == 0:
             return np.empty((0, 5), dtype=np.float32)
         stream = torch.cuda.current_stream()
         with self.cupy.cuda.ExternalStream(stream.cuda_stream), torch.inference_mode():
             images = torch.from_dlpack(self.rep(self.cupy.asarray(windows)))  # made on the GPU, no copy
-            rr_t = torch.from_numpy(rr).to(self.device, non_blocking=True)
-            probs = torch.softmax(self._forward(images, rr_t).float(), dim=1)
+            ctx_t = torch.from_numpy(context).to(self.device, non_blocking=True)
+            probs = torch.softmax(self._forward(images, ctx_t).float(), dim=1)
             return probs.cpu().numpy()
 
 
@@ -96,13 +97,13 @@ class CompiledBackend(CudaBackend):
         super().__init__(model, rep_cfg)
         self.compiled = torch.compile(self.model, mode="reduce-overhead", dynamic=False)
 
-    def _forward(self, images: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+    def _forward(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         n = images.shape[0]
         out = []
         for start in range(0, n, BUCKETS[-1]):
             part = slice(start, min(start + BUCKETS[-1], n))
             size = next(b for b in BUCKETS if b >= part.stop - part.start)
-            logits = self.compiled(_pad(images[part], size), _pad(rr[part], size))
+            logits = self.compiled(_pad(images[part], size), _pad(context[part], size))
             out.append(logits[: part.stop - part.start].clone())
         return torch.cat(out)
 
@@ -120,7 +121,7 @@ class TensorRTBackend(CudaBackend):
         shape = rep_cfg.image_shape
         example = [
             torch.zeros(64, 1, *shape, dtype=torch.half, device="cuda"),
-            torch.zeros(64, 5, dtype=torch.half, device="cuda"),
+            torch.zeros(64, N_CONTEXT, dtype=torch.half, device="cuda"),
         ]
         cache = (cache_dir or _cache_dir()) / f"{self._key(torch_tensorrt, rep_cfg)}.ep"
         if cache.is_file():
@@ -135,7 +136,10 @@ class TensorRTBackend(CudaBackend):
                     dtype=torch.half,
                 ),
                 torch_tensorrt.Input(
-                    min_shape=(1, 5), opt_shape=(256, 5), max_shape=(BUCKETS[-1], 5), dtype=torch.half
+                    min_shape=(1, N_CONTEXT),
+                    opt_shape=(256, N_CONTEXT),
+                    max_shape=(BUCKETS[-1], N_CONTEXT),
+                    dtype=torch.half,
                 ),
             ]
             self.program = torch_tensorrt.compile(self.model, ir="dynamo", inputs=inputs)
@@ -158,11 +162,11 @@ class TensorRTBackend(CudaBackend):
         ]
         return hashlib.sha256("|".join(parts).encode()).hexdigest()[:24]
 
-    def _forward(self, images: torch.Tensor, rr: torch.Tensor) -> torch.Tensor:
+    def _forward(self, images: torch.Tensor, context: torch.Tensor) -> torch.Tensor:
         out = []
         for start in range(0, images.shape[0], BUCKETS[-1]):
             part = slice(start, start + BUCKETS[-1])
-            out.append(self.program(images[part].half(), rr[part].half()))
+            out.append(self.program(images[part].half(), context[part].half()))
         return torch.cat(out)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from engine._backends import make_backend
-from engine._model import CLASSES, build_model, rr_features
+from engine._model import CLASSES, N_CONTEXT, ModelInputError, build_model, context_features, load_state
 from engine._representation import RepresentationConfig, resample_windows
 from engine._types import Beat, BeatClassifier, UnclassifiedClassifier
 
@@ -25,7 +25,10 @@ DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "beatnet.pt"
 
 
 class CnnClassifier:
-    """Spectrogram (or scalogram) + RR context -> AAMI class, on a named backend (see ``engine._backends``)."""
+    """Spectrogram (or scalogram) + context (rhythm and shape against the patient) -> AAMI class.
+
+    Runs on a named backend (see ``engine._backends``).
+    """
 
     def __init__(
         self,
@@ -42,7 +45,12 @@ class CnnClassifier:
 
     @classmethod
     def load(cls, path: str | Path, backend: str = "cpu", threads: int = 0) -> CnnClassifier:
-        """Weights file plus its model card (same name, ``.json``); the card's hash is checked."""
+        """Weights file plus its model card (same name, ``.json``); the card's hash is checked.
+
+        Raises ValueError (:class:`engine.ModelInputError` for weights of another
+        input width, e.g. an older model trained on RR features alone) with a
+        message naming the file.
+        """
         path = Path(path)
         card_path = path.with_suffix(".json")
         try:
@@ -52,14 +60,30 @@ class CnnClassifier:
         digest = hashlib.sha256(path.read_bytes()).hexdigest()
         if card.get("weights_sha256") != digest:
             raise ValueError(f"{path}: weights do not match the hash in {card_path.name}")
-        model = build_model(card["model"])
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return cls(model, RepresentationConfig(**card["representation"]), card, backend, threads)
+        context = card.get("context_features") if isinstance(card, dict) else None
+        width = context.get("width") if isinstance(context, dict) else None
+        if width is None:
+            raise ModelInputError(
+                f"{path}: its card names no context features: an older model that took RR features alone; "
+                f"this engine's model takes {N_CONTEXT} context features: retrain with ecg-train"
+            )
+        if width != N_CONTEXT:
+            raise ModelInputError(
+                f"{path}: trained for {width} context features; this engine's model takes {N_CONTEXT}"
+            )
+        try:
+            model = build_model(card["model"])
+            rep_cfg = RepresentationConfig(**card["representation"])
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except (KeyError, TypeError, RuntimeError, EOFError, OSError) as exc:
+            raise ValueError(f"{path}: cannot be loaded with its card {card_path.name}: {exc}") from None
+        load_state(model, state, str(path))
+        return cls(model, rep_cfg, card, backend, threads)
 
     def inputs(self, beats: Sequence[Beat]) -> tuple[np.ndarray, np.ndarray]:
-        """What the backend takes: windows at the representation rate, and RR features."""
+        """What the backend takes: windows at the representation rate, and context features."""
         windows = resample_windows([b.window for b in beats], [b.fs for b in beats], self.rep_cfg)
-        return windows, rr_features(beats)
+        return windows, context_features(beats)
 
     def probabilities(self, beats: Sequence[Beat]) -> np.ndarray:
         if not beats:

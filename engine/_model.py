@@ -1,10 +1,16 @@
-"""2-D CNNs over beat images, fused with rhythm context.
+"""2-D CNNs over beat images, fused with the beat's context in its own patient.
 
 ``BeatNet`` is the default, small enough for thousands of beats per second on
 two CPU cores. ``ResNet18Beat`` follows torchvision's ResNet-18 parameter names
 (``conv1``, ``bn1``, ``layer1.0.conv1``, ... ``fc``) so a torchvision checkpoint
 file loads into it (:func:`load_imagenet`); its ``fc`` is left out, as the head
 differs.
+
+The head fuses the image features with :func:`context_features`: the beat's
+rhythm (RR intervals against the stream's own running RR) and its shape against
+the stream's dominant beat (:class:`engine.BeatShape`). Both are relative to the
+patient, which is what carries over to leads, rates and people never seen in
+training.
 """
 
 from __future__ import annotations
@@ -18,11 +24,42 @@ import torch
 from numpy.typing import NDArray
 from torch import Tensor, nn
 
+from engine._template import N_SHAPE, BeatShape
 from engine._types import CLASSES, Beat
 
-__all__ = ["CLASSES", "N_RR", "BeatNet", "ResNet18Beat", "build_model", "load_imagenet", "rr_features"]
+__all__ = [
+    "CLASSES",
+    "CONTEXT_FEATURES",
+    "N_CONTEXT",
+    "N_RR",
+    "BeatNet",
+    "ModelInputError",
+    "ResNet18Beat",
+    "build_model",
+    "context_features",
+    "load_imagenet",
+    "load_state",
+    "rr_features",
+]
 
 N_RR = 5
+#: Names of the context columns the head takes, in order: rhythm, then shape against the dominant beat.
+CONTEXT_FEATURES: tuple[str, ...] = (
+    "rr_prev/rr_local",
+    "rr_next/rr_local",
+    "rr_prev/rr_mean",
+    "rr_next/rr_prev",
+    "rr_prev_s",
+    "qrs_corr",
+    "width_ratio",
+    "amp_ratio",
+    "residual",
+    "p_corr",
+    "width_100ms",
+    "template_learned",
+)
+N_CONTEXT = N_RR + N_SHAPE
+_NEUTRAL_SHAPE = BeatShape()
 
 
 def rr_features(beats: Sequence[Beat]) -> NDArray[np.float32]:
@@ -41,18 +78,47 @@ def rr_features(beats: Sequence[Beat]) -> NDArray[np.float32]:
     return np.clip(out, 0.0, 5.0)
 
 
-class _RRHead(nn.Module):
-    """Image features + RR features -> class logits."""
+def shape_features(beats: Sequence[Beat]) -> NDArray[np.float32]:
+    """Each beat against its stream's dominant beat (:class:`engine.BeatShape`), scaled to about 0..1.
+
+    A beat with no shape measured counts as the neutral shape (like the
+    dominant beat, template not learned). QRS width is in units of 100 ms.
+    """
+    out = np.empty((len(beats), N_SHAPE), dtype=np.float32)
+    for i, b in enumerate(beats):
+        out[i] = (b.shape or _NEUTRAL_SHAPE).as_array()
+    out[:, 5] *= 10.0  # width_s -> width in 100 ms
+    out[:, 0] = np.clip(out[:, 0], -1.0, 1.0)
+    out[:, 4] = np.clip(out[:, 4], -1.0, 1.0)
+    out[:, 1:4] = np.clip(out[:, 1:4], 0.0, 5.0)
+    out[:, 5] = np.clip(out[:, 5], 0.0, 5.0)
+    return np.nan_to_num(out, nan=0.0, posinf=5.0, neginf=-1.0)
+
+
+def context_features(beats: Sequence[Beat]) -> NDArray[np.float32]:
+    """What the head takes beside the image, (B, :data:`N_CONTEXT`): :func:`rr_features` then :func:`shape_features`.
+
+    Column names: :data:`CONTEXT_FEATURES`.
+    """
+    return np.concatenate((rr_features(beats), shape_features(beats)), axis=1)
+
+
+class ModelInputError(ValueError):
+    """A weights file that does not fit this engine's model (an older input width, another architecture)."""
+
+
+class _ContextHead(nn.Module):
+    """Image features + context features (rhythm and shape against the patient's own beats) -> class logits."""
 
     def __init__(self, image_features: int, n_classes: int) -> None:
         super().__init__()
-        self.rr = nn.Sequential(nn.Linear(N_RR, 32), nn.ReLU(inplace=True))
+        self.context = nn.Sequential(nn.Linear(N_CONTEXT, 32), nn.ReLU(inplace=True))
         self.out = nn.Sequential(
             nn.Linear(image_features + 32, 64), nn.ReLU(inplace=True), nn.Dropout(0.2), nn.Linear(64, n_classes)
         )
 
-    def forward(self, feats: Tensor, rr: Tensor) -> Tensor:
-        return self.out(torch.cat((feats, self.rr(rr)), dim=1))
+    def forward(self, feats: Tensor, context: Tensor) -> Tensor:
+        return self.out(torch.cat((feats, self.context(context)), dim=1))
 
 
 def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
@@ -62,7 +128,7 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 
 
 class BeatNet(nn.Module):
-    """Default model: four 3x3 conv layers over the image, global pooling, RR fusion."""
+    """Default model: four 3x3 conv layers over the image, global pooling, context fusion."""
 
     def __init__(self, n_classes: int = len(CLASSES), width: int = 16) -> None:
         super().__init__()
@@ -70,14 +136,14 @@ class BeatNet(nn.Module):
         self.features = nn.Sequential(
             _conv(1, w), _conv(w, 2 * w, 2), _conv(2 * w, 4 * w, 2), _conv(4 * w, 4 * w), nn.AdaptiveAvgPool2d(1)
         )
-        self.head = _RRHead(4 * w, n_classes)
+        self.head = _ContextHead(4 * w, n_classes)
         self.embedding_size = 4 * w
 
     def embed(self, image: Tensor) -> Tensor:
         return torch.flatten(self.features(image), 1)
 
-    def forward(self, image: Tensor, rr: Tensor) -> Tensor:
-        return self.head(self.embed(image), rr)
+    def forward(self, image: Tensor, context: Tensor) -> Tensor:
+        return self.head(self.embed(image), context)
 
 
 class _BasicBlock(nn.Module):
@@ -100,7 +166,7 @@ class _BasicBlock(nn.Module):
 
 
 class ResNet18Beat(nn.Module):
-    """ResNet-18 (torchvision layout and names) over the image, RR fusion head.
+    """ResNet-18 (torchvision layout and names) over the image, context fusion head.
 
     The image is resized to ``size`` x ``size`` first; ``conv1`` takes one
     channel (ImageNet's three are summed when loading).
@@ -117,7 +183,7 @@ class ResNet18Beat(nn.Module):
         for i, (cin, cout, stride) in enumerate(chans, start=1):
             setattr(self, f"layer{i}", nn.Sequential(_BasicBlock(cin, cout, stride), _BasicBlock(cout, cout, 1)))
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.head = _RRHead(512, n_classes)
+        self.head = _ContextHead(512, n_classes)
         self.embedding_size = 512
 
     def embed(self, image: Tensor) -> Tensor:
@@ -127,8 +193,8 @@ class ResNet18Beat(nn.Module):
             x = getattr(self, f"layer{i}")(x)
         return torch.flatten(self.avgpool(x), 1)
 
-    def forward(self, image: Tensor, rr: Tensor) -> Tensor:
-        return self.head(self.embed(image), rr)
+    def forward(self, image: Tensor, context: Tensor) -> Tensor:
+        return self.head(self.embed(image), context)
 
 
 def build_model(arch: str) -> BeatNet | ResNet18Beat:
@@ -137,6 +203,27 @@ def build_model(arch: str) -> BeatNet | ResNet18Beat:
     if arch == "resnet18":
         return ResNet18Beat()
     raise ValueError(f"arch must be 'beatnet' or 'resnet18', got {arch!r}")
+
+
+def load_state(model: nn.Module, state: object, source: str) -> None:
+    """Load a classifier's weights into ``model``; a file that does not fit raises :class:`ModelInputError`.
+
+    Weights of the older head that took only the five RR features
+    (``head.rr.*``) are named as such, so the message says to retrain rather
+    than showing a shape mismatch.
+    """
+    if not isinstance(state, dict):
+        raise ModelInputError(f"{source}: not a weights file (state dict)")
+    if any(str(k).startswith("head.rr.") for k in state):
+        raise ModelInputError(
+            f"{source}: these weights were trained for {N_RR} RR inputs; this engine's model takes {N_CONTEXT} "
+            "context features (RR and shape against the patient's dominant beat): retrain with ecg-train"
+        )
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()
+        raise ModelInputError(f"{source}: weights do not fit the model: {' '.join(first[:3])}") from None
 
 
 def load_imagenet(model: ResNet18Beat, path: str | Path) -> list[str]:

@@ -7,13 +7,18 @@ uses in-process, so many CPU monitors can share one GPU.
 Protocol (version 1), every message multipart, header first (UTF-8 JSON):
 
 * ``{"v": 1, "type": "hello"}`` -> ``{"v": 1, "type": "hello", "representation":
-  {...}, "backend": NAME}``: the client learns the window rate and length.
+  {...}, "backend": NAME, "context": C}``: the client learns the window rate and
+  length, and how many context features per beat the engine's model takes
+  (C = 12: :data:`engine.CONTEXT_FEATURES`, rhythm and shape against the
+  patient's dominant beat; an engine that names none is an older one, which
+  took the 5 RR features alone, and the client refuses it).
 * ``{"v": 1, "type": "classify", "id": ID, "n": N, "samples": S, "streams": [N
   stream ids]}`` + ``N*S`` float32 windows (little-endian, at the
-  representation's rate) + ``N*5`` float32 RR features -> ``{"v": 1, "type":
+  representation's rate) + ``N*C`` float32 context features -> ``{"v": 1, "type":
   "labels", "id": ID, "n": N}`` + N ASCII class letters (N, S, V, F, Q); a beat
   the engine had to shed under overload comes back as Q (unclassified), counted
-  in the batcher's statistics.
+  in the batcher's statistics. Context features of another width (an older
+  client sending 5 RR features) are refused with an error naming both widths.
 * Anything malformed -> ``{"v": 1, "type": "error", "id": ID or null,
   "reason": TEXT}``; the engine carries on serving everyone else.
 * A batch the backend fails on -> that error reply to every request with a
@@ -44,7 +49,7 @@ from numpy.typing import NDArray
 
 from engine._batcher import Batcher, BatcherConfig
 from engine._errors import EngineUnavailable
-from engine._model import CLASSES, N_RR, rr_features
+from engine._model import CLASSES, N_CONTEXT, N_RR, context_features
 from engine._representation import RepresentationConfig, resample_windows
 from engine._types import Beat
 
@@ -84,7 +89,7 @@ class ServedBackend(Protocol):
 
     name: str
 
-    def infer(self, windows: NDArray[np.float32], rr: NDArray[np.float32]) -> NDArray[np.float32]: ...
+    def infer(self, windows: NDArray[np.float32], context: NDArray[np.float32]) -> NDArray[np.float32]: ...
 
 
 @dataclass
@@ -100,7 +105,7 @@ class _Request:
     identity: bytes
     rid: int
     windows: np.ndarray
-    rr: np.ndarray
+    context: np.ndarray
     labels: bytearray
     left: int
 
@@ -185,7 +190,15 @@ class EngineServer:
             kind = header.get("type")
             if kind == "hello":
                 sock.send_multipart(
-                    [identity, _header(type="hello", representation=asdict(self.rep_cfg), backend=self.backend.name)]
+                    [
+                        identity,
+                        _header(
+                            type="hello",
+                            representation=asdict(self.rep_cfg),
+                            backend=self.backend.name,
+                            context=N_CONTEXT,
+                        ),
+                    ]
                 )
                 return
             if kind != "classify":
@@ -197,18 +210,25 @@ class EngineServer:
                 raise ValueError(f"'samples' must be {self.rep_cfg.n_samples} (this engine's window)")
             if not isinstance(streams, list) or len(streams) != n or not all(isinstance(s, str) for s in streams):
                 raise ValueError("'streams' must list one stream id per beat")
-            if len(body) != 3 or len(body[1]) != 4 * n * samples or len(body[2]) != 4 * n * N_RR:
-                raise ValueError("payload sizes do not match n, samples and the RR features")
+            if len(body) != 3 or len(body[1]) != 4 * n * samples:
+                raise ValueError("payload sizes do not match n, samples and the context features")
+            if len(body[2]) != 4 * n * N_CONTEXT:
+                if len(body[2]) == 4 * n * N_RR:
+                    raise ValueError(
+                        f"this engine takes {N_CONTEXT} context features per beat (RR and shape against the "
+                        f"patient's dominant beat); the client sent {N_RR} (RR alone: an older client): upgrade it"
+                    )
+                raise ValueError(f"the context features must be {N_CONTEXT} float32 per beat")
             windows = np.frombuffer(body[1], dtype="<f4").reshape(n, samples)
-            rr = np.frombuffer(body[2], dtype="<f4").reshape(n, N_RR)
-            if not (np.isfinite(windows).all() and np.isfinite(rr).all()):
-                raise ValueError("windows and RR features must be finite")
+            context = np.frombuffer(body[2], dtype="<f4").reshape(n, N_CONTEXT)
+            if not (np.isfinite(windows).all() and np.isfinite(context).all()):
+                raise ValueError("windows and context features must be finite")
         except (ValueError, IndexError) as exc:
             self._error(sock, identity, rid if isinstance(rid, int) else None, str(exc))
             return
         self.requests += 1
         key = (identity, rid)
-        self._pending[key] = _Request(identity, rid, windows, rr, bytearray(b"?" * n), n)
+        self._pending[key] = _Request(identity, rid, windows, context, bytearray(b"?" * n), n)
         now = self.clock()
         for i, stream in enumerate(streams):
             shed = self.batcher.on_beat(_Item(stream, now, key, i))
@@ -234,9 +254,9 @@ class EngineServer:
                 continue
             t0 = time.perf_counter()
             windows = np.stack([self._pending[it.key].windows[it.index] for it in batch])
-            rr = np.stack([self._pending[it.key].rr[it.index] for it in batch])
+            context = np.stack([self._pending[it.key].context[it.index] for it in batch])
             try:
-                probabilities = self.backend.infer(windows, rr)
+                probabilities = self.backend.infer(windows, context)
                 labels = [CLASSES[i] for i in np.asarray(probabilities).argmax(axis=1).tolist()]
                 if len(labels) != len(batch):
                     raise RuntimeError(f"the backend returned {len(labels)} results for {len(batch)} beats")
@@ -286,6 +306,12 @@ class RemoteClassifier:
             self._ids = itertools.count(1)
             hello = self._call([_header(type="hello")], None)
             self.rep_cfg = RepresentationConfig(**hello["representation"])
+            if hello.get("context") != N_CONTEXT:
+                raise EngineUnavailable(
+                    f"engine at {endpoint} takes {hello.get('context', N_RR)} context features per beat, this "
+                    f"client sends {N_CONTEXT} (RR and shape against the patient's dominant beat): "
+                    "run engine and monitor of the same version"
+                )
         except BaseException:
             self.sock.close()
             raise
@@ -323,12 +349,12 @@ class RemoteClassifier:
         if not beats:
             return []
         windows = resample_windows([b.window for b in beats], [b.fs for b in beats], self.rep_cfg)
-        rr = rr_features(beats)
+        context = context_features(beats)
         rid = next(self._ids)
         header = _header(
             type="classify", id=rid, n=len(beats), samples=self.rep_cfg.n_samples, streams=[b.stream for b in beats]
         )
-        reply = self._call([header, windows.astype("<f4").tobytes(), rr.astype("<f4").tobytes()], rid)
+        reply = self._call([header, windows.astype("<f4").tobytes(), context.astype("<f4").tobytes()], rid)
         labels = reply["_payload"][0].decode("ascii")
         if len(labels) != len(beats):
             raise EngineUnavailable(f"engine answered {len(labels)} labels for {len(beats)} beats")

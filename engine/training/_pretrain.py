@@ -5,9 +5,10 @@ variability, and the amplitudes and widths of the P, Q, R, S and T waves of
 the ECGSYN model (McSharry et al. 2003), including wide, tall QRS complexes
 like ventricular ectopics. The monitor's own detector finds the beats; the
 network learns to regress the settings that generated each beat (heart rate,
-R amplitude, QRS width, T amplitude, P amplitude) from the beat's image and RR
-context. Only the image layers (``features.*``) are kept for fine-tuning on
-DS1 (``ecg-train --init pretrained:PATH``). No real record is read.
+R amplitude, QRS width, T amplitude, P amplitude) from the beat's image and
+context features (RR and shape against the record's dominant beat). Only the
+image layers (``features.*``) are kept for fine-tuning on DS1 (``ecg-train
+--init pretrained:PATH``). No real record is read.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import RepresentationConfig, Representer, build_model, init_weights, resample_windows, rr_features
+from engine import RepresentationConfig, Representer, build_model, context_features, init_weights, resample_windows
 from monitor.cli import OptionParser, non_negative, positive
 
 __all__ = ["main", "synthetic_beats"]
@@ -79,7 +80,7 @@ def _time_limit(seconds: float) -> Iterator[None]:
 def synthetic_beats(
     n_records: int, seconds: float, cfg: RepresentationConfig, seed: int, fs: float = 360.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Windows, RR features and regression targets of beats from random ECGSYN records.
+    """Windows, context features and regression targets of beats from random ECGSYN records.
 
     ECGSYN's integrator can stall on some settings (wide QRS at high rates):
     a record that takes over 10 s is dropped and counted.
@@ -114,7 +115,7 @@ def synthetic_beats(
         if not beats:
             continue
         windows.append(resample_windows([b.window for b in beats], [b.fs for b in beats], cfg))
-        rrs.append(rr_features(beats))
+        rrs.append(context_features(beats))
         target = [hr / 100.0, ai[2] / 30.0, bi[2] / 0.1, ai[4] / 0.75, ai[0] / 1.2]
         targets.append(np.tile(np.asarray(target, dtype=np.float32), (len(beats), 1)))
         if (k + 1) % 20 == 0:

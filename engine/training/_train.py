@@ -1,7 +1,12 @@
 """``ecg-train``: train a beat classifier on DS1 only, with a patient-wise validation split.
 
 DS2 is never read here: training, validation, early stopping and model
-selection all use DS1 records. The weights are written with a model card
+selection use DS1 records, and optionally a second database (``--select-dir``,
+e.g. qtdb) for model selection; the qtdb records that are excerpts of DS2
+records (``sel100``, ``sel103``, ...) are never read. By default the training
+set is made robust (:mod:`engine.training._augment`): both leads, gains,
+polarity, baseline wander, real nstdb noise and other rates, each through the
+monitor's own detection path. The weights are written with a model card
 (JSON) beside them: by default ``beatnet-trained.pt`` in the current
 directory; the package's shipped weights are replaced only with ``--force``.
 """
@@ -23,13 +28,26 @@ import numpy as np
 import torch
 from torch import nn
 
-from engine import CLASSES, RepresentationConfig, Representer, build_model, init_weights, load_imagenet
-from engine.training._dataset import DS1, BeatSet, load_beatset
+from engine import (
+    CLASSES,
+    CONTEXT_FEATURES,
+    N_CONTEXT,
+    RepresentationConfig,
+    Representer,
+    build_model,
+    init_weights,
+    load_imagenet,
+)
+from engine.training._augment import VARIANTS, _cached, _key, default_cache_dir, robust_beatset
+from engine.training._dataset import DS1, DS2, BeatSet, beats_of_record, concat, load_beatset
 from monitor.cli import OptionParser, non_negative, positive
 
 __all__ = ["DEFAULT_OUT", "build_parser", "check_output", "main", "train"]
 
 MAIN_CLASSES = (0, 1, 2)  # N, S, V: the classes model selection balances
+
+#: qtdb records cut from mitdb DS2 records: never read by training or model selection.
+QTDB_DS2_EXCERPTS = frozenset(f"sel{r}" for r in DS2)
 
 
 def seed_everything(seed: int) -> None:
@@ -89,13 +107,13 @@ def _images(rep: Representer, windows: np.ndarray, batch: int = 4096) -> torch.T
     return torch.cat([torch.from_numpy(rep(windows[i : i + batch])) for i in range(0, len(windows), batch)])
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, rr: torch.Tensor, labels: np.ndarray) -> np.ndarray:
+def evaluate(model: nn.Module, images: torch.Tensor, context: torch.Tensor, labels: np.ndarray) -> np.ndarray:
     """Confusion matrix (reference x predicted) over CLASSES."""
     model.eval()
     preds = []
     with torch.inference_mode():
         for i in range(0, len(images), 1024):
-            preds.append(model(images[i : i + 1024], rr[i : i + 1024]).argmax(1).numpy())
+            preds.append(model(images[i : i + 1024], context[i : i + 1024]).argmax(1).numpy())
     pred = np.concatenate(preds) if preds else np.empty(0, dtype=np.int64)
     conf = np.zeros((len(CLASSES), len(CLASSES)), dtype=np.int64)
     np.add.at(conf, (labels, pred), 1)
@@ -114,17 +132,23 @@ def train(
     seed: int = 0,
     init: nn.Module | None = None,
     progress: bool = True,
+    select: dict[str, BeatSet] | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """Train on ``data``; keep the epoch with the best validation macro-F1 (N, S, V)."""
+    """Train on ``data``; keep the epoch with the best selection score.
+
+    The score is the macro-F1 (N, S, V) on ``val``, averaged with that on each
+    beat set of ``select`` (other databases) when given.
+    """
     seed_everything(seed)
     rep = Representer(rep_cfg)
     model = init if init is not None else build_model(arch)
     if init is None:
         init_weights(model, seed)
     images = _images(rep, data.windows)
-    rr = torch.from_numpy(data.rr)
+    rr = torch.from_numpy(data.context)
     y = torch.from_numpy(data.labels)
-    v_images, v_rr = _images(rep, val.windows), torch.from_numpy(val.rr)
+    sets = {"validation": val, **(select or {})}
+    scored = {k: (_images(rep, v.windows), torch.from_numpy(v.context), v.labels) for k, v in sets.items() if len(v)}
     weights = class_weights(data)
     loss_fn = nn.CrossEntropyLoss(weight=torch.tensor(weights, dtype=torch.float32))
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-3)
@@ -151,29 +175,34 @@ def train(
             total_loss += loss.item() * len(idx)
             if progress and step % 20 == 0:
                 _progress(f"epoch {epoch + 1}/{epochs}", min(i + batch, len(y)), len(y))
-        conf = evaluate(model, v_images, v_rr, val.labels)
-        score = macro_f1(conf)
-        history.append({"epoch": epoch + 1, "loss": round(total_loss / len(y), 4), "val_macro_f1_nsv": round(score, 4)})
+        confs = {k: evaluate(model, *v) for k, v in scored.items()}
+        f1 = {k: round(macro_f1(c), 4) for k, c in confs.items()}
+        conf = confs["validation"]
+        score = float(np.mean(list(f1.values())))
+        history.append(
+            {"epoch": epoch + 1, "loss": round(total_loss / len(y), 4), "macro_f1_nsv": f1, "score": round(score, 4)}
+        )
         if progress:
             _progress(f"epoch {epoch + 1}/{epochs}", len(y), len(y))
-            print(
-                f"epoch {epoch + 1}: loss {total_loss / len(y):.4f}, validation macro-F1 (N,S,V) {score:.4f}",
-                file=sys.stderr,
-            )
+            print(f"epoch {epoch + 1}: loss {total_loss / len(y):.4f}, macro-F1 (N,S,V) {f1}", file=sys.stderr)
         if score > best["score"]:
             best = {
                 "score": score,
                 "epoch": epoch + 1,
                 "state": {k: v.clone() for k, v in model.state_dict().items()},
                 "confusion": conf.tolist(),
+                "f1": f1,
+                "confusions": {k: c.tolist() for k, c in confs.items() if k != "validation"},
             }
     model.load_state_dict(best["state"])
     model.eval()
     info = {
         "history": history,
         "best_epoch": best["epoch"],
-        "val_macro_f1_nsv": round(best["score"], 4),
+        "selection_score": round(best["score"], 4),
+        "macro_f1_nsv_at_best": best["f1"],
         "val_confusion": best["confusion"],
+        "selection_confusions": best["confusions"],
         "class_weights": [round(float(w), 4) for w in weights],
     }
     return model, info
@@ -232,7 +261,54 @@ def build_parser() -> OptionParser:
     p.option("--patients", type=positive(float), default=1.0, help="fraction of DS1 training patients used")
     p.option("--init", default="scratch", help="scratch, imagenet:PATH (resnet18 only) or pretrained:PATH")
     p.option("--threads", type=non_negative(int), default=0, help="torch CPU threads; 0: torch's default")
+    p.flag("--no-robust", help="train on the clean lead-0 beats alone, without the robustness variants")
+    p.option(
+        "--noise-dir",
+        type=Path,
+        default=None,
+        default_text="$ECG_MONITOR_SHARED_DATA/nstdb-noise when present",
+        help="nstdb noise records (em, ma, bw) for the noisy variants; none found: those variants are skipped",
+    )
+    p.option("--keep-n", type=positive(float), default=0.05, help="fraction of N beats kept in each variant")
+    p.option(
+        "--cache",
+        type=Path,
+        default=None,
+        default_text="~/.cache/ecg-monitor/beatsets",
+        help="folder of cached beat sets",
+    )
+    p.option(
+        "--select-dir",
+        type=Path,
+        default=None,
+        help="a second database (e.g. qtdb) whose beats join model selection; qtdb excerpts of DS2 records are "
+        "never read",
+    )
     return p
+
+
+def _noise_dir(given: Path | None) -> Path | None:
+    if given is not None:
+        return given
+    import os
+
+    shared = os.environ.get("ECG_MONITOR_SHARED_DATA")
+    found = Path(shared) / "nstdb-noise" if shared else None
+    return found if found is not None and (found / "em.hea").is_file() else None
+
+
+def selection_records(select_dir: Path) -> list[str]:
+    """The records of ``select_dir`` (its RECORDS file) that model selection may read: no excerpt of a DS2 record."""
+    listed = (select_dir / "RECORDS").read_text().split()
+    return [r for r in listed if r not in QTDB_DS2_EXCERPTS and r not in DS2]
+
+
+def selection_set(select_dir: Path, cfg: RepresentationConfig, cache: Path | None) -> BeatSet:
+    parts = []
+    for rec in selection_records(select_dir):
+        path = select_dir / rec
+        parts.append(_cached(cache, _key(path, "clean", cfg, 1.0, 0), lambda p=path: beats_of_record(p, cfg)))
+    return concat(parts)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -253,8 +329,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         rng = np.random.default_rng(args.seed + 1)
         k = max(1, round(args.patients * len(train_recs)))
         train_recs = sorted(rng.choice(train_recs, size=k, replace=False).tolist())
-    data = load_beatset(args.data_dir, train_recs, rep_cfg)
+    if args.keep_n > 1.0:
+        print(f"ecg-train: error: --keep-n must be a fraction <= 1, got {args.keep_n}", file=sys.stderr)
+        return 2
+    cache = args.cache or default_cache_dir()
+    noise_dir = _noise_dir(args.noise_dir)
+    if args.no_robust:
+        data = load_beatset(args.data_dir, train_recs, rep_cfg)
+    else:
+        data = robust_beatset(
+            args.data_dir, train_recs, rep_cfg, noise_dir=noise_dir, keep_n=args.keep_n, cache=cache, seed=args.seed
+        )
     val = load_beatset(args.data_dir, val_recs, rep_cfg)
+    select: dict[str, BeatSet] = {}
+    if args.select_dir is not None:
+        try:
+            select[args.select_dir.name] = selection_set(args.select_dir, rep_cfg, cache)
+        except OSError as exc:
+            print(f"ecg-train: error: --select-dir {args.select_dir}: {exc}", file=sys.stderr)
+            return 2
     seed_everything(args.seed)
     model: nn.Module = build_model(args.arch)
     init_weights(model, args.seed)
@@ -286,11 +379,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         lr=args.lr,
         seed=args.seed,
         init=model,
+        select=select,
     )
+    variants = [] if args.no_robust else [v.name for v in VARIANTS if v.noise is None or noise_dir is not None]
     card = {
         "model": args.arch,
         "classes": list(CLASSES),
         "representation": asdict(rep_cfg),
+        "context_features": {
+            "width": N_CONTEXT,
+            "names": list(CONTEXT_FEATURES),
+            "meaning": "RR intervals against the stream's own running RR, then the beat against the stream's "
+            "dominant beat (template learned from its first beats): QRS correlation, width and amplitude ratios, "
+            "residual, atrial-part correlation, own QRS width (100 ms units), template learned",
+        },
         "data": {
             "database": "mitdb",
             "train_records": train_recs,
@@ -299,6 +401,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validation_counts": val.counts(),
             "beats": "detected by the monitor's own detector, labelled from the nearest .atr beat within 150 ms",
             "lead": 0,
+            "robust_variants": variants,
+            "robust": None
+            if args.no_robust
+            else "each training record also as the variants listed (engine/training/_augment.py: lead 1, polarity, "
+            "gain + baseline wander, nstdb em/ma/bw noise at 12/6/0 dB, 128/250/500 Hz), each through the "
+            f"monitor's detection path; all S/V/F/Q beats of a variant kept, N beats subsampled to {args.keep_n}",
+            "noise": str(noise_dir) if noise_dir is not None and not args.no_robust else None,
+        },
+        "model_selection": {
+            "score": "mean macro-F1 (N, S, V) over the DS1 validation patients"
+            + (f" and {args.select_dir.name}" if select else ""),
+            "databases": ["mitdb DS1 validation patients", *select],
+            "selection_records": selection_records(args.select_dir) if select else [],
+            "excluded": sorted(QTDB_DS2_EXCERPTS) if select else [],
+            "note": "qtdb's sel1xx/sel2xx records are excerpts of mitdb records: those cut from DS2 records are "
+            "excluded from model selection; those cut from DS1 records (sel114, sel116, sel223, sel230) "
+            "overlap the training data"
+            if select
+            else None,
         },
         "split": "inter-patient: DS1 only (de Chazal); validation = DS1 patients held out; DS2 never read",
         "hyperparameters": {
@@ -310,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "loss": "cross-entropy, 1/sqrt(freq)",
             "init": args.init,
             "patients_fraction": args.patients,
+            "keep_n": None if args.no_robust else args.keep_n,
         },
         "metrics": info,
         "torch": torch.__version__,

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -9,12 +10,18 @@ import torch
 
 from engine import (
     CLASSES,
+    CONTEXT_FEATURES,
+    N_CONTEXT,
+    N_SHAPE,
     Beat,
     BeatNet,
+    BeatShape,
     CnnClassifier,
+    ModelInputError,
     RepresentationConfig,
     Representer,
     ResNet18Beat,
+    context_features,
     load_imagenet,
     resample_windows,
     rr_features,
@@ -67,9 +74,27 @@ def test_rr_features_normalise_and_fill_missing() -> None:
     np.testing.assert_allclose(f[1, :4], 1.0)
 
 
+def test_context_features_are_rr_then_shape_against_the_dominant_beat() -> None:
+    wide = BeatShape(
+        qrs_corr=0.3, width_ratio=2.5, amp_ratio=1.8, residual=0.9, p_corr=-0.4, width_s=0.16, learned=True
+    )
+    f = context_features([beat(rr=0.4, shape=wide), beat(rr=None)])
+    assert f.shape == (2, N_CONTEXT) == (2, len(CONTEXT_FEATURES)) and f.dtype == np.float32
+    np.testing.assert_allclose(f[:, :5], rr_features([beat(rr=0.4), beat(rr=None)]))
+    np.testing.assert_allclose(f[0, 5:], [0.3, 2.5, 1.8, 0.9, -0.4, 1.6, 1.0], rtol=1e-6)  # width in 100 ms
+    np.testing.assert_allclose(f[1, 5:], [1.0, 1.0, 1.0, 0.0, 1.0, 0.8, 0.0])  # not measured: the neutral shape
+    assert N_CONTEXT == 5 + N_SHAPE
+
+
+def test_context_features_are_bounded() -> None:
+    odd = BeatShape(qrs_corr=float("nan"), width_ratio=80.0, amp_ratio=-3.0, residual=1e9, width_s=2.0, learned=True)
+    f = context_features([beat(shape=odd)])
+    assert np.isfinite(f).all() and f.max() <= 5.0 and f.min() >= -1.0
+
+
 def test_beatnet_forward() -> None:
     cfg = RepresentationConfig()
-    out = BeatNet()(torch.zeros(3, 1, *cfg.image_shape), torch.ones(3, 5))
+    out = BeatNet()(torch.zeros(3, 1, *cfg.image_shape), torch.ones(3, N_CONTEXT))
     assert out.shape == (3, len(CLASSES))
 
 
@@ -89,7 +114,7 @@ def test_imagenet_checkpoint_loads_into_the_resnet18_variant(tmp_path: Path) -> 
     torch.testing.assert_close(model.state_dict()["layer3.1.conv2.weight"], state["layer3.1.conv2.weight"])
     torch.testing.assert_close(model.conv1.weight, state["conv1.weight"].sum(dim=1, keepdim=True))
     cfg = RepresentationConfig()
-    assert model(torch.zeros(2, 1, *cfg.image_shape), torch.ones(2, 5)).shape == (2, 5)
+    assert model(torch.zeros(2, 1, *cfg.image_shape), torch.ones(2, N_CONTEXT)).shape == (2, 5)
 
 
 def test_a_checkpoint_of_another_network_is_refused(tmp_path: Path) -> None:
@@ -103,13 +128,53 @@ def test_classifier_load_checks_the_weights_hash(tmp_path: Path) -> None:
     from engine.training._train import save
 
     model = BeatNet()
-    card = save(model, tmp_path / "m.pt", {"model": "beatnet", "representation": RepresentationConfig().__dict__})
+    card = save(model, tmp_path / "m.pt", _card())
     clf = CnnClassifier.load(tmp_path / "m.pt")
     labels = clf.classify([beat(), beat(250.0)])
     assert len(labels) == 2 and set(labels) <= set(CLASSES)
     card["weights_sha256"] = "0" * 64
     (tmp_path / "m.json").write_text(json.dumps(card))
     with pytest.raises(ValueError, match="hash"):
+        CnnClassifier.load(tmp_path / "m.pt")
+
+
+def _card(**kw: object) -> dict[str, object]:
+    return {
+        "model": "beatnet",
+        "representation": RepresentationConfig().__dict__,
+        "context_features": {"width": N_CONTEXT},
+        **kw,
+    }
+
+
+def test_weights_of_the_older_rr_only_model_give_a_clear_error(tmp_path: Path) -> None:
+    """A model trained on the 5 RR features alone (head.rr.*, card without context features) is refused by name."""
+    from engine.training._train import save
+
+    old = {k.replace("head.context.", "head.rr."): v for k, v in BeatNet().state_dict().items()}
+    old["head.rr.0.weight"] = torch.zeros(32, 5)
+    path = tmp_path / "old.pt"
+    torch.save(old, path)
+    card = save(BeatNet(), path, {"model": "beatnet", "representation": RepresentationConfig().__dict__})
+    torch.save(old, path)  # the old weights under an old card (no context features)
+    card["weights_sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    (tmp_path / "old.json").write_text(json.dumps(card))
+    with pytest.raises(ModelInputError, match=r"older model that took RR features alone.*retrain with ecg-train"):
+        CnnClassifier.load(path)
+    (tmp_path / "old.json").write_text(json.dumps({**card, "context_features": {"width": N_CONTEXT}}))
+    with pytest.raises(ModelInputError, match=f"trained for 5 RR inputs; this engine's model takes {N_CONTEXT}"):
+        CnnClassifier.load(path)
+    (tmp_path / "old.json").write_text(json.dumps({**card, "context_features": {"width": 5}}))
+    with pytest.raises(ModelInputError, match=f"trained for 5 context features; this engine's model takes {N_CONTEXT}"):
+        CnnClassifier.load(path)
+
+
+def test_weights_that_do_not_fit_the_model_give_a_clear_error(tmp_path: Path) -> None:
+    from engine.training._train import save
+
+    card = save(ResNet18Beat(), tmp_path / "m.pt", _card())  # a ResNet under a card that says beatnet
+    assert card["model"] == "beatnet"
+    with pytest.raises(ModelInputError, match="weights do not fit the model"):
         CnnClassifier.load(tmp_path / "m.pt")
 
 
@@ -140,8 +205,8 @@ def test_synthetic_pretraining_then_fine_tuning_start(tmp_path: Path) -> None:
     from engine.training import synthetic_beats
     from engine.training._pretrain import main as pretrain
 
-    windows, rr, target = synthetic_beats(3, 12.0, RepresentationConfig(), seed=1)
-    assert windows.shape[0] == rr.shape[0] == target.shape[0] > 20
+    windows, context, target = synthetic_beats(3, 12.0, RepresentationConfig(), seed=1)
+    assert windows.shape[0] == context.shape[0] == target.shape[0] > 20 and context.shape[1] == N_CONTEXT
     assert np.isfinite(target).all() and target.shape[1] == 5
     out = tmp_path / "syn.pt"
     assert pretrain(["--out", str(out), "--records", "3", "--seconds", "12", "--epochs", "1"]) == 0

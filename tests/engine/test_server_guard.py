@@ -1,7 +1,9 @@
-"""An engine whose backend fails on a batch answers that batch's monitors with an error and serves the next."""
+"""An engine whose backend fails on a batch answers that batch's monitors with an error and serves the next;
+engine and client of different context-feature widths refuse each other with a clear error."""
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator
@@ -11,7 +13,15 @@ import pytest
 import zmq
 from numpy.typing import NDArray
 
-from engine import BatcherConfig, Beat, EngineServer, EngineUnavailable, RemoteClassifier, RepresentationConfig
+from engine import (
+    N_CONTEXT,
+    BatcherConfig,
+    Beat,
+    EngineServer,
+    EngineUnavailable,
+    RemoteClassifier,
+    RepresentationConfig,
+)
 
 
 class Flaky:
@@ -23,7 +33,8 @@ class Flaky:
         self.failing: type[Exception] | None = None
         self.calls = 0
 
-    def infer(self, windows: NDArray[np.float32], rr: NDArray[np.float32]) -> NDArray[np.float32]:
+    def infer(self, windows: NDArray[np.float32], context: NDArray[np.float32]) -> NDArray[np.float32]:
+        assert context.shape == (len(windows), N_CONTEXT)
         self.calls += 1
         if self.failing is not None:
             raise self.failing("backend out of memory")
@@ -88,3 +99,52 @@ def test_a_client_dropped_unclosed_closes_its_socket(
     sock = client.sock
     del client
     assert sock.closed
+
+
+def test_a_client_sending_the_old_rr_width_is_refused_with_a_clear_error(
+    served: tuple[EngineServer, Flaky], ctx: zmq.Context[zmq.Socket[bytes]]
+) -> None:
+    server, _ = served
+    n, samples = 2, RepresentationConfig().n_samples
+    old = ctx.socket(zmq.DEALER)
+    try:
+        old.setsockopt(zmq.LINGER, 0)
+        old.connect("inproc://engine-guard")
+        old.send_multipart([json.dumps({"v": 1, "type": "hello"}).encode()])
+        assert old.poll(5000)
+        assert json.loads(old.recv_multipart()[0])["context"] == N_CONTEXT
+        header = {"v": 1, "type": "classify", "id": 7, "n": n, "samples": samples, "streams": ["a", "b"]}
+        windows = np.zeros((n, samples), "<f4").tobytes()
+        old.send_multipart([json.dumps(header).encode(), windows, np.ones((n, 5), "<f4").tobytes()])
+        assert old.poll(5000)
+        reply = json.loads(old.recv_multipart()[0])
+    finally:
+        old.close()
+    assert reply["type"] == "error" and reply["id"] == 7
+    assert f"takes {N_CONTEXT} context features" in reply["reason"] and "sent 5" in reply["reason"]
+    assert server.errors == 1 and server.requests == 0
+
+
+def test_a_client_refuses_an_engine_that_names_no_context_width(ctx: zmq.Context[zmq.Socket[bytes]]) -> None:
+    """An older engine (RR features alone) answers hello without ``context``: the client says so and closes."""
+    old = ctx.socket(zmq.ROUTER)
+    old.bind("inproc://old-engine")
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            if old.poll(50):
+                identity, _ = old.recv_multipart()
+                hello = {"v": 1, "type": "hello", "representation": {}, "backend": "cpu"}
+                old.send_multipart([identity, json.dumps(hello).encode()])
+
+    thread = threading.Thread(target=serve)
+    thread.start()
+    try:
+        expected = f"takes 5 context features per beat, this client sends {N_CONTEXT}"
+        with pytest.raises(EngineUnavailable, match=expected):
+            RemoteClassifier("inproc://old-engine", timeout_s=5, context=ctx)
+    finally:
+        stop.set()
+        thread.join(5)
+        old.close()

@@ -44,3 +44,15 @@ def test_pretrain_options() -> None:
     assert (args.records, args.seconds, args.epochs, args.arch) == (3, 2.5, 6, "beatnet")
     with pytest.raises(SystemExit):
         pretrain_parser().parse_args(["--seconds", "0"])
+
+
+def test_robust_training_is_the_default_and_can_be_turned_off() -> None:
+    args = build_parser().parse_args(["--data-dir", "x"])
+    assert args.no_robust is False and args.keep_n == 0.05 and args.select_dir is None
+    args = build_parser().parse_args(["--data-dir", "x", "--no-robust", "--select-dir", "qt", "--keep-n", "0.5"])
+    assert args.no_robust is True and args.select_dir == Path("qt") and args.keep_n == 0.5
+
+
+def test_a_keep_n_above_one_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--data-dir", str(tmp_path), "--out", str(tmp_path / "m.pt"), "--keep-n", "2"]) == 2
+    assert "--keep-n must be a fraction" in capsys.readouterr().err
