@@ -172,7 +172,8 @@ def _beat_eval(args: argparse.Namespace, source: Source, records: list[str], cla
     with tempfile.TemporaryDirectory() as tmp:
         ann_dir = args.annotations or Path(tmp)
         config = MonitorConfig(replay=replay_config(args), annotations=ann_dir)
-        code = Monitor(source, config, classifier=classifier).run()
+        # lockstep: every beat labelled before the next message, so the labels never depend on machine load
+        code = Monitor(source, config, classifier=classifier, lockstep=True).run()
         if code != 0:
             print("ecg-eval: error: the monitor failed", file=sys.stderr)
             return code
