@@ -29,6 +29,7 @@ __all__ = [
     "CLASSES",
     "CONTEXT_FEATURES",
     "DEFAULT_WEIGHTS",
+    "EXTRA_BACKENDS",
     "N_CONTEXT",
     "N_RR",
     "N_SHAPE",
@@ -93,6 +94,7 @@ _LAZY = {
     "Representer": "engine._representation",
     "resample_windows": "engine._representation",
     "BACKENDS": "engine._backends",
+    "EXTRA_BACKENDS": "engine._backends",
     "Backend": "engine._backends",
     "discover": "engine._backends",
     "make_backend": "engine._backends",
@@ -105,7 +107,7 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
-    from engine._backends import BACKENDS, Backend, discover, make_backend
+    from engine._backends import BACKENDS, EXTRA_BACKENDS, Backend, discover, make_backend
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier, default_classifier
     from engine._model import (
         CONTEXT_FEATURES,

@@ -9,6 +9,10 @@ program (dynamo IR, dynamic batch, FP16 by casting), cached on disk keyed by
 the Torch-TensorRT and TensorRT versions, the GPU's compute capability and the
 model's hash.
 
+``compiled-cpu``: as ``cpu`` with ``torch.compile`` (inductor's C++ kernels;
+needs a C++ compiler), batches padded to the same fixed sizes; never chosen by
+``auto`` (compiling takes tens of seconds at start), asked for by name.
+
 ``make_backend("auto")`` takes the best one present; asking for one that is
 not present falls back with a warning. GPU libraries are imported only when a
 GPU backend is built.
@@ -35,6 +39,8 @@ __all__ = ["BACKENDS", "Backend", "discover", "make_backend"]
 log = logging.getLogger(__name__)
 
 BACKENDS = ("tensorrt", "compiled", "cuda", "cpu")
+#: Backends only built when asked for by name (``auto`` never picks them).
+EXTRA_BACKENDS = ("compiled-cpu",)
 BUCKETS = (16, 64, 256, 1024)
 
 
@@ -88,6 +94,31 @@ def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
         return x
     pad = torch.zeros((size - x.shape[0], *x.shape[1:]), dtype=x.dtype, device=x.device)
     return torch.cat((x, pad))
+
+
+class CompiledCpuBackend(Backend):
+    """``torch.compile`` on the CPU (inductor): batches padded to :data:`BUCKETS`, each size compiled once."""
+
+    name = "compiled-cpu"
+
+    def __init__(self, model: torch.nn.Module, rep_cfg: RepresentationConfig, threads: int = 0) -> None:
+        super().__init__(model, rep_cfg, threads)
+        self.compiled = torch.compile(self.model, dynamic=False)
+
+    def infer(self, windows: NDArray[np.float32], context: NDArray[np.float32]) -> NDArray[np.float32]:
+        n = len(windows)
+        if n == 0:
+            return np.empty((0, 5), dtype=np.float32)
+        images = torch.from_numpy(self.rep(windows))
+        ctx = torch.from_numpy(context)
+        out = []
+        with torch.inference_mode():
+            for start in range(0, n, BUCKETS[-1]):
+                part = slice(start, min(start + BUCKETS[-1], n))
+                size = next(b for b in BUCKETS if b >= part.stop - part.start)
+                logits = self.compiled(_pad(images[part], size), _pad(ctx[part], size))
+                out.append(torch.softmax(logits[: part.stop - part.start], dim=1))
+        return torch.cat(out).numpy()
 
 
 class CompiledBackend(CudaBackend):
@@ -176,9 +207,15 @@ def _cache_dir() -> Path:
     return Path(base) / "ecg-monitor" / "tensorrt"
 
 
+def _cpp_compiler() -> str:
+    import shutil
+
+    return "available" if shutil.which("g++") or shutil.which("c++") else "no C++ compiler (g++) for inductor"
+
+
 def discover() -> dict[str, str]:
-    """Each backend -> 'available', or why not."""
-    found = {"cpu": "available"}
+    """Each backend -> 'available', or why not (the backends of ``auto``; :data:`EXTRA_BACKENDS` too)."""
+    found = {"cpu": "available", "compiled-cpu": _cpp_compiler()}
     if not torch.cuda.is_available():
         why = "no CUDA device visible to PyTorch"
         return {"tensorrt": why, "compiled": why, "cuda": why, **found}
@@ -197,7 +234,7 @@ def discover() -> dict[str, str]:
         found["tensorrt"] = cuda
     except Exception as exc:
         found["tensorrt"] = f"torch_tensorrt unusable: {type(exc).__name__}: {exc}"
-    return {name: found[name] for name in BACKENDS}
+    return {name: found[name] for name in (*BACKENDS, *EXTRA_BACKENDS)}
 
 
 _CLASSES: dict[str, type[Backend]] = {
@@ -205,15 +242,19 @@ _CLASSES: dict[str, type[Backend]] = {
     "cuda": CudaBackend,
     "compiled": CompiledBackend,
     "tensorrt": TensorRTBackend,
+    "compiled-cpu": CompiledCpuBackend,
 }
 
 
 def make_backend(name: str, model: torch.nn.Module, rep_cfg: RepresentationConfig, threads: int = 0) -> Backend:
     """Build the named backend (``auto``: the best present); fall back, with a warning, when it is not present."""
     if name != "auto" and name not in _CLASSES:
-        raise ValueError(f"--backend must be auto, {', '.join(BACKENDS)}; got {name!r}")
+        raise ValueError(f"--backend must be auto, {', '.join((*BACKENDS, *EXTRA_BACKENDS))}; got {name!r}")
     found = discover()
-    order = list(BACKENDS) if name == "auto" else list(BACKENDS[BACKENDS.index(name) :])
+    if name in EXTRA_BACKENDS:
+        order = [name, "cpu"]
+    else:
+        order = list(BACKENDS) if name == "auto" else list(BACKENDS[BACKENDS.index(name) :])
     for candidate in order:
         if found[candidate] != "available":
             if candidate == name:

@@ -14,7 +14,7 @@ from contextlib import ExitStack
 
 import zmq
 
-from engine._backends import BACKENDS
+from engine._backends import BACKENDS, EXTRA_BACKENDS
 from engine._batcher import BatcherConfig
 from engine._errors import EngineError
 from monitor.cli import (
@@ -44,7 +44,7 @@ def build_parser() -> OptionParser:
         "--backend",
         env="BACKEND",
         default="auto",
-        choices=("auto", *BACKENDS),
+        choices=("auto", *BACKENDS, *EXTRA_BACKENDS),
         help="where the CNN runs; auto: the best one present, an absent one falls back with a warning",
     )
     p.option("--threads", type=non_negative(int), default=0, help="CPU threads of the cpu backend; 0: PyTorch's own")

@@ -16,6 +16,7 @@ import zmq
 
 from engine import (
     BACKENDS,
+    EXTRA_BACKENDS,
     BatcherConfig,
     BeatClassifier,
     EngineError,
@@ -115,7 +116,7 @@ def build_parser() -> OptionParser:
     p.option(
         "--backend",
         env="BACKEND",
-        choices=("auto", *BACKENDS),
+        choices=("auto", *BACKENDS, *EXTRA_BACKENDS),
         default="auto",
         help="local engine backend; auto: the best one present",
     )
