@@ -119,6 +119,16 @@ def test_two_workers_share_the_partitions(cluster: LocalCluster) -> None:
     assert sorted(owners) == ["wa", "wa", "wb", "wb"]
 
 
+async def _read(reader: AlarmReader, want: int, tries: int = 10) -> list[dict[str, Any]]:
+    """Up to ``want`` transitions: a busy machine may hand them over in separate fetches."""
+    out: list[dict[str, Any]] = []
+    for _ in range(tries):
+        out += await reader.read(timeout=2)
+        if len(out) >= want:
+            break
+    return out
+
+
 def _event(stream: str, state: str, sample: int) -> AlarmEvent:
     return AlarmEvent(stream, "asystole", state, 1000, sample, 250.0, "Asystole")
 
@@ -142,7 +152,7 @@ async def _bridge_away(cluster: LocalCluster) -> tuple[list[str], list[str], lis
     await publisher.publish([_event("bed-2", "onset", 1000)])  # the same transition again: one is kept
     nc3 = await nats.connect(cluster.urls)
     back = AlarmReader(nc3.jetstream(timeout=10.0), "bridge-1")
-    missed = [f"{r['stream']}:{r['state']}" for r in await back.read(timeout=2)]
+    missed = [f"{r['stream']}:{r['state']}" for r in await _read(back, 2)]
     again = [f"{r['stream']}:{r['state']}" for r in await back.read(timeout=0.5)]
     open_keys = []
     for key in ("p0.bed-1.asystole", "p0.bed-2.asystole"):
@@ -177,8 +187,7 @@ async def _adopt(cluster: LocalCluster) -> list[dict[str, Any]]:
     await new.publish([shifted])  # ... raised again (from a different onset): the same episode
     await new.publish([AlarmEvent("bed-3", "asystole", "end", 1010, 5000, 250.0, "Asystole", end_reason="beats")])
     assert await new.end_orphans(lambda s: 6000) == 0
-    reader = AlarmReader(js, "adopt")
-    records = await reader.read(timeout=2)
+    records = await _read(AlarmReader(js, "adopt"), 2)
     await nc.close()
     return records
 
@@ -202,7 +211,7 @@ def test_an_adopted_alarm_gone_after_the_rebuild_is_ended(cluster: LocalCluster)
         new = AlarmPublisher(js, open_kv, 2, "new")
         await new.adopt(lambda stream, kind: None)
         assert await new.end_orphans(lambda s: 7000) == 1
-        records = await AlarmReader(js, "gone").read(timeout=2)
+        records = await _read(AlarmReader(js, "gone"), 2)
         with pytest.raises(nats.js.errors.KeyNotFoundError):
             await open_kv.get("p2.bed-4.asystole")
         await nc.close()
