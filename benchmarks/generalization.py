@@ -18,8 +18,11 @@ data folder (``$ECG_MONITOR_SHARED_DATA``, else ``../shared/data``):
 
 Writes ``benchmarks/results/generalization.json`` (every database's tables,
 per record included, with the machine, the command and the model),
-``generalization.md`` (the report's tables) and ``generalization.png`` (per
-database: QRS, VEB and SVEB F1; alarm episode +P and false alarms per hour).
+``generalization.md`` (the report's tables), ``generalization.png`` (per
+database: QRS, VEB and SVEB F1; alarm episode +P and false alarms per hour)
+and, per database, its single-database reports under
+``benchmarks/results/generalization/NAME/`` (``report.md``/``.json`` and
+``confusion.png`` where it has beats, ``alarms.md``/``.json``).
 
 Run: ``nice python benchmarks/generalization.py`` (several minutes on a CPU).
 """
@@ -30,6 +33,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -187,6 +191,7 @@ def main() -> int:
     if not dbs:
         print(f"generalization: no database under {args.data}", file=sys.stderr)
         return 2
+    keep = args.out / "generalization"
     with tempfile.TemporaryDirectory() as tmp:
         argv = [f"--db={d}" for d in dbs]
         # 1 s replay chunks: the same beats and alarms as any chunk size (sample time), fewer lockstep turns
@@ -201,6 +206,8 @@ def main() -> int:
             return code
         report = json.loads((Path(tmp) / "report.json").read_text())
         markdown = (Path(tmp) / "report.md").read_text()
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(tmp, keep, ignore=shutil.ignore_patterns("report.json", "report.md"))
     report.update(
         provenance={name: PROVENANCE.get(name, PROVENANCE["nst-em0"]) for name in report.get("databases", {})},
         machine=machine(),
