@@ -36,7 +36,7 @@ import nats
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from monitor.cluster import OWNERS_BUCKET, AlarmReader, LocalCluster, lease_of  # noqa: E402
+from monitor.cluster import AlarmReader, LocalCluster, read_leases  # noqa: E402
 
 RECORDS = "100 101 103 105 106 108 109 111 112 113 114 115 116 117 118 119 121 122 123 124".split()
 
@@ -51,19 +51,6 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
-
-
-async def _leases(servers: list[str], partitions: int) -> list[dict[str, Any]]:
-    nc = await nats.connect(servers)
-    kv = await nc.jetstream(timeout=10.0).key_value(OWNERS_BUCKET)
-    out = []
-    for p in range(partitions):
-        try:
-            out.append(lease_of((await kv.get(f"p{p}")).value))
-        except nats.js.errors.KeyNotFoundError:
-            out.append({})
-    await nc.close()
-    return out
 
 
 async def _read(servers: list[str], records: list[dict[str, Any]]) -> None:
@@ -115,7 +102,7 @@ def main() -> int:
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:  # both workers share the partitions
                 try:
-                    owners = Counter(le.get("owner") for le in asyncio.run(_leases(cluster.urls, args.partitions)))
+                    owners = Counter(le.get("owner") for le in asyncio.run(read_leases(cluster.urls, args.partitions)))
                 except Exception:  # the bucket is not there yet
                     owners = Counter()
                 if owners.get("A") and owners.get("B") and sum(owners.values()) == args.partitions:
@@ -131,7 +118,7 @@ def main() -> int:
             alarms: list[dict[str, Any]] = []
             while time.monotonic() - started < args.kill_after_s:
                 asyncio.run(_read(cluster.urls, alarms))
-            before = asyncio.run(_leases(cluster.urls, args.partitions))
+            before = asyncio.run(read_leases(cluster.urls, args.partitions))
             victim_parts = [p for p, le in enumerate(before) if le.get("owner") == "A"]
             killed = time.time()
             procs["A"].send_signal(signal.SIGKILL)
@@ -139,7 +126,7 @@ def main() -> int:
             takeover_s = None
             while time.time() - killed < 60:
                 asyncio.run(_read(cluster.urls, alarms))
-                now = asyncio.run(_leases(cluster.urls, args.partitions))
+                now = asyncio.run(read_leases(cluster.urls, args.partitions))
                 mine = [now[p] for p in victim_parts]
                 if all(le.get("owner") == "B" and le.get("live") and le.get("live_at") for le in mine):
                     takeover_s = max(le["live_at"] for le in mine) - killed

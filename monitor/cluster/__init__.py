@@ -21,7 +21,7 @@ from monitor.cluster._layout import (
 )
 from monitor.cluster._partition import Checkpoint, PartitionRunner
 from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server
-from monitor.cluster._worker import Worker, WorkerSettings, lease_of
+from monitor.cluster._worker import Worker, WorkerSettings, lease_of, read_leases
 
 __all__ = [
     "ALARMS_STREAM",
@@ -50,5 +50,6 @@ __all__ = [
     "find_nats_server",
     "frame_subject",
     "lease_of",
+    "read_leases",
     "wait_jetstream",
 ]

@@ -57,6 +57,22 @@ def lease_of(value: bytes | None) -> dict[str, Any]:
     return lease if isinstance(lease, dict) else {}
 
 
+async def read_leases(servers: list[str], partitions: int) -> list[dict[str, Any]]:
+    """Every partition's current lease (``{}`` where there is none), read from the owners bucket."""
+    nc = await nats.connect(servers)
+    try:
+        kv = await nc.jetstream(timeout=10.0).key_value(OWNERS_BUCKET)
+        out = []
+        for p in range(partitions):
+            try:
+                out.append(lease_of((await kv.get(f"p{p}")).value))
+            except KeyNotFoundError:
+                out.append({})
+        return out
+    finally:
+        await nc.close()
+
+
 @dataclass
 class _Seen:
     revision: int
