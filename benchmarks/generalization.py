@@ -207,7 +207,8 @@ def main() -> int:
         report = json.loads((Path(tmp) / "report.json").read_text())
         markdown = (Path(tmp) / "report.md").read_text()
         shutil.rmtree(keep, ignore_errors=True)
-        shutil.copytree(tmp, keep, ignore=shutil.ignore_patterns("report.json", "report.md"))
+        for sub in sorted(p for p in Path(tmp).iterdir() if p.is_dir()):  # each database's own reports
+            shutil.copytree(sub, keep / sub.name)
     report.update(
         provenance={name: PROVENANCE.get(name, PROVENANCE["nst-em0"]) for name in report.get("databases", {})},
         machine=machine(),
