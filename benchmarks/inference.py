@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,7 @@ def batcher_load(
     batcher: Batcher[Any] = Batcher(BatcherConfig(latency_budget_s=budget, max_batch=256))
     next_beat = rng.uniform(0, 0.8, streams)
     latencies: list[float] = []
+    batch_costs: list[tuple[float, int, float]] = []  # (seconds, size, when in the run)
 
     class Item:
         __slots__ = ("i", "ready_at", "stream")
@@ -128,7 +130,9 @@ def batcher_load(
             idx = np.array([it.i % len(windows) for it in batch])
             start = time.perf_counter()
             clf.backend.infer(windows[idx], rr[idx])
-            batcher.on_done(len(batch), time.perf_counter() - start)
+            cost = time.perf_counter() - start
+            batcher.on_done(len(batch), cost)
+            batch_costs.append((cost, len(batch), start - t0))
             done = time.monotonic()
             latencies.extend(done - it.ready_at for it in batch)
         nd = batcher.next_deadline()
@@ -147,6 +151,9 @@ def batcher_load(
         **{f"p{q}_ms": round(1e3 * float(np.percentile(lat, q)), 2) for q in (50, 95, 99)},
         "batches": batcher.stats.batches,
         "mean_batch": round(batcher.stats.beats_out / max(batcher.stats.batches, 1), 1),
+        "slowest_batches": [
+            {"ms": round(1e3 * c, 2), "size": n, "at_s": round(at, 2)} for c, n, at in sorted(batch_costs)[-5:][::-1]
+        ],
     }
 
 
@@ -157,6 +164,9 @@ def main() -> None:
     p.add_argument("--streams", type=int, nargs="*", default=[500, 2000, 5000])
     p.add_argument("--seconds", type=float, default=15.0)
     p.add_argument("--budget-ms", type=float, default=50.0)
+    p.add_argument(
+        "--batcher-backends", nargs="*", help="backends run through the batcher (default: the best one present)"
+    )
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     args = p.parse_args()
@@ -168,7 +178,7 @@ def main() -> None:
         "machine": machine(),
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/inference.py",
+        "command": "python benchmarks/inference.py " + " ".join(sys.argv[1:]),
         "backends": found,
         "throughput": {},
         "images": [],
@@ -187,11 +197,12 @@ def main() -> None:
             for b, rows in result["throughput"].items()
             if b in ("compiled", "tensorrt")
         }
-    best = present[0]
-    for n in args.streams:
-        result["batcher"][str(n)] = batcher_load(clfs[best], windows, rr, n, args.seconds, args.budget_ms / 1000)
-        result["batcher"][str(n)]["backend"] = best
-        print("batcher", result["batcher"][str(n)], flush=True)
+    for b in [x for x in (args.batcher_backends or present[:1]) if x in clfs]:
+        result["batcher"][b] = {}
+        for n in args.streams:
+            row = batcher_load(clfs[b], windows, rr, n, args.seconds, args.budget_ms / 1000)
+            result["batcher"][b][str(n)] = row
+            print("batcher", b, row, flush=True)
     device = "gpu" if torch.cuda.is_available() else "cpu"
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"engine_{device}.json").write_text(json.dumps(result, indent=1))

@@ -13,9 +13,15 @@ model's hash.
 needs a C++ compiler), batches padded to the same fixed sizes; never chosen by
 ``auto`` (compiling takes tens of seconds at start), asked for by name.
 
-``make_backend("auto")`` takes the best one present; asking for one that is
-not present falls back with a warning. GPU libraries are imported only when a
-GPU backend is built.
+``make_backend("auto")`` takes the first present of :data:`AUTO_ORDER`:
+``tensorrt``, ``cuda``, ``cpu``. ``compiled`` is asked for by name: on an H200
+it did not beat ``cuda`` where batches are large (0.80-0.97x at 256-1,024
+beats, both about 2 ms a batch: launch-bound) and its batches stalled up to a
+second when the batcher's first sizes came after other GPU work, so 20% of
+beats missed a 50 ms budget that ``cuda`` met for 99.97%
+(``benchmarks/results/engine_gpu.json``).
+Asking for one that is not present falls back, with a warning, to ``cuda``
+and then ``cpu``. GPU libraries are imported only when a GPU backend is built.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ import hashlib
 import io
 import logging
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +39,15 @@ import torch
 from numpy.typing import NDArray
 
 from engine._model import N_CONTEXT
-from engine._representation import RepresentationConfig, Representer
+from engine._representation import RepresentationConfig, Representer, import_cupy_signal
 
-__all__ = ["BACKENDS", "Backend", "discover", "make_backend"]
+__all__ = ["AUTO_ORDER", "BACKENDS", "EXTRA_BACKENDS", "Backend", "discover", "make_backend"]
 
 log = logging.getLogger(__name__)
 
 BACKENDS = ("tensorrt", "compiled", "cuda", "cpu")
+#: What ``auto`` tries, in order.
+AUTO_ORDER = ("tensorrt", "cuda", "cpu")
 #: Backends only built when asked for by name (``auto`` never picks them).
 EXTRA_BACKENDS = ("compiled-cpu",)
 BUCKETS = (16, 64, 256, 1024)
@@ -71,6 +80,9 @@ class CudaBackend(Backend):
         import cupy
 
         self.cupy = cupy
+        # float32 means float32 (no TF32 convolutions or products): the labels must be the CPU backend's
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
         self.device = torch.device("cuda")
         self.model = model.to(self.device).eval()
         self.rep = Representer(rep_cfg, device="cuda")
@@ -81,12 +93,34 @@ class CudaBackend(Backend):
     def infer(self, windows: NDArray[np.float32], context: NDArray[np.float32]) -> NDArray[np.float32]:
         if len(windows) == 0:
             return np.empty((0, 5), dtype=np.float32)
-        stream = torch.cuda.current_stream()
-        with self.cupy.cuda.ExternalStream(stream.cuda_stream), torch.inference_mode():
+        with _cupy_stream(self.cupy, torch.cuda.current_stream().cuda_stream), torch.inference_mode():
             images = torch.from_dlpack(self.rep(self.cupy.asarray(windows)))  # made on the GPU, no copy
             ctx_t = torch.from_numpy(context).to(self.device, non_blocking=True)
             probs = torch.softmax(self._forward(images, ctx_t).float(), dim=1)
             return probs.cpu().numpy()
+
+
+class _StreamRef:
+    """A raw CUDA stream handle in the CUDA stream protocol (``__cuda_stream__``)."""
+
+    def __init__(self, ptr: int) -> None:
+        self.ptr = ptr
+
+    def __cuda_stream__(self) -> tuple[int, int]:
+        return (0, self.ptr)
+
+
+def _cupy_stream(cupy: Any, ptr: int) -> Any:
+    """CuPy's handle on PyTorch's stream ``ptr``, so the images are made in order with the CNN."""
+    from_external = getattr(cupy.cuda.Stream, "from_external", None)
+    if from_external is not None:
+        try:
+            return from_external(_StreamRef(ptr))
+        except (TypeError, ValueError, AttributeError):
+            pass
+    with warnings.catch_warnings():  # the older interface, deprecated where the protocol exists
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return cupy.cuda.ExternalStream(ptr)
 
 
 def _pad(x: torch.Tensor, size: int) -> torch.Tensor:
@@ -223,7 +257,7 @@ def discover() -> dict[str, str]:
         import cupy
 
         cuda = "available" if cupy.cuda.is_available() else "CuPy sees no GPU"
-        import cupyx.scipy.signal  # noqa: F401  (raises without cuBLAS/cuFFT)
+        import_cupy_signal()  # raises without cuBLAS/cuFFT
     except Exception as exc:
         cuda = f"CuPy unusable: {type(exc).__name__}: {exc}"
     found["cuda"] = cuda
@@ -247,14 +281,16 @@ _CLASSES: dict[str, type[Backend]] = {
 
 
 def make_backend(name: str, model: torch.nn.Module, rep_cfg: RepresentationConfig, threads: int = 0) -> Backend:
-    """Build the named backend (``auto``: the best present); fall back, with a warning, when it is not present."""
+    """Build the named backend (``auto``: the first present of :data:`AUTO_ORDER`); fall back, with a warning."""
     if name != "auto" and name not in _CLASSES:
         raise ValueError(f"--backend must be auto, {', '.join((*BACKENDS, *EXTRA_BACKENDS))}; got {name!r}")
     found = discover()
-    if name in EXTRA_BACKENDS:
+    if name == "auto":
+        order = list(AUTO_ORDER)
+    elif name in EXTRA_BACKENDS:
         order = [name, "cpu"]
     else:
-        order = list(BACKENDS) if name == "auto" else list(BACKENDS[BACKENDS.index(name) :])
+        order = [name, *(b for b in AUTO_ORDER if BACKENDS.index(b) > BACKENDS.index(name))]
     for candidate in order:
         if found[candidate] != "available":
             if candidate == name:

@@ -45,7 +45,7 @@ def build_parser() -> OptionParser:
         env="BACKEND",
         default="auto",
         choices=("auto", *BACKENDS, *EXTRA_BACKENDS),
-        help="where the CNN runs; auto: the best one present, an absent one falls back with a warning",
+        help="where the CNN runs; auto: tensorrt, else cuda, else cpu; an absent one falls back with a warning",
     )
     p.option("--threads", type=non_negative(int), default=0, help="CPU threads of the cpu backend; 0: PyTorch's own")
     p.option(

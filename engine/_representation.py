@@ -9,6 +9,7 @@ for.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -143,12 +144,19 @@ def _morlet_bank(cfg: RepresentationConfig, n: int) -> NDArray[np.complex64]:
     return bank
 
 
+def import_cupy_signal() -> ModuleType:
+    """``cupyx.scipy.signal``, without the warning its import gives (its JIT kernels are marked experimental)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"cupyx\.jit\.rawkernel is experimental", category=FutureWarning)
+        import cupyx.scipy.signal as cu_signal
+    return cu_signal
+
+
 def _modules(device: str) -> tuple[ModuleType, ModuleType]:
     if device == "cpu":
         return np, sp_signal
     if device == "cuda":
         import cupy
-        import cupyx.scipy.signal as cu_signal
 
-        return cupy, cu_signal
+        return cupy, import_cupy_signal()
     raise ValueError(f"device must be 'cpu' or 'cuda', got {device!r}")

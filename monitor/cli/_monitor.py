@@ -118,7 +118,7 @@ def build_parser() -> OptionParser:
         env="BACKEND",
         choices=("auto", *BACKENDS, *EXTRA_BACKENDS),
         default="auto",
-        help="local engine backend; auto: the best one present",
+        help="local engine backend; auto: tensorrt, else cuda, else cpu",
     )
     p.option(
         "--threads",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import wfdb
 
 from engine import DEFAULT_WEIGHTS, CnnClassifier
@@ -41,7 +42,9 @@ def test_every_backend_present_gives_the_cpu_labels(mitdb: Path, name: str) -> N
     x = wfdb.rdrecord(str(mitdb / "208"), channels=[0], sampto=360 * 300).p_signal[:, 0]
     beats = beats_of_signal(x, 360.0)
     cpu = CnnClassifier.load(DEFAULT_WEIGHTS, backend="cpu").classify(beats)
-    other = CnnClassifier.load(DEFAULT_WEIGHTS, backend=name).classify(beats)
+    built = CnnClassifier.load(DEFAULT_WEIGHTS, backend=name)
+    assert built.backend.name == name  # not a fallback
+    other = built.classify(beats)
     agree = np.mean(np.array(cpu) == np.array(other))
     # FP16 (TensorRT) may move a borderline beat; float32 backends must agree exactly
     assert agree >= (0.995 if name == "tensorrt" else 1.0), agree
@@ -50,3 +53,48 @@ def test_every_backend_present_gives_the_cpu_labels(mitdb: Path, name: str) -> N
 def test_auto_never_picks_the_compiled_cpu_backend() -> None:
     assert "compiled-cpu" not in BACKENDS  # compiling takes tens of seconds at start: only by name
     assert CnnClassifier.load(DEFAULT_WEIGHTS, backend="auto").backend.name != "compiled-cpu"
+
+
+def _fake_backends(monkeypatch: pytest.MonkeyPatch, broken: set[str]) -> list[str]:
+    """Every backend reported present; building one appends its name, and those in ``broken`` then raise."""
+    import engine._backends as backends
+
+    built: list[str] = []
+
+    def fake(name: str) -> type:
+        class Fake(backends.Backend):
+            def __init__(self, *args: object) -> None:
+                built.append(name)
+                if name in broken:
+                    raise RuntimeError(f"{name} cannot start")
+                self.name = name
+
+        return Fake
+
+    monkeypatch.setattr(backends, "discover", lambda: dict.fromkeys((*BACKENDS, *EXTRA_BACKENDS), "available"))
+    monkeypatch.setattr(backends, "_CLASSES", {n: fake(n) for n in (*BACKENDS, *EXTRA_BACKENDS)})
+    return built
+
+
+@pytest.mark.parametrize(
+    ("asked", "broken", "tried"),
+    [
+        ("auto", set(), ["tensorrt"]),
+        ("auto", {"tensorrt"}, ["tensorrt", "cuda"]),  # never compiled: it was no faster than cuda and stalled
+        ("auto", {"tensorrt", "cuda"}, ["tensorrt", "cuda", "cpu"]),
+        ("compiled", set(), ["compiled"]),
+        ("compiled", {"compiled"}, ["compiled", "cuda"]),
+        ("tensorrt", {"tensorrt"}, ["tensorrt", "cuda"]),
+        ("cuda", {"cuda"}, ["cuda", "cpu"]),
+        ("compiled-cpu", {"compiled-cpu"}, ["compiled-cpu", "cpu"]),
+    ],
+)
+def test_the_order_backends_are_tried_in(
+    monkeypatch: pytest.MonkeyPatch, asked: str, broken: set[str], tried: list[str]
+) -> None:
+    from engine._backends import make_backend
+    from engine._representation import RepresentationConfig
+
+    built = _fake_backends(monkeypatch, broken)
+    backend = make_backend(asked, torch.nn.Linear(1, 1), RepresentationConfig())
+    assert built == tried and backend.name == tried[-1]
