@@ -50,6 +50,7 @@ __all__ = [
     "EngineSupervisor",
     "EngineUnavailable",
     "EngineWorker",
+    "FallbackClassifier",
     "LabeledBeat",
     "ModelInputError",
     "RemoteClassifier",
@@ -99,6 +100,7 @@ _LAZY = {
     "discover": "engine._backends",
     "make_backend": "engine._backends",
     "EngineServer": "engine._service",
+    "FallbackClassifier": "engine._fallback",
     "RemoteClassifier": "engine._service",
     "EngineResult": "engine._supervisor",
     "EngineSupervisor": "engine._supervisor",
@@ -109,6 +111,7 @@ _LAZY = {
 if TYPE_CHECKING:
     from engine._backends import BACKENDS, EXTRA_BACKENDS, Backend, discover, make_backend
     from engine._classifier import DEFAULT_WEIGHTS, CnnClassifier, default_classifier
+    from engine._fallback import FallbackClassifier
     from engine._model import (
         CONTEXT_FEATURES,
         N_CONTEXT,

@@ -78,7 +78,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 curve = CurveConfig.server(args.keys)
                 auth = resources.enter_context(Authenticator(ctx, curve))
                 bind = functools.partial(secure_bind, config=curve, authenticator=auth)
-            server = EngineServer(clf.backend, clf.rep_cfg, args.bind, batcher, ctx, bind=bind)
+            model_id = str(clf.card.get("weights_sha256", ""))
+            server = EngineServer(clf.backend, clf.rep_cfg, args.bind, batcher, ctx, bind=bind, model_id=model_id)
         except (OSError, ValueError, EngineError, EcgMonitorError) as exc:
             print(f"ecg-engine: error: {exc}", file=sys.stderr)
             return 2

@@ -7,8 +7,9 @@ uses in-process, so many CPU monitors can share one GPU.
 Protocol (version 1), every message multipart, header first (UTF-8 JSON):
 
 * ``{"v": 1, "type": "hello"}`` -> ``{"v": 1, "type": "hello", "representation":
-  {...}, "backend": NAME, "context": C}``: the client learns the window rate and
-  length, and how many context features per beat the engine's model takes
+  {...}, "backend": NAME, "context": C, "model": SHA256}``: the client learns the
+  window rate and length, the SHA-256 of the weights served (empty when the
+  engine was not told), and how many context features per beat the engine's model takes
   (C = 12: :data:`engine.CONTEXT_FEATURES`, rhythm and shape against the
   patient's dominant beat; an engine that names none is an older one, which
   took the 5 RR features alone, and the client refuses it).
@@ -134,8 +135,10 @@ class EngineServer:
         *,
         bind: BindHook = plain_bind,
         clock: Callable[[], float] = time.monotonic,
+        model_id: str = "",
     ) -> None:
         self.backend = backend
+        self.model_id = model_id
         self.rep_cfg = rep_cfg
         self.endpoint = endpoint
         self.batcher: Batcher[_Item] = Batcher(batcher)
@@ -197,6 +200,7 @@ class EngineServer:
                             representation=asdict(self.rep_cfg),
                             backend=self.backend.name,
                             context=N_CONTEXT,
+                            model=self.model_id,
                         ),
                     ]
                 )
@@ -316,6 +320,8 @@ class RemoteClassifier:
             self.sock.close()
             raise
         self.name = f"remote/{hello.get('backend', '?')}"
+        #: the SHA-256 of the weights the engine serves (None from an engine that does not say)
+        self.model_id: str | None = str(hello["model"]) if hello.get("model") else None
         # closes the socket when the client is dropped unclosed (or at exit), never leaving it to the collector
         self._finalizer = weakref.finalize(self, self.sock.close)
 
