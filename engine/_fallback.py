@@ -81,8 +81,8 @@ class FallbackClassifier:
                 close = getattr(remote, "close", None)
                 if callable(close):
                     close()
-                exc = EngineUnavailable(f"it serves weights {served[:12]}, the local model is {self.model_id[:12]}")
-                self._give_up("refused", exc)
+                refused = EngineUnavailable(f"it serves weights {served[:12]}, the local model is {self.model_id[:12]}")
+                self._give_up("refused", refused)
                 return None
             if self.model_id and not served:
                 log.warning("engine service does not name its weights; assuming they are the local model's")
