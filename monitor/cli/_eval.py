@@ -275,6 +275,22 @@ def _run_database(args: argparse.Namespace, db: _Database, classifier: BeatClass
     return DatabaseResult(spec, records, hours, beats, beat_records, tables, notes)
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """``--out`` and ``--annotations`` (when given) are folders this user can write (``EcgMonitorError`` if not)."""
+    writable_folder("--out", args.out)
+    if args.annotations is not None:
+        writable_folder("--annotations", args.annotations)
+
+
+def _classifier(args: argparse.Namespace, threads: int) -> BeatClassifier | None:
+    """The ``--model`` classifier, or ``None`` after printing why it cannot be loaded."""
+    try:
+        return default_classifier(args.model, threads=threads)
+    except (OSError, ValueError) as exc:
+        print(f"ecg-eval: error: --model: {exc}", file=sys.stderr)
+        return None
+
+
 def cross_eval(args: argparse.Namespace) -> int:
     """``ecg-eval --db ... [--db ...]``: every database checked first, then each run and scored in turn."""
     dbs: list[_Database] = []
@@ -289,16 +305,12 @@ def cross_eval(args: argparse.Namespace) -> int:
                 dbs.append(_database(args, spec))
             except EcgMonitorError as exc:
                 raise EcgMonitorError(f"--db {spec.name}: {exc}") from None
-        writable_folder("--out", args.out)
-        if args.annotations is not None:
-            writable_folder("--annotations", args.annotations)
+        _check_outputs(args)
     except EcgMonitorError as exc:
         print(f"ecg-eval: error: {exc}", file=sys.stderr)
         return 2
-    try:
-        classifier = default_classifier(args.model, threads=1)
-    except (OSError, ValueError) as exc:
-        print(f"ecg-eval: error: --model: {exc}", file=sys.stderr)
+    classifier = _classifier(args, threads=1)
+    if classifier is None:
         return 2
     results = []
     for db in dbs:
@@ -343,17 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         records = record_names(args.data_dir, args.records)
         source = parse_source("replay:" + ",".join(records), args.data_dir, offline=True)
         check_references(args.data_dir, records)
-        writable_folder("--out", args.out)
-        if args.annotations is not None:
-            writable_folder("--annotations", args.annotations)
+        _check_outputs(args)
     except EcgMonitorError as exc:
         print(f"ecg-eval: error: {exc}", file=sys.stderr)
         return 2
-    try:
-        # alarm scoring labels beats one message at a time: one thread is fastest for batches that small
-        classifier = default_classifier(args.model, threads=1 if args.alarms else 0)
-    except (OSError, ValueError) as exc:
-        print(f"ecg-eval: error: --model: {exc}", file=sys.stderr)
+    # alarm scoring labels beats one message at a time: one thread is fastest for batches that small
+    classifier = _classifier(args, threads=1 if args.alarms else 0)
+    if classifier is None:
         return 2
     if args.alarms:
         return _alarm_eval(args, source, records, classifier)
