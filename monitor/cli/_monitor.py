@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import zmq
 
@@ -40,6 +41,9 @@ from monitor.observe import MetricsServer, attach, parse_address
 from monitor.outputs import LiveView
 from monitor.transport import client_from_flags, secure_connect
 from replay import ReplayConfig, add_replay_options
+
+if TYPE_CHECKING:
+    from monitor.web import Station
 
 __all__ = ["build_parser", "lead_preference", "main", "writable_folder"]
 
@@ -184,6 +188,15 @@ def build_parser() -> OptionParser:
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics; PORT alone listens on 127.0.0.1",
     )
+    p.option(
+        "--web",
+        env="WEB",
+        type=_address,
+        metavar="HOST:PORT",
+        help="serve the central station page (every bed's strip, heart rate and alarms) at http://HOST:PORT/; "
+        "implies --wave (and a loopback --alerts bus when none is given); beyond loopback needs --web-token-file",
+    )
+    p.option("--web-token-file", env="WEB_TOKEN_FILE", help="with --web: file holding the station token (mode 600)")
     p.flag(
         "--metrics-per-stream",
         env="METRICS_PER_STREAM",
@@ -266,8 +279,19 @@ def _run_error(monitor: Monitor, exc: Exception) -> str:
     return f"{where}: {text}" if where and not text.startswith(where.split()[0]) else text
 
 
-def _announce_when_bound(monitor: Monitor, finished: threading.Event) -> threading.Thread:
-    """Say where the monitor listens once its sockets are bound (never before, never when binding fails)."""
+def _start_station(args: argparse.Namespace) -> Station:
+    """The ``--web`` page, bound now (its bus is connected once the monitor's is bound)."""
+    from monitor.web import Station, read_token  # aiohttp is imported only with --web
+
+    host, port = args.web
+    return Station([], host, port, token=read_token(args.web_token_file)).start()
+
+
+def _announce_when_bound(
+    monitor: Monitor, finished: threading.Event, station: Station | None = None
+) -> threading.Thread:
+    """Say where the monitor listens once its sockets are bound (never before, never when binding fails);
+    then connect the ``--web`` page to the alert bus."""
 
     def announce() -> None:
         while not monitor.ready.wait(0.05):
@@ -277,6 +301,8 @@ def _announce_when_bound(monitor: Monitor, finished: threading.Event) -> threadi
             print(f"ecg-monitor: listening on {monitor.bound_endpoint}", file=sys.stderr, flush=True)
         if monitor.alerts_endpoint:
             print(f"ecg-monitor: alerts published on {monitor.alerts_endpoint}", file=sys.stderr, flush=True)
+        if station is not None and monitor.bus is not None:
+            station.connect(monitor.bus.endpoint, monitor.bus.snapshot_endpoint)
 
     thread = threading.Thread(target=announce, name="ecg-monitor-announce", daemon=True)
     thread.start()
@@ -298,6 +324,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--model is empty: give a weights file, or 'none' to leave beats unclassified")
     if args.key_name and not args.keys:
         parser.error("--key-name needs --keys DIR (the CURVE keys folder holding that key)")
+    if args.web_token_file and args.web is None:
+        parser.error("--web-token-file needs --web HOST:PORT")
+    if args.web is not None:
+        args.wave = True
+        args.alerts = args.alerts or "tcp://127.0.0.1:*"
     if args.wave and not args.alerts:
         parser.error("--wave needs --alerts ENDPOINT (the strips are published on the alert bus)")
     if args.stream_timeout_s < args.silence_s:
@@ -370,9 +401,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         print(f"ecg-monitor: metrics on {metrics.url}", file=sys.stderr)
 
+    station = None
+    if args.web is not None:
+        try:
+            station = _start_station(args)
+        except (ConfigError, ValueError, OSError) as exc:
+            print(f"ecg-monitor: error: --web: {exc}", file=sys.stderr)
+            if metrics is not None:
+                metrics.close()
+            return 2
+        print(f"ecg-monitor: central station on {station.url}", file=sys.stderr, flush=True)
+
     stop_on_signals(monitor.stop)
     finished = threading.Event()
-    announcer = _announce_when_bound(monitor, finished)
+    announcer = _announce_when_bound(monitor, finished, station)
     t0 = time.monotonic()
     try:
         code = monitor.run()
@@ -382,6 +424,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         finished.set()
         announcer.join()
+        if station is not None:
+            station.close()
         if metrics is not None:
             metrics.close()
         close = getattr(monitor.engine.classifier, "close", None)

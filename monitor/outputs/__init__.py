@@ -23,10 +23,10 @@ from monitor.outputs._bridge import (
     format_message,
     local_time,
     printable,
-    serve,
 )
 from monitor.outputs._bus import AlertBus, located_alarm_body, monitor_id
 from monitor.outputs._located import Locate, Located, stream_index
+from monitor.outputs._serve import EventOutput, serve
 from monitor.outputs._sink import (
     AlarmLogSink,
     AlarmRecorder,
@@ -84,6 +84,7 @@ __all__ = [
     "BridgeStats",
     "BusSink",
     "CommandRunner",
+    "EventOutput",
     "LiveView",
     "Locate",
     "Located",

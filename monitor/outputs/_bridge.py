@@ -2,7 +2,7 @@
 
 The receiving logic lives in :class:`AlertBridge` (no sockets, no output) so
 that it can be driven and tested message by message; :class:`BridgeOutput`
-prints, appends and starts ``--exec`` commands; :func:`serve` is the socket
+prints, appends and starts ``--exec`` commands; :func:`serve` (``_serve``) is the socket
 loop around them. The message format (and its validation against the JSON
 Schema) is :mod:`monitor.protocol`; the ``ecg-alerts`` command line is
 :mod:`monitor.cli._alerts`.
@@ -22,14 +22,11 @@ import json
 import os
 import re
 import subprocess
-import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
-
-import zmq
 
 from monitor.errors import FrameError
 from monitor.outputs._bus import AlertBus, decode_snapshot
@@ -45,7 +42,6 @@ __all__ = [
     "format_message",
     "local_time",
     "printable",
-    "serve",
 ]
 
 PROG = "ecg-alerts"
@@ -482,117 +478,3 @@ class BridgeOutput:
 
     def say(self, text: str) -> None:
         print(f"{PROG}: {printable(text)}", file=self.err, flush=True)
-
-
-def serve(
-    sock: zmq.Socket[bytes],
-    bridge: AlertBridge,
-    output: BridgeOutput,
-    *,
-    count: int | None = None,
-    idle_timeout: float | None = None,
-    stop: threading.Event | None = None,
-    tick: float = 0.2,
-    snapshot: Callable[[], zmq.Socket[bytes]] | None = None,
-    snapshot_timeout: float = 2.0,
-) -> str:
-    """Receive until ``count`` alarms were shown, ``idle_timeout`` seconds pass without a message, or ``stop``.
-
-    ``snapshot`` opens a socket (a DEALER) connected to the monitor's snapshot endpoint: whenever
-    ``bridge.wanted`` names topics (set it before, for the join), their snapshot is asked for and applied
-    before the bus is read again. A monitor that does not answer within ``snapshot_timeout`` seconds is
-    reported and not asked again. Returns why it ended: ``"count"``, ``"idle"`` or ``"stopped"``.
-    """
-    stop = stop or threading.Event()
-    asker = _SnapshotAsker(snapshot, snapshot_timeout, bridge, output, stop)
-    last = time.monotonic()
-    try:
-        while not stop.is_set():
-            if asker.pending:
-                left = None if idle_timeout is None else last + idle_timeout - time.monotonic()
-                if asker.ask(left):  # a reply came: the monitor is there
-                    last = time.monotonic()
-            if count is not None and bridge.stats.alarms >= count:
-                return "count"
-            if output.runner is not None:
-                output.runner.reap()
-            wait = tick
-            if idle_timeout is not None:
-                left = last + idle_timeout - time.monotonic()
-                if left <= 0:
-                    return "idle"
-                wait = min(wait, left)
-            if not sock.poll(max(1, int(wait * 1000)), zmq.POLLIN):
-                continue
-            last = time.monotonic()
-            while not asker.pending:  # drain what is queued, unless a snapshot is to be asked for first
-                try:
-                    parts = sock.recv_multipart(zmq.NOBLOCK)
-                except zmq.Again:
-                    break
-                event = bridge.handle(parts)
-                if event is not None:
-                    output.emit(event)
-                if count is not None and bridge.stats.alarms >= count:
-                    return "count"
-        return "stopped"
-    finally:
-        asker.close()
-
-
-class _SnapshotAsker:
-    """Asks for the snapshots :attr:`AlertBridge.wanted` names, one request at a time, and applies them."""
-
-    def __init__(
-        self,
-        factory: Callable[[], zmq.Socket[bytes]] | None,
-        timeout: float,
-        bridge: AlertBridge,
-        output: BridgeOutput,
-        stop: threading.Event,
-    ) -> None:
-        self.factory = factory
-        self.timeout = timeout
-        self.bridge = bridge
-        self.output = output
-        self.stop = stop
-        self.sock: zmq.Socket[bytes] | None = None
-
-    @property
-    def pending(self) -> bool:
-        """Whether a snapshot is wanted and can be asked for."""
-        return bool(self.bridge.wanted) and self.factory is not None
-
-    def ask(self, limit: float | None = None) -> bool:
-        """Ask for the wanted snapshot and apply it; waits at most the timeout (and ``limit`` seconds).
-        True when a reply came; without one, snapshots are not asked for again."""
-        bridge = self.bridge
-        prefixes, bridge.wanted = bridge.wanted, []
-        if self.factory is None or not prefixes:
-            return False
-        if self.sock is None:
-            self.sock = self.factory()
-        self.sock.send_multipart(bridge.snapshot_request(prefixes))
-        wait = self.timeout if limit is None else max(0.0, min(self.timeout, limit))
-        deadline = time.monotonic() + wait
-        while not self.stop.is_set():
-            left = deadline - time.monotonic()
-            if self.sock.poll(max(1, int(min(left, 0.2) * 1000)) if left > 0 else 0, zmq.POLLIN):
-                for event in bridge.apply_snapshot(self.sock.recv_multipart()):
-                    self.output.emit(event)
-                return True
-            if left <= 0:
-                break
-        if not self.stop.is_set():
-            self.output.say(
-                f"no snapshot from the monitor within {wait:g} s; going on without one "
-                "(alarms active before this bridge joined are unknown)"
-            )
-        self.factory = None
-        self.close()
-        return False
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close(linger=0)
-            self.sock = None

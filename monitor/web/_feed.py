@@ -1,0 +1,114 @@
+"""The central station's bus readers: one thread per monitor's alert bus, feeding :class:`WardState`.
+
+Each reader is the reference bridge (:func:`monitor.outputs.serve` with an :class:`AlertBridge`): it
+subscribes to the alarm, vitals, wave and beat topics, joins with a snapshot of the active alarms, validates
+every message against the schema (rejections counted), and asks again after a gap or a monitor restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import zmq
+
+from monitor.outputs import AlertBridge, AlertBus, BridgeEvent, CommandRunner, serve
+from monitor.transport import CurveConfig, secure_connect
+from monitor.web._ward import WardState
+
+__all__ = ["TOPICS", "BusFeed"]
+
+log = logging.getLogger(__name__)
+
+#: What the central station subscribes to.
+TOPICS = ("alarm/", "vitals/", "wave/", "beat/")
+
+Publish = Callable[[list[dict[str, Any]]], None]
+
+
+class _WardOutput:
+    """What :func:`serve` writes to: the ward, and through ``publish`` the open pages."""
+
+    runner: CommandRunner | None = None
+
+    def __init__(self, source: str, bridge: AlertBridge, ward: WardState, publish: Publish) -> None:
+        self.source, self.bridge, self.ward, self.publish = source, bridge, ward, publish
+
+    def emit(self, event: BridgeEvent) -> None:
+        touched: set[str] = {str(a["stream"]) for a in event.dropped}
+        body = event.body
+        if body is not None and body.get("type") == "alarm":
+            touched.add(str(body["stream"]))
+        if event.restarted:
+            touched.update(self.ward.beds())
+        active = {s: self.bridge.active_alarms(s) for s in touched}
+        kept = body if body is not None and body.get("type") != "alarm" else None  # alarms come through ``active``
+        messages = self.ward.apply(self.source, kept, active)
+        if messages:
+            self.publish(messages)
+
+    def say(self, text: str) -> None:
+        log.warning("%s: %s", self.source, text)
+
+
+class BusFeed:
+    """Reads one monitor's bus at ``endpoint`` into ``ward`` until :meth:`stop`; ``publish`` gets each
+    batch of page messages (called on the reader's thread)."""
+
+    def __init__(
+        self,
+        endpoint: str,
+        ward: WardState,
+        publish: Publish,
+        *,
+        curve: CurveConfig | None = None,
+        snapshot_endpoint: str | None = None,
+        context: zmq.Context[zmq.Socket[bytes]] | None = None,
+    ) -> None:
+        self.endpoint = endpoint
+        self.ctx = context or zmq.Context.instance()
+        self.bridge = AlertBridge()
+        self.output = _WardOutput(endpoint, self.bridge, ward, publish)
+        self._curve = curve
+        self._snapshot = snapshot_endpoint or AlertBus.default_snapshot_endpoint(endpoint)
+        self._stop = threading.Event()
+        self._sock = self.ctx.socket(zmq.SUB)
+        self._sock.setsockopt(zmq.LINGER, 0)
+        try:
+            secure_connect(self._sock, endpoint, curve)  # raises for a bad endpoint: checked before serving
+            for topic in TOPICS:
+                self._sock.setsockopt(zmq.SUBSCRIBE, topic.encode())
+        except BaseException:
+            self._sock.close(linger=0)
+            raise
+        self.bridge.want(*AlertBridge.alarm_prefixes(list(TOPICS)))
+        self._thread = threading.Thread(target=self._run, name=f"bus {endpoint}", daemon=True)
+
+    def _dealer(self) -> zmq.Socket[bytes]:
+        dealer = self.ctx.socket(zmq.DEALER)
+        dealer.setsockopt(zmq.LINGER, 0)
+        try:
+            secure_connect(dealer, self._snapshot, self._curve)
+        except BaseException:
+            dealer.close(linger=0)
+            raise
+        return dealer
+
+    def start(self) -> BusFeed:
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        try:
+            serve(self._sock, self.bridge, self.output, stop=self._stop, snapshot=self._dealer)
+        except Exception:  # a reader that dies must say so; the others go on
+            log.exception("bus reader for %s stopped", self.endpoint)
+        finally:
+            self._sock.close(linger=0)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)

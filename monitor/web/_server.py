@@ -1,0 +1,280 @@
+"""The central station's web server (aiohttp): the page, its live feed over a WebSocket, acknowledge and pause.
+
+Security, as a bedside network needs it:
+
+- Bound to loopback unless told otherwise; beyond loopback a token is required (refused without one). The
+  page then asks for the token once (a form posted to ``/login``, never a URL parameter) and gets a session
+  cookie (``HttpOnly``, ``SameSite=Strict``); a wrong token is counted and answered after a pause.
+- No patient data in URLs: the feed is one WebSocket, acknowledgements are POSTed JSON.
+- A WebSocket or POST from another origin is refused (``Origin`` must be this server).
+- Every response carries a strict Content-Security-Policy (scripts, styles and connections from this server
+  only; nothing inline, nothing from elsewhere: the page's files ship in the package), ``nosniff``, no
+  referrer beyond this server, no framing, no caching.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import ipaddress
+import json
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from monitor.web._ward import WardState
+
+__all__ = ["CSP", "CentralServer", "is_loopback"]
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; "
+    "media-src 'none'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+STATIC = {
+    "central.js": "text/javascript",
+    "central.css": "text/css",
+    "index.html": "text/html",
+    "login.html": "text/html",
+}
+SESSION_COOKIE = "ecg_session"
+AUDIO_PAUSE_S = 120.0  # IEC 60601-1-8: an audio pause of limited time (2 min here)
+QUEUE = 4096  # messages waiting per page before the oldest are dropped (counted)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _asset(name: str) -> bytes:
+    return resources.files("monitor.web").joinpath("static", name).read_bytes()
+
+
+class CentralServer:
+    """Serves ``ward`` at ``http://host:port/`` from its own thread (:meth:`start`, :meth:`stop`).
+
+    ``on_ack(alarm_id, stream, who, when)`` records an acknowledgement (e.g. in the alarm log) and may raise
+    ``KeyError`` for an alarm that is not active. :attr:`port` is the bound port (``port=0``: any free one).
+    """
+
+    def __init__(
+        self,
+        ward: WardState,
+        host: str = "127.0.0.1",
+        port: int = 8080,
+        *,
+        token: str | None = None,
+        on_ack: Callable[[str, str, str, float], None] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not is_loopback(host) and not token:
+            raise ValueError(f"--web {host}:{port} reaches beyond this machine: give a token (--web-token-file)")
+        self.ward, self.host, self.port = ward, host, port
+        self.token = token
+        self.on_ack = on_ack
+        self.clock = clock
+        self.sessions: dict[str, str] = {}  # session id -> who
+        self.login_failures = 0
+        self.dropped = 0  # page messages dropped for a page that could not keep up
+        self.acks: list[dict[str, Any]] = []
+        self.audio_paused_until = 0.0
+        self._clients: set[asyncio.Queue[str]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+        self._ready = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    # --- the app ---------------------------------------------------------------------------------------
+
+    def app(self) -> web.Application:
+        app = web.Application(middlewares=[self._headers, self._auth], client_max_size=64 * 1024)
+        app.router.add_get("/", self._page)
+        app.router.add_get("/login", self._login_page)
+        app.router.add_post("/login", self._login)
+        app.router.add_get("/static/{name}", self._static)
+        app.router.add_get("/ws", self._ws)
+        app.router.add_post("/api/ack", self._ack)
+        app.router.add_post("/api/pause", self._pause)
+        return app
+
+    @web.middleware
+    async def _headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        response = await handler(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"  # no-referrer would make forms send Origin: null
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    def who(self, request: web.Request) -> str | None:
+        """The signed-in user of ``request``, ``None`` if it must sign in (with a token)."""
+        if not self.token:
+            return "local user"
+        return self.sessions.get(request.cookies.get(SESSION_COOKIE, ""))
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in ("/login", "/static/login.html", "/static/central.css") or self.who(request):
+            if request.method == "POST" or request.path == "/ws":
+                origin = request.headers.get("Origin")
+                if origin is not None and origin != f"{request.scheme}://{request.host}":
+                    raise web.HTTPForbidden(text="cross-origin request refused")
+            return await handler(request)
+        if request.path == "/":
+            raise web.HTTPSeeOther("/login")
+        raise web.HTTPUnauthorized(text="sign in first")
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=_asset("index.html"), content_type="text/html")
+
+    async def _login_page(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(body=_asset("login.html"), content_type="text/html")
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        given = str(form.get("token", ""))
+        who = str(form.get("name", "")).strip()[:64] or "unnamed"
+        if not self.token or not hmac.compare_digest(given.encode(), self.token.encode()):
+            self.login_failures += 1
+            await asyncio.sleep(1.0)  # slows guessing
+            raise web.HTTPUnauthorized(text="wrong token")
+        session = secrets.token_urlsafe(32)
+        self.sessions[session] = who
+        response = web.HTTPSeeOther("/")
+        response.set_cookie(
+            SESSION_COOKIE, session, httponly=True, samesite="Strict", secure=request.scheme == "https", path="/"
+        )
+        raise response
+
+    async def _static(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        if name not in STATIC:
+            raise web.HTTPNotFound()
+        return web.Response(body=_asset(name), content_type=STATIC[name])
+
+    async def _ws(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=10.0, max_msg_size=4096)
+        await ws.prepare(request)
+        queue: asyncio.Queue[str] = asyncio.Queue(QUEUE)
+        self._clients.add(queue)
+        try:
+            await ws.send_str(json.dumps(self.ward.snapshot()))
+            await ws.send_str(json.dumps(self._audio()))
+            reader = asyncio.ensure_future(self._drain_client(ws))
+            while not ws.closed and not reader.done():
+                getter = asyncio.ensure_future(queue.get())
+                done, _ = await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if getter in done:
+                    await ws.send_str(getter.result())
+                else:
+                    getter.cancel()
+            reader.cancel()
+        except (ConnectionResetError, asyncio.CancelledError):
+            pass
+        finally:
+            self._clients.discard(queue)
+        return ws
+
+    async def _drain_client(self, ws: web.WebSocketResponse) -> None:
+        async for msg in ws:  # the page only listens; anything it sends is ignored
+            if msg.type == WSMsgType.ERROR:
+                return
+
+    def _audio(self) -> dict[str, Any]:
+        return {"t": "audio", "paused_until": self.audio_paused_until, "now": self.clock()}
+
+    async def _ack(self, request: web.Request) -> web.StreamResponse:
+        who = self.who(request) or "?"
+        try:
+            body = await request.json()
+            alarm_id, stream = str(body["alarm_id"]), str(body["bed"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text='expected {"alarm_id": ..., "bed": ...}') from None
+        when = self.clock()
+        if not self.ward.acknowledge(stream, alarm_id, who, when):
+            raise web.HTTPNotFound(text="no such active alarm")
+        if self.on_ack is not None:
+            self.on_ack(alarm_id, stream, who, when)
+        record = {"t": "ack", "bed": stream, "alarm_id": alarm_id, "by": who, "at": when}
+        self.acks.append(record)
+        self._broadcast([record, *self.ward.alarm_messages([stream])])
+        return web.json_response(record)
+
+    async def _pause(self, request: web.Request) -> web.StreamResponse:
+        self.audio_paused_until = self.clock() + AUDIO_PAUSE_S
+        self._broadcast([self._audio()])
+        return web.json_response(self._audio())
+
+    # --- feeding the pages -----------------------------------------------------------------------------
+
+    def publish(self, messages: list[dict[str, Any]]) -> None:
+        """Send ``messages`` to every open page (from any thread)."""
+        if self._loop is not None and messages:
+            self._loop.call_soon_threadsafe(self._broadcast, messages)
+
+    def _broadcast(self, messages: list[dict[str, Any]]) -> None:
+        for msg in messages:
+            text = json.dumps(msg, separators=(",", ":"))
+            for queue in self._clients:
+                if queue.full():
+                    queue.get_nowait()
+                    self.dropped += 1
+                queue.put_nowait(text)
+
+    # --- running -----------------------------------------------------------------------------------------
+
+    def start(self, timeout: float = 10.0) -> CentralServer:
+        self._thread = threading.Thread(target=self._serve, name="central", daemon=True)
+        self._thread.start()
+        if not self._ready.wait(timeout):
+            raise RuntimeError("the web server did not start")
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def _serve(self) -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            self._runner = web.AppRunner(self.app(), access_log=None)
+            loop.run_until_complete(self._runner.setup())
+            site = web.TCPSite(self._runner, self.host, self.port)
+            loop.run_until_complete(site.start())
+            sockets = getattr(site._server, "sockets", None) or []
+            if sockets:
+                self.port = int(sockets[0].getsockname()[1])
+            self._loop = loop
+        except BaseException as exc:
+            self._error = exc
+            self._ready.set()
+            loop.close()
+            return
+        self._ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(self._runner.cleanup())
+            loop.close()
+
+    def stop(self) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10.0)
+        self._loop = None

@@ -1,0 +1,278 @@
+// The central station page: bed tiles drawn from the server's WebSocket feed (see monitor/web/_server.py).
+"use strict";
+(() => {
+  const STRIP_S = 8; // seconds across a strip
+  const ERASE_S = 0.25; // the blank bar ahead of the sweep
+  const DELAY_S = 0.3; // the sweep runs this far behind the newest value, so it moves smoothly
+  const MV_RANGE = 4; // millivolts from the bottom to the top of a strip (10 mm/mV at 25 mm/s: 4:1 strips of 8 s)
+  const LABEL_COLOURS = { N: "#9fe29f", S: "#ffb347", V: "#ff4d4d", F: "#d98cff", Q: "#9aa0a6" };
+  const TONES = {
+    // IEC 60601-1-8 style bursts: [seconds into the burst], repeated every `every` seconds
+    high: { pulses: [0, 0.2, 0.4, 1.0, 1.2], every: 5, freq: 880 },
+    medium: { pulses: [0, 0.25, 0.5], every: 7, freq: 660 },
+    low: { pulses: [0, 0.3], every: 15, freq: 523 },
+  };
+  const beds = new Map();
+  const stats = { latencies: [], frames: 0, messages: 0, drawnChunks: 0, alarmLatency: {} };
+  const ward = document.getElementById("ward");
+  const template = document.getElementById("tile");
+  let serverOffset = 0; // server clock minus page clock, seconds
+  let pausedUntil = 0; // server clock
+  let audioCtx = null;
+  let nextBurst = 0;
+  window.ecgCentral = { stats, beds };
+
+  function ensureBed(id) {
+    let bed = beds.get(id);
+    if (bed) return bed;
+    const tile = template.content.firstElementChild.cloneNode(true);
+    tile.dataset.stream = id;
+    tile.querySelector(".bed").textContent = id;
+    const grid = tile.querySelector("canvas.grid");
+    const trace = tile.querySelector("canvas.trace");
+    bed = {
+      id, tile, grid, trace, ctx: trace.getContext("2d"),
+      hr: tile.querySelector(".hr .value"), quality: tile.querySelector(".quality"),
+      banner: tile.querySelector(".banner"),
+      fs: 125, sourceFs: null, n: 0, values: null, head: -1, drawn: -1, shown: null,
+      beats: new Map(), stamps: [], alarms: [], width: 0, height: 0,
+    };
+    bed.n = Math.round(STRIP_S * bed.fs);
+    bed.values = new Float32Array(bed.n).fill(NaN);
+    const tiles = [...ward.children];
+    const after = tiles.find((t) => t.dataset.stream.localeCompare(id, undefined, { numeric: true }) > 0);
+    ward.insertBefore(tile, after || null);
+    beds.set(id, bed);
+    setHr(bed, null);
+    return bed;
+  }
+
+  function resize(bed) {
+    const rect = bed.trace.getBoundingClientRect();
+    const w = Math.max(1, Math.round(rect.width)), h = Math.max(1, Math.round(rect.height));
+    if (w === bed.width && h === bed.height) return;
+    bed.width = w; bed.height = h;
+    for (const c of [bed.grid, bed.trace]) { c.width = w; c.height = h; }
+    drawGrid(bed);
+    bed.drawn = -1; // redraw the kept strip at the new size
+  }
+
+  function drawGrid(bed) {
+    const g = bed.grid.getContext("2d");
+    const w = bed.width, h = bed.height;
+    const pxPerMm = w / (STRIP_S * 25);
+    g.fillStyle = "#101418";
+    g.fillRect(0, 0, w, h);
+    for (const [step, colour] of [[1, "#1b2229"], [5, "#2c3640"]]) {
+      g.strokeStyle = colour;
+      g.beginPath();
+      for (let x = 0; x <= w; x += step * pxPerMm) { g.moveTo(x, 0); g.lineTo(x, h); }
+      for (let y = h; y >= 0; y -= step * pxPerMm) { g.moveTo(0, y); g.lineTo(w, y); }
+      g.stroke();
+    }
+  }
+
+  function addWave(bed, m, live) {
+    bed.fs = m.fs; bed.sourceFs = m.source_fs;
+    const n = Math.round(STRIP_S * m.fs);
+    if (n !== bed.n) { bed.n = n; bed.values = new Float32Array(n).fill(NaN); bed.head = -1; bed.drawn = -1; }
+    const k0 = Math.round((m.sample * m.fs) / m.source_fs);
+    if (bed.head >= 0 && k0 > bed.head + bed.n) bed.values.fill(NaN); // a long gap: nothing of the old strip stays
+    m.values.forEach((v, i) => { bed.values[(k0 + i) % bed.n] = v === null ? NaN : v; });
+    for (let k = bed.head + 1; k < k0; k++) bed.values[k % bed.n] = NaN; // missing chunk
+    const last = k0 + m.values.length - 1;
+    if (last > bed.head) bed.head = last;
+    if (bed.shown === null || bed.shown < bed.head - bed.n || bed.shown > bed.head) bed.shown = bed.head - DELAY_S * m.fs;
+    if (live) bed.stamps.push([k0, m.stamp]);
+    for (const [k] of bed.beats) if (k < bed.head - bed.n) bed.beats.delete(k);
+  }
+
+  function addBeat(bed, m) {
+    const fs = bed.sourceFs || 360;
+    bed.beats.set(Math.round((m.sample * bed.fs) / fs), m.label);
+  }
+
+  function setHr(bed, hr) {
+    const text = hr === null || hr === undefined ? "---" : String(Math.round(hr));
+    bed.hr.textContent = text;
+    bed.tile.dataset.hr = text;
+  }
+
+  function setVitals(bed, v) {
+    if (!v) return;
+    setHr(bed, v.hr);
+    bed.quality.textContent = v.quality || "";
+    bed.quality.dataset.quality = v.quality || "";
+    bed.tile.dataset.quality = v.quality || "";
+  }
+
+  function setAlarms(bed, alarms) {
+    bed.alarms = alarms || [];
+    const now = Date.now() / 1000 + serverOffset;
+    for (const a of bed.alarms) { // publication (the monitor's stamp) -> on the screen
+      if (!(a.id in stats.alarmLatency) && typeof a.time === "number") stats.alarmLatency[a.id] = now - a.time;
+    }
+    bed.banner.replaceChildren(...bed.alarms.map((a) => {
+      const div = document.createElement("div");
+      div.className = `alarm ${a.priority} ${a.category}${a.acked ? " acked" : ""}`;
+      div.dataset.kind = a.kind;
+      div.dataset.priority = a.priority;
+      div.dataset.alarmId = a.id;
+      const text = document.createElement("span");
+      text.textContent = a.text;
+      const tag = document.createElement("span");
+      tag.className = "tag";
+      tag.textContent = a.category === "technical" ? "technical" : a.priority;
+      div.append(text, tag);
+      if (a.acked) {
+        const by = document.createElement("span");
+        by.className = "tag";
+        by.textContent = `acknowledged by ${a.acked.by}`;
+        div.append(by);
+      } else {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = "Acknowledge";
+        button.addEventListener("click", () => acknowledge(bed.id, a.id));
+        div.append(button);
+      }
+      return div;
+    }));
+    const top = bed.alarms[0];
+    if (top) bed.tile.dataset.priority = top.priority; else delete bed.tile.dataset.priority;
+  }
+
+  async function acknowledge(bedId, alarmId) {
+    await fetch("/api/ack", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ bed: bedId, alarm_id: alarmId }),
+    });
+  }
+
+  function y(bed, v) {
+    return bed.height * (0.5 - v / MV_RANGE);
+  }
+
+  function draw(bed, now) {
+    resize(bed);
+    if (bed.head < 0) return;
+    const ctx = bed.ctx, n = bed.n, dx = bed.width / n;
+    const target = Math.min(bed.head, bed.shown + ((now - (bed.lastFrame || now)) / 1000) * bed.fs);
+    bed.lastFrame = now;
+    let from = bed.drawn < 0 || bed.drawn < target - n ? Math.ceil(target) - n + 1 : bed.drawn + 1;
+    const to = Math.floor(target);
+    if (bed.drawn < 0) ctx.clearRect(0, 0, bed.width, bed.height);
+    if (to < from) { bed.shown = target; return; }
+    const erase = Math.round(ERASE_S * bed.fs);
+    for (let k = from; k <= to + erase; k++) { // blank ahead of the sweep
+      const x = (k % n) * dx;
+      ctx.clearRect(x, 0, Math.ceil(dx) + 1, bed.height);
+    }
+    ctx.strokeStyle = "#7fff7f";
+    ctx.lineWidth = 1.5;
+    ctx.beginPath();
+    let pen = false;
+    for (let k = Math.max(from - 1, to - n + 1); k <= to; k++) {
+      const v = bed.values[((k % n) + n) % n];
+      const x = (((k % n) + n) % n) * dx;
+      if (Number.isNaN(v) || (pen && k % n === 0)) { pen = false; if (Number.isNaN(v)) continue; }
+      if (pen) ctx.lineTo(x, y(bed, v)); else { ctx.moveTo(x, y(bed, v)); pen = true; }
+    }
+    ctx.stroke();
+    for (let k = from; k <= to; k++) {
+      const label = bed.beats.get(k);
+      if (label === undefined) continue;
+      const x = (k % n) * dx;
+      ctx.fillStyle = LABEL_COLOURS[label] || "#fff";
+      ctx.fillRect(x - 1, 2, 3, 10);
+      if (label !== "N") { ctx.font = "bold 11px system-ui"; ctx.fillText(label, x + 3, 12); }
+    }
+    while (bed.stamps.length && bed.stamps[0][0] <= to) {
+      const [, stamp] = bed.stamps.shift();
+      stats.latencies.push(Date.now() / 1000 + serverOffset - stamp); // monitor stamp -> on the screen
+      stats.drawnChunks++;
+    }
+    bed.drawn = to;
+    bed.shown = target;
+  }
+
+  function frame(now) {
+    stats.frames++;
+    for (const bed of beds.values()) draw(bed, now);
+    sound();
+    requestAnimationFrame(frame);
+  }
+
+  function sound() {
+    const serverNow = Date.now() / 1000 + serverOffset;
+    const paused = serverNow < pausedUntil;
+    const label = document.getElementById("paused");
+    label.hidden = !paused;
+    if (paused) {
+      const left = Math.ceil(pausedUntil - serverNow);
+      label.textContent = `Sound paused ${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
+    }
+    document.body.dataset.audioPaused = paused ? "true" : "false";
+    if (!audioCtx || paused) return;
+    let top = null;
+    for (const bed of beds.values()) for (const a of bed.alarms) {
+      if (a.acked) continue;
+      if (!top || ["high", "medium", "low"].indexOf(a.priority) < ["high", "medium", "low"].indexOf(top)) top = a.priority;
+    }
+    if (!top || audioCtx.currentTime < nextBurst) return;
+    const tone = TONES[top];
+    for (const at of tone.pulses) beep(audioCtx.currentTime + at, tone.freq);
+    nextBurst = audioCtx.currentTime + tone.every;
+  }
+
+  function beep(at, freq) {
+    const osc = audioCtx.createOscillator(), gain = audioCtx.createGain();
+    osc.type = "square"; osc.frequency.value = freq;
+    gain.gain.setValueAtTime(0, at);
+    gain.gain.linearRampToValueAtTime(0.15, at + 0.01);
+    gain.gain.setValueAtTime(0.15, at + 0.14);
+    gain.gain.linearRampToValueAtTime(0, at + 0.15);
+    osc.connect(gain).connect(audioCtx.destination);
+    osc.start(at); osc.stop(at + 0.16);
+  }
+
+  function handle(m) {
+    stats.messages++;
+    switch (m.t) {
+      case "ward":
+        for (const b of m.beds) {
+          const bed = ensureBed(b.bed);
+          for (const w of b.wave) addWave(bed, w, false);
+          for (const x of b.beats) addBeat(bed, x);
+          setVitals(bed, b.vitals); setAlarms(bed, b.alarms);
+        }
+        break;
+      case "wave": addWave(ensureBed(m.bed), m, true); break;
+      case "beat": addBeat(ensureBed(m.bed), m); break;
+      case "vitals": setVitals(ensureBed(m.bed), m); break;
+      case "alarms": setAlarms(ensureBed(m.bed), m.alarms); break;
+      case "audio": serverOffset = m.now - Date.now() / 1000; pausedUntil = m.paused_until; break;
+      default: break;
+    }
+  }
+
+  function connect() {
+    const state = document.getElementById("connection");
+    const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws`);
+    ws.onopen = () => { state.dataset.state = "open"; state.textContent = "live"; };
+    ws.onmessage = (ev) => handle(JSON.parse(ev.data));
+    ws.onclose = () => {
+      state.dataset.state = "closed"; state.textContent = "connection lost: retrying";
+      setTimeout(connect, 1000);
+    };
+  }
+
+  document.getElementById("sound-on").addEventListener("click", () => {
+    audioCtx = audioCtx || new AudioContext();
+    audioCtx.resume();
+    document.getElementById("sound-on").textContent = "Sound is on";
+  });
+  document.getElementById("pause").addEventListener("click", () => fetch("/api/pause", { method: "POST" }));
+  connect();
+  requestAnimationFrame(frame);
+})();
