@@ -89,7 +89,7 @@
 
   function addBeat(bed, m) {
     const fs = bed.sourceFs || 360;
-    bed.beats.set(Math.round((m.sample * bed.fs) / fs), m.label);
+    bed.beats.set(Math.round((m.sample * bed.fs) / fs), { label: m.label, marked: false });
   }
 
   function setHr(bed, hr) {
@@ -157,11 +157,17 @@
     resize(bed);
     if (bed.head < 0) return;
     const ctx = bed.ctx, n = bed.n, dx = bed.width / n;
-    const target = Math.min(bed.head, bed.shown + ((now - (bed.lastFrame || now)) / 1000) * bed.fs);
+    // the sweep runs at real time, a little faster while it is more than DELAY_S behind the newest value
+    const lag = (bed.head - bed.shown) / bed.fs;
+    const rate = bed.fs * (1 + Math.min(0.5, Math.max(0, lag - DELAY_S)));
+    const target = Math.min(bed.head, bed.shown + ((now - (bed.lastFrame || now)) / 1000) * rate);
     bed.lastFrame = now;
     let from = bed.drawn < 0 || bed.drawn < target - n ? Math.ceil(target) - n + 1 : bed.drawn + 1;
     const to = Math.floor(target);
-    if (bed.drawn < 0) ctx.clearRect(0, 0, bed.width, bed.height);
+    if (bed.drawn < 0) {
+      ctx.clearRect(0, 0, bed.width, bed.height);
+      for (const beat of bed.beats.values()) beat.marked = false;
+    }
     if (to < from) { bed.shown = target; return; }
     const erase = Math.round(ERASE_S * bed.fs);
     for (let k = from; k <= to + erase; k++) { // blank ahead of the sweep
@@ -179,13 +185,13 @@
       if (pen) ctx.lineTo(x, y(bed, v)); else { ctx.moveTo(x, y(bed, v)); pen = true; }
     }
     ctx.stroke();
-    for (let k = from; k <= to; k++) {
-      const label = bed.beats.get(k);
-      if (label === undefined) continue;
-      const x = (k % n) * dx;
-      ctx.fillStyle = LABEL_COLOURS[label] || "#fff";
+    for (const [k, beat] of bed.beats) { // a beat is labelled after its strip was drawn: mark it where it is
+      if (beat.marked || k > to || k <= to - n + erase) continue;
+      const x = (((k % n) + n) % n) * dx;
+      ctx.fillStyle = LABEL_COLOURS[beat.label] || "#fff";
       ctx.fillRect(x - 1, 2, 3, 10);
-      if (label !== "N") { ctx.font = "bold 11px system-ui"; ctx.fillText(label, x + 3, 12); }
+      if (beat.label !== "N") { ctx.font = "bold 11px system-ui"; ctx.fillText(beat.label, x + 3, 12); }
+      beat.marked = true;
     }
     while (bed.stamps.length && bed.stamps[0][0] <= to) {
       const [, stamp] = bed.stamps.shift();

@@ -1,0 +1,183 @@
+"""The central station measured: sample-to-screen latency and frame rate in headless Chromium, and --web's CPU.
+
+1. ``page``: ``--beds`` (32) simulated devices (``benchmarks/load.py --publish``: looping mitdb records in real
+   time over TCP) into ``ecg-monitor --web``; the page is opened in headless Chromium (Debian's ``chromium``,
+   driven by playwright) and, after ``--warmup`` s, read for ``--seconds``: the latency of every strip chunk
+   from the monitor's publication stamp to the first frame that draws it (the page's own record,
+   ``window.ecgCentral.stats``), and the frames drawn per second. A screenshot is kept.
+2. ``cpu``: ``--cpu-streams`` (250) devices into the monitor without and then with ``--web`` (a page open),
+   each for ``--cpu-seconds`` after the warm-up: the monitor's CPU (utime + stime from /proc) in both runs,
+   and the browser's.
+
+Run: ``python benchmarks/central.py``; writes ``benchmarks/results/central.{json,png}`` (the screenshot) with
+the machine named. Goals (issue): p95 ≤ 500 ms, ≥ 20 fps at 32 beds, ≤ 10% extra monitor CPU at 250 streams.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from load import DATA, RESULTS, cpu_seconds, free_port, loadavg, machine
+
+HERE = Path(__file__).resolve().parent
+
+
+class Setup:
+    """A monitor (``--web`` or not) and ``n`` simulated devices feeding it."""
+
+    def __init__(self, n: int, seconds: float, data: Path, web: bool) -> None:
+        port = free_port()
+        exe = Path(sys.executable).parent / "ecg-monitor"
+        cmd = [str(exe), "--source", f"tcp://127.0.0.1:{port}", "--view", "off", "--alarm-log", "off"]
+        cmd += ["--web", "127.0.0.1:0"] if web else ["--alerts", f"tcp://127.0.0.1:{free_port()}"]
+        env = dict(os.environ, OMP_NUM_THREADS="1")
+        self.monitor = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+        self.url = ""
+        assert self.monitor.stderr is not None
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            line = self.monitor.stderr.readline()
+            if not line:
+                break
+            found = re.search(r"central station on (http://\S+)", line)
+            if found:
+                self.url = found.group(1)
+            if "alerts published on" in line:
+                break
+        threading.Thread(target=self.monitor.stderr.read, daemon=True).start()
+        pub = [sys.executable, str(HERE / "load.py"), "--publish", str(n), "--endpoint", f"tcp://127.0.0.1:{port}"]
+        pub += ["--seconds", str(seconds), "--data", str(data)]
+        self.publisher = subprocess.Popen(pub, stdout=subprocess.DEVNULL)
+
+    def close(self) -> None:
+        for p in (self.publisher, self.monitor):
+            p.terminate()
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+
+
+def _browser_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "chromium"], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def _cpu(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
+
+
+def page_run(args: argparse.Namespace, browser: Any) -> dict[str, Any]:
+    setup = Setup(args.beds, args.warmup + args.seconds + 30, args.data, web=True)
+    try:
+        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        page.goto(setup.url)
+        time.sleep(args.warmup)
+        page.evaluate("() => { const s = window.ecgCentral.stats; s.latencies = []; s.frames = 0; }")
+        t0 = time.monotonic()
+        time.sleep(args.seconds)
+        stats = page.evaluate("() => window.ecgCentral.stats")
+        wall = time.monotonic() - t0
+        beds = page.locator(".tile").count()
+        args.out.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(args.out / "central.png"))
+        page.close()
+    finally:
+        setup.close()
+    lat = 1000 * np.array(stats["latencies"] or [np.nan])
+    return {
+        "beds": args.beds,
+        "tiles_shown": beds,
+        "seconds": round(wall, 1),
+        "fps": round(stats["frames"] / wall, 1),
+        "chunks_drawn": len(stats["latencies"]),
+        **{f"latency_p{q}_ms": round(float(np.percentile(lat, q)), 1) for q in (50, 95, 99)},
+        "latency_max_ms": round(float(np.max(lat)), 1),
+    }
+
+
+def cpu_run(args: argparse.Namespace, web: bool, browser: Any) -> dict[str, Any]:
+    setup = Setup(args.cpu_streams, args.warmup + args.cpu_seconds + 30, args.data, web=web)
+    try:
+        page = None
+        if web:
+            page = browser.new_page(viewport={"width": 1920, "height": 1080})
+            page.goto(setup.url)
+        time.sleep(args.warmup)
+        pids = _browser_pids()
+        m0, b0, t0, l0 = cpu_seconds(setup.monitor.pid), _cpu(pids), time.monotonic(), loadavg()
+        time.sleep(args.cpu_seconds)
+        m1, b1, t1 = cpu_seconds(setup.monitor.pid), _cpu(pids), time.monotonic()
+        if page is not None:
+            page.close()
+    finally:
+        setup.close()
+    return {
+        "web": web,
+        "streams": args.cpu_streams,
+        "seconds": round(t1 - t0, 1),
+        "monitor_cpu_pct": round(100 * (m1 - m0) / (t1 - t0), 1),
+        "browser_cpu_pct": round(100 * (b1 - b0) / (t1 - t0), 1) if web else None,
+        "loadavg_at_start": l0,
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--beds", type=int, default=32)
+    p.add_argument("--seconds", type=float, default=30.0)
+    p.add_argument("--warmup", type=float, default=15.0)
+    p.add_argument("--cpu-streams", type=int, default=250)
+    p.add_argument("--cpu-seconds", type=float, default=60.0)
+    p.add_argument("--skip-cpu", action="store_true", help="only the page measurement")
+    p.add_argument("--data", type=Path, default=DATA)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args()
+    from playwright.sync_api import sync_playwright
+
+    chromium = os.environ.get("ECG_MONITOR_CHROMIUM") or shutil.which("chromium")
+    if chromium is None:
+        sys.exit("central.py: no chromium executable (apt-get install chromium)")
+    result: dict[str, Any] = {
+        "machine": machine(),
+        "date": time.strftime("%Y-%m-%d"),
+        "command": "python benchmarks/central.py " + " ".join(sys.argv[1:]),
+        "browser": "headless " + subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip(),
+    }
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        result["page"] = page_run(args, browser)
+        print("page", result["page"], flush=True)
+        if not args.skip_cpu:
+            result["cpu"] = [cpu_run(args, False, browser), cpu_run(args, True, browser)]
+            base, web = result["cpu"]
+            result["web_extra_cpu_pct_points"] = round(web["monitor_cpu_pct"] - base["monitor_cpu_pct"], 1)
+            result["web_extra_cpu_relative_pct"] = round(
+                100 * (web["monitor_cpu_pct"] - base["monitor_cpu_pct"]) / max(base["monitor_cpu_pct"], 1e-9), 1
+            )
+            print("cpu", result["cpu"], flush=True)
+        browser.close()
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "central.json").write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in result.items() if k != "cpu"}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
