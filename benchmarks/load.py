@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "mitdb"
+DATA = Path(os.environ.get("ECG_MONITOR_SHARED_DATA") or ROOT.parent / "shared" / "data") / "mitdb"
 RESULTS = ROOT / "benchmarks" / "results"
 CHUNK = 36  # samples per frame: 100 ms at 360 Hz
 TICK = os.sysconf("SC_CLK_TCK")
@@ -138,8 +138,9 @@ def publish(n: int, endpoint: str, seconds: float, data: Path, period: float) ->
     t0 = time.monotonic() + 0.5
     t_end = t0 + seconds
     next_report = t0
-    k = 0
     out = sys.stdout
+    out.write(json.dumps({"wall": time.time(), "frames": 0, "t0_wall": time.time() + t0 - time.monotonic()}) + "\n")
+    k = 0
     while not stop.is_set():
         base = t0 + (k + 1) * period
         if base - period >= t_end:
@@ -525,6 +526,9 @@ def main() -> None:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--stop-after-fail", type=int, default=2, help="stop after this many N in a row not held")
     p.add_argument("--frame-cost", action="store_true", help="measure the ingest path alone instead")
+    p.add_argument("--cluster", type=int, default=0, help="N > 0: cluster mode, a gateway and N workers (load_cluster)")
+    p.add_argument("--nats-nodes", type=int, default=3, choices=(1, 3), help="--cluster: NATS servers (3: R3)")
+    p.add_argument("--partitions", type=int, default=8, help="--cluster: partitions of the frame stream")
     p.add_argument("--publish", type=int, help=argparse.SUPPRESS)
     p.add_argument("--endpoint", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -533,6 +537,11 @@ def main() -> None:
         return
     if args.frame_cost:
         print(json.dumps(frame_cost(1000, 20.0, args.data)))
+        return
+    if args.cluster:
+        from load_cluster import run_cluster
+
+        run_cluster(args, machine())
         return
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []

@@ -7,6 +7,12 @@ over with a compare-and-swap on the revision it saw, so two standbys never both 
 comes back fails its next renewal and stops (fencing). Every worker is the standby of every partition it
 does not own. Workers announce themselves under ``member.<id>``; each holds at most ``ceil(P / live workers)``
 partitions and releases the rest (owner ``""``: taken at once, no expiry to wait for), so two workers share.
+
+Measurement (opt-in, off by default: ``WorkerSettings.stats_s`` or the environment's ``ECG_MONITOR_STATS_S``
+> 0): every ``stats_s`` the worker publishes one JSON message on the core subject ``ecg.stats.worker`` (not
+stored): its partitions, frames fetched, samples analysed, and each beat labelled since the last message as
+``[stream, ready_sample, labelled (epoch s), ready -> label (ms)]`` (at most 100,000 a message; more are
+counted in ``beats_dropped``). ``benchmarks/load.py --cluster`` reads it.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +36,14 @@ from nats.aio.client import Client
 from nats.js.errors import KeyNotFoundError, KeyWrongLastSequenceError
 from nats.js.kv import KeyValue
 
-from engine import BeatClassifier
+from engine import BeatClassifier, LabeledBeat
 from monitor.app import MonitorConfig
 from monitor.cluster._layout import OWNERS_BUCKET, ClusterLayout, bucket_keys, ensure_layout
 from monitor.cluster._partition import Checkpoint, PartitionRunner
+from monitor.errors import ConfigError
+from monitor.outputs import Sink
 
-__all__ = ["Worker", "WorkerSettings", "lease_of"]
+__all__ = ["STATS_SUBJECT", "BeatTimes", "Worker", "WorkerSettings", "lease_of"]
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +55,48 @@ class WorkerSettings:
     lease_s: float = 3.0
     renew_s: float = 0.5
     window_s: float = 45.0
+    stats_s: float = 0.0  # > 0: publish measurement messages (see the module docstring)
+
+
+STATS_SUBJECT = "ecg.stats.worker"
+
+
+def _stats_s(settings: WorkerSettings) -> float:
+    text = os.environ.get("ECG_MONITOR_STATS_S", "")
+    if settings.stats_s > 0 or not text:
+        return settings.stats_s
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        raise ConfigError(f"ECG_MONITOR_STATS_S must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+class BeatTimes(Sink):
+    """Each labelled beat's stream, ready sample, wall time and ready -> label latency (measurement only)."""
+
+    name = "beat-times"
+    cap = 100_000
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, int | None, float, float]] = []
+        self.dropped = 0
+
+    def on_beats(self, beats: Sequence[LabeledBeat], now: float) -> None:
+        wall = time.time()
+        for lb in beats:
+            b = lb.beat
+            if len(self.rows) < self.cap:
+                self.rows.append((b.stream, b.ready_sample, round(wall, 4), round(1000.0 * (now - b.ready_at), 3)))
+            else:
+                self.dropped += 1
+
+    def take(self) -> tuple[list[tuple[str, int | None, float, float]], int]:
+        out, dropped = self.rows, self.dropped
+        self.rows, self.dropped = [], 0
+        return out, dropped
 
 
 def lease_of(value: bytes | None) -> dict[str, Any]:
@@ -108,16 +159,22 @@ class Worker:
         self._js: Any = None
         self._owners: KeyValue | None = None
         self._open: KeyValue | None = None
+        self.stats_s = _stats_s(self.settings)
+        self._beat_times = BeatTimes() if self.stats_s > 0 else None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: claim, renew, release, analyse. On stop, release what it owns."""
         self._nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
         js = self._js = self._nc.jetstream(timeout=5.0)
         self._owners, self._open = await ensure_layout(js, self.layout)
+        stats_at = time.monotonic()
         try:
             while not stop.is_set():
                 try:
                     await self._tick(js)
+                    if self._beat_times is not None and time.monotonic() - stats_at >= self.stats_s:
+                        stats_at = time.monotonic()
+                        await self._publish_stats(self._beat_times)
                 except (TimeoutError, nats.errors.Error) as exc:
                     log.warning("worker %s: %s: %s", self.id, type(exc).__name__, exc)
                 with contextlib.suppress(TimeoutError):
@@ -131,6 +188,21 @@ class Worker:
                 await self._drop(p)
             await self._nc.close()
             self._ctx.term()
+
+    async def _publish_stats(self, times: BeatTimes) -> None:
+        assert self._nc is not None
+        beats, dropped = times.take()
+        runners = list(self.runners.values())
+        body = {
+            "worker": self.id,
+            "wall": time.time(),
+            "partitions": sorted(self.runners),
+            "frames": sum(r.frames for r in runners),
+            "samples": sum(p.samples_end for r in runners for p in r.monitor.ingest.streams.values()),
+            "beats": beats,
+            "beats_dropped": dropped,
+        }
+        await self._nc.publish(STATS_SUBJECT, json.dumps(body).encode())
 
     async def _leave(self) -> None:
         assert self._owners is not None
@@ -242,6 +314,8 @@ class Worker:
             window_s=self.settings.window_s,
             save=save,
         )
+        if self._beat_times is not None:
+            runner.monitor.add_sink(self._beat_times)
         self.runners[p] = runner
         self._tasks[p] = asyncio.create_task(self._analyse(p, runner))
         log.info("worker %s: partition %d claimed (from %s, seq %d)", self.id, p, lease.get("owner") or "-", resume.seq)
