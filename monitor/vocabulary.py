@@ -32,6 +32,7 @@ __all__ = [
     "HIGH",
     "LOW",
     "MEDIUM",
+    "MONITORING_INTERRUPTED",
     "NORMAL_AUX",
     "PRIORITIES",
     "RHYTHM_AUX_ORDER",
@@ -106,8 +107,18 @@ ALARM_KINDS: dict[str, AlarmKind] = {
         _technical("engine_failed", MEDIUM, "Engine failed"),
         # an output (annotation file, alarm log, bus) failed for this stream; monitoring goes on
         _technical("output_failed", MEDIUM, "Output failed"),
+        # cluster mode: the bed sends, but no worker analyses it (see MONITORING_INTERRUPTED)
+        _technical("monitoring_interrupted", HIGH, "Monitoring interrupted"),
     )
 }
+MONITORING_INTERRUPTED = "monitoring_interrupted"
+"""Cluster mode: a bed whose frames arrive but whose partition has had no live owner analysing it for longer
+than the failover budget. A technical alarm of *high* priority (IEC 60601-1-8 leaves a technical alarm's
+priority to the risk analysis): while it lasts no alarm at all, asystole and VF included, can be raised for the
+bed, and nothing at the bedside shows it (the device sends on, unlike "signal lost" or "leads off", which are
+medium: the bedside sees those and the other beds' alarms go on). It is raised only once the automatic
+failover has had its budget, so it is rare and calls for someone to watch the patient now."""
+
 CLINICAL_KINDS: tuple[str, ...] = tuple(k for k, v in ALARM_KINDS.items() if v.category == "clinical")
 TECHNICAL_KINDS: tuple[str, ...] = tuple(k for k, v in ALARM_KINDS.items() if v.category == "technical")
 
@@ -156,6 +167,8 @@ END_REASONS: tuple[str, ...] = (
     "data resumed",  # signal lost (a silent device) ends when data comes again
     "caught up",  # beats shed: no beat shed for the clear time
     "engine recovered",  # engine failed: a batch labelled again
+    "ended while its worker was replaced",  # cluster: an adopted alarm no longer active after the takeover
+    "analysis resumed",  # monitoring interrupted: a worker owns the bed's partition and analyses it again
 )
 END_REASON_PATTERNS: tuple[str, ...] = (
     "^superseded by (" + "|".join(CLINICAL_KINDS) + ")$",  # a more serious alarm implies this one

@@ -36,3 +36,12 @@ def test_a_failed_output_is_a_technical_alarm_of_medium_priority() -> None:
     kind = ALARM_KINDS["output_failed"]
     assert (kind.category, kind.priority, kind.text, kind.aux) == ("technical", "medium", "Output failed", None)
     assert "output_failed" in TECHNICAL_KINDS
+
+
+def test_monitoring_interrupted_is_a_technical_alarm_of_high_priority_ended_when_analysis_resumes() -> None:
+    from monitor.vocabulary import END_REASONS, MONITORING_INTERRUPTED
+
+    kind = ALARM_KINDS[MONITORING_INTERRUPTED]
+    assert (kind.category, kind.priority, kind.text, kind.aux) == ("technical", "high", "Monitoring interrupted", None)
+    assert MONITORING_INTERRUPTED in TECHNICAL_KINDS
+    assert {"analysis resumed", "ended while its worker was replaced"} <= set(END_REASONS)

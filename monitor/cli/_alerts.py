@@ -6,11 +6,19 @@ asks the monitor's snapshot endpoint (``--snapshot``, by default beside the bus)
 for the alarms already active, and prints every alarm as it happens; it can
 also run a command or append a JSON line per alarm. ``ecg-alerts history`` prints the alarm log a monitor keeps.
 The bridge itself is :class:`monitor.outputs.AlertBridge`.
+
+``ecg-alerts --cluster URL [--durable NAME] [--alarm-log FILE]`` reads a cluster's alarm transitions from the
+replicated ``ECG_ALARMS`` stream instead, through the durable consumer ``NAME`` that the servers keep: a
+reader that was away gets what it missed, in order. Each transition is checked like a bus alarm, written to
+the alarm log (the embedded monitor's schema, run ``cluster-NAME``; ``ecg-alerts history`` reads it) and
+acknowledged only once committed there: a transition delivered again (a reader stopped between the two) is
+stored once and not shown twice. This needs the cluster extra (nats-py).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import re
 import shlex
@@ -20,19 +28,23 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import IO, Any, NoReturn
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import zmq
 
 from monitor.cli._options import OptionParser, non_negative, setup_logging, stop_on_signals
-from monitor.errors import ConfigError, EcgMonitorError
+from monitor.errors import ConfigError, EcgMonitorError, FrameError
 from monitor.outputs import (
     PROG,
     AlarmLog,
+    AlarmLogError,
     AlertBridge,
     AlertBus,
+    BridgeEvent,
     BridgeOutput,
+    BridgeStats,
     CommandRunner,
+    check_body,
     default_path,
     local_time,
     printable,
@@ -40,6 +52,9 @@ from monitor.outputs import (
 )
 from monitor.protocol import ALARM_KINDS, PRIORITIES, TOPICS, is_stream_id, subscriptions
 from monitor.transport import CurveConfig, client_from_flags, secure_connect
+
+if TYPE_CHECKING:
+    from monitor.cluster import AlarmReader
 
 __all__ = ["build_history_parser", "build_parser", "history_main", "main", "parse_time"]
 
@@ -133,6 +148,26 @@ def build_parser() -> OptionParser:
         env="CONNECT",
         metavar="ENDPOINT",
         help="the monitor's alert bus endpoint, e.g. tcp://127.0.0.1:5570; required",
+    )
+    p.option(
+        "--cluster",
+        env="CLUSTER",
+        metavar="URL",
+        help="read a cluster's alarms instead (NATS URLs, comma-separated): the ECG_ALARMS stream, durably",
+    )
+    p.option(
+        "--durable",
+        env="DURABLE",
+        metavar="NAME",
+        default="ecg-alerts",
+        help="with --cluster: the durable consumer (kept by the servers: what this reader missed comes when it is "
+        "back)",
+    )
+    p.option(
+        "--alarm-log",
+        metavar="FILE",
+        help="with --cluster: write every transition to this alarm log (ecg-alerts history reads it), "
+        "acknowledged once committed",
     )
     p.option(
         "--snapshot",
@@ -298,6 +333,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.log_level)
+    if args.cluster:
+        return _cluster_main(parser, args)
+    if args.alarm_log:
+        parser.error("--alarm-log is for --cluster (a monitor writes its own alarm log)")
     if not args.connect:
         parser.error("--connect is required (or set ECG_MONITOR_CONNECT), e.g. --connect tcp://127.0.0.1:5570")
     try:
@@ -351,6 +390,143 @@ def main(argv: Sequence[str] | None = None) -> int:
             append.close()
     _summary(bridge, output)
     return 1 if reason == "idle" and args.count is not None else 0
+
+
+def _cluster_main(parser: OptionParser, args: argparse.Namespace) -> int:
+    bus_only = ((args.connect, "--connect"), (args.snapshot, "--snapshot"), (args.keys, "--keys"))
+    for given, name in (*bus_only, (args.key_name, "--key-name")):
+        if given:
+            parser.error(f"{name} is for a monitor's alert bus, not --cluster")
+    if set(args.topics) != {"alarm"}:
+        parser.error("--cluster carries alarms only (--topics alarm)")
+    try:  # the cluster extra
+        import nats.errors
+
+        from monitor.cluster import AlarmReader
+    except ImportError as exc:
+        print(f"{PROG}: error: --cluster needs nats-py: pip install 'ecg-monitor[cluster]' ({exc})", file=sys.stderr)
+        return 2
+    log: AlarmLog | None = None
+    append: IO[str] | None = None
+    try:
+        if args.alarm_log:
+            log = AlarmLog(args.alarm_log, run_id=f"cluster-{args.durable}")
+        if args.append:
+            append = open(args.append, "a", encoding="utf-8")  # noqa: SIM115 - closed below
+    except (ConfigError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        if log is not None:
+            log.close()
+        return 2
+    runner = CommandRunner(args.exec_cmd, sys.stderr) if args.exec_cmd else None
+    output = BridgeOutput(sys.stdout, sys.stderr, json_lines=args.json, append=append, runner=runner)
+    follower = _ClusterFollower(output, log, set(args.stream or []))
+    stop = threading.Event()
+    restore = _catch_signals(stop)
+    servers = _split(args.cluster)
+    try:
+        reason = asyncio.run(follower.run(AlarmReader, servers, args.durable, args.count, args.timeout, stop))
+    except (nats.errors.Error, OSError, TimeoutError) as exc:
+        print(f"{PROG}: error: --cluster {args.cluster}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        restore()
+        if log is not None:
+            log.close()
+        if runner is not None:
+            runner.wait(5.0)
+        if append is not None:
+            append.close()
+    st = follower.stats
+    text = f"{st.received} transitions, {st.alarms} alarms shown"
+    if st.duplicates:
+        text += f", {st.duplicates} delivered again (logged before)"
+    if st.rejected:
+        text += f", {sum(st.rejected.values())} rejected"
+    output.say(text)
+    return 1 if reason == "idle" and args.count is not None else 0
+
+
+class _ClusterFollower:
+    """Reads ``ECG_ALARMS`` through a durable consumer: check, log (once), show, then acknowledge."""
+
+    def __init__(self, output: BridgeOutput, log: AlarmLog | None, streams: set[str]) -> None:
+        self.output = output
+        self.log = log
+        self.streams = streams
+        self.stats = BridgeStats()
+
+    async def run(
+        self,
+        reader_type: type[AlarmReader],
+        servers: list[str],
+        durable: str,
+        count: int | None,
+        idle: float | None,
+        stop: threading.Event,
+    ) -> str:
+        import nats
+
+        from monitor.cluster import bus_body
+
+        nc = await nats.connect(servers, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
+        reader = reader_type(nc.jetstream(timeout=5.0), durable)
+        last = time.monotonic()
+        try:
+            while not stop.is_set():
+                if count is not None and self.stats.alarms >= count:
+                    return "count"
+                wait = 0.5 if idle is None else min(0.5, last + idle - time.monotonic())
+                if wait <= 0:
+                    return "idle"
+                deliveries = await reader.fetch(timeout=max(wait, 0.05))
+                if deliveries:
+                    last = time.monotonic()
+                for i, delivery in enumerate(deliveries):
+                    done = count is not None and self.stats.alarms >= count
+                    handled = not done and self._handle(bus_body(delivery) if delivery.record is not None else None)
+                    if not handled:
+                        for rest in deliveries[i:]:  # delivered again, in order, to whoever reads next
+                            await rest.nak()
+                        if not done:  # the log failed: give it a moment
+                            await asyncio.sleep(1.0)
+                        break
+                    await delivery.ack()
+                await nc.flush()
+            return "stopped"
+        finally:
+            await nc.close()
+
+    def _handle(self, body: dict[str, Any] | None) -> bool:
+        """Check, log and show one delivered transition (None: not a JSON object); False when it is to come
+        again (the log could not take it)."""
+        self.stats.received += 1
+        if body is None:
+            self.output.emit(BridgeEvent("ECG_ALARMS", error=FrameError("json", "not a JSON object")))
+            self.stats.rejected["json"] += 1
+            return True
+        topic = f"alarm/{body.get('stream')}/"
+        try:
+            check_body(body)
+        except FrameError as exc:
+            self.output.emit(BridgeEvent(topic, error=exc))
+            self.stats.rejected[exc.reason] += 1
+            return True
+        if self.streams and body["stream"] not in self.streams:
+            return True
+        if self.log is not None:
+            repeated = self.log.repeated
+            try:
+                self.log.record(body, once=True)
+            except AlarmLogError as exc:
+                self.output.say(f"{exc}; the transition will come again")
+                return False
+            if self.log.repeated > repeated:
+                self.stats.duplicates += 1
+                return True
+        self.stats.alarms += 1
+        self.output.emit(BridgeEvent(topic, body=body))
+        return True
 
 
 def _snapshot_socket(

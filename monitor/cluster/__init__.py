@@ -4,7 +4,15 @@ The embedded monitor (one process, no broker) is unchanged; ``ecg-monitor --clus
 one of these roles instead. See :mod:`monitor.cluster._layout` for what lives in JetStream.
 """
 
-from monitor.cluster._alarms import REPLACED_REASON, AlarmCollector, AlarmPublisher, AlarmReader, alarm_record
+from monitor.cluster._alarms import (
+    REPLACED_REASON,
+    AlarmCollector,
+    AlarmPublisher,
+    AlarmReader,
+    Delivery,
+    alarm_record,
+    bus_body,
+)
 from monitor.cluster._cli import build_cluster_parser, cluster_main
 from monitor.cluster._gateway import FrameFilter, Gateway
 from monitor.cluster._layout import (
@@ -21,6 +29,7 @@ from monitor.cluster._layout import (
 )
 from monitor.cluster._partition import Checkpoint, PartitionRunner
 from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server
+from monitor.cluster._watchdog import RESUMED_REASON, Watchdog, WatchdogSettings
 from monitor.cluster._worker import Worker, WorkerSettings, lease_of, read_leases
 
 __all__ = [
@@ -29,20 +38,25 @@ __all__ = [
     "OPEN_BUCKET",
     "OWNERS_BUCKET",
     "REPLACED_REASON",
+    "RESUMED_REASON",
     "AlarmCollector",
     "AlarmPublisher",
     "AlarmReader",
     "Checkpoint",
     "ClusterLayout",
+    "Delivery",
     "FrameFilter",
     "Gateway",
     "LocalCluster",
     "NatsNode",
     "PartitionRunner",
+    "Watchdog",
+    "WatchdogSettings",
     "Worker",
     "WorkerSettings",
     "alarm_record",
     "build_cluster_parser",
+    "bus_body",
     "cluster_main",
     "decode_envelope",
     "encode_envelope",

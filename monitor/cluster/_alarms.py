@@ -29,7 +29,16 @@ from monitor.alarms import AlarmEvent
 from monitor.cluster._layout import ALARMS_STREAM, OPEN_BUCKET, alarm_subject, bucket_keys, subject_token
 from monitor.outputs import Sink
 
-__all__ = ["REPLACED_REASON", "AlarmCollector", "AlarmPublisher", "AlarmReader", "alarm_record"]
+__all__ = [
+    "REPLACED_REASON",
+    "AlarmCollector",
+    "AlarmPublisher",
+    "AlarmReader",
+    "Delivery",
+    "alarm_record",
+    "bus_body",
+    "send_record",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +158,8 @@ class AlarmPublisher:
                 continue
             record = dict(held.record)
             sample = sample_of(pair[0])
-            record.update(state="end", end_reason=REPLACED_REASON, sample=sample if sample is not None else -1)
+            sample = record["sample"] if sample is None else sample  # the last one published if none is known
+            record.update(state="end", end_reason=REPLACED_REASON, sample=sample)
             await self._send(record)
             await self.kv.delete(self._key(*pair))
             ended += 1
@@ -157,34 +167,79 @@ class AlarmPublisher:
         return ended
 
     async def _send(self, record: dict[str, Any]) -> None:
-        record = {**record, "worker": self.worker, "partition": self.partition}
-        msg_id = f"{record['alarm_id']}/{record['state']}/{record['sample']}"
-        await self.js.publish(
-            alarm_subject(record["stream"]),
-            json.dumps(record).encode(),
-            stream=ALARMS_STREAM,
-            headers={"Nats-Msg-Id": msg_id},
-        )
+        await send_record(self.js, record, self.worker, self.partition)
         self.published += 1
+
+
+async def send_record(js: JetStreamContext, record: dict[str, Any], worker: str, partition: int) -> bool:
+    """Publish one transition to ``ECG_ALARMS`` (message id ``<alarm_id>/<state>/<sample>``, so the same
+    transition published again within the duplicate window is stored once); True if it was stored now."""
+    record = {**record, "worker": worker, "partition": partition}
+    msg_id = f"{record['alarm_id']}/{record['state']}/{record['sample']}"
+    ack = await js.publish(
+        alarm_subject(record["stream"]),
+        json.dumps(record).encode(),
+        stream=ALARMS_STREAM,
+        headers={"Nats-Msg-Id": msg_id},
+    )
+    return not ack.duplicate
+
+
+@dataclass
+class Delivery:
+    """One transition as the durable consumer delivered it: the record, its stream sequence and store time;
+    :meth:`ack` once it is handled (a delivery not acknowledged comes again after the consumer's ack wait)."""
+
+    record: dict[str, Any] | None  # None: not a JSON object (counted by the reader, never valid)
+    seq: int
+    time: float
+    redelivered: bool
+    msg: Any = field(repr=False)
+
+    async def ack(self) -> None:
+        await self.msg.ack()
+
+    async def nak(self) -> None:
+        await self.msg.nak()
+
+
+def bus_body(delivery: Delivery) -> dict[str, Any]:
+    """A delivered transition as an alarm body of the alert bus (``monitor.protocol.check_body`` checks it, the
+    alarm log stores it): ``seq`` the stream sequence, ``time`` the store time, ``monitor`` the worker."""
+    record = delivery.record or {}
+    return {
+        **record,
+        "schema": 1,
+        "type": "alarm",
+        "seq": delivery.seq,
+        "time": delivery.time,
+        "monitor": str(record.get("worker") or "cluster"),
+        "snapshot": False,
+    }
 
 
 class AlarmReader:
     """A durable reader of ``ECG_ALARMS``: a consumer named ``durable`` that the server keeps, so a reader
-    that was away gets every transition it missed when it comes back (acknowledged after ``handle``)."""
+    that was away gets every transition it missed when it comes back. :meth:`read` acknowledges what it
+    returns; :meth:`fetch` leaves that to the caller (acknowledge once handled: at-least-once delivery).
+    ``ack_wait``: how long a delivery not acknowledged waits before it comes again (set when the consumer
+    is made)."""
 
-    def __init__(self, js: JetStreamContext, durable: str) -> None:
+    def __init__(self, js: JetStreamContext, durable: str, *, ack_wait: float = 30.0) -> None:
         self.js = js
         self.durable = durable
+        self.ack_wait = ack_wait
+        self.rejected = 0
         self._sub: Any = None
 
     async def open(self) -> None:
-        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=30)
+        config = ConsumerConfig(ack_policy=AckPolicy.EXPLICIT, deliver_policy=DeliverPolicy.ALL, ack_wait=self.ack_wait)
         self._sub = await self.js.pull_subscribe(
             "ecg.alarms.*", durable=self.durable, stream=ALARMS_STREAM, config=config
         )
 
-    async def read(self, batch: int = 256, timeout: float = 1.0) -> list[dict[str, Any]]:
-        """The next transitions (none after ``timeout``), each acknowledged once parsed."""
+    async def fetch(self, batch: int = 256, timeout: float = 1.0) -> list[Delivery]:
+        """The next deliveries, in stream order (none after ``timeout``), not acknowledged."""
         if self._sub is None:
             await self.open()
         try:
@@ -193,11 +248,26 @@ class AlarmReader:
             return []
         out = []
         for msg in msgs:
+            meta = msg.metadata
             try:
-                out.append(json.loads(msg.data))
+                record = json.loads(msg.data)
             except ValueError:
-                log.warning("alarm stream: message %s is not JSON: skipped", msg.metadata.sequence.stream)
-            await msg.ack()
+                record = None
+            if not isinstance(record, dict):
+                self.rejected += 1
+                log.warning("alarm stream: message %s is not a JSON object", meta.sequence.stream)
+                record = None
+            stamp = meta.timestamp.timestamp() if meta.timestamp is not None else 0.0
+            out.append(Delivery(record, meta.sequence.stream, stamp, meta.num_delivered > 1, msg))
+        return out
+
+    async def read(self, batch: int = 256, timeout: float = 1.0) -> list[dict[str, Any]]:
+        """The next transitions (none after ``timeout``), each acknowledged once parsed (others skipped)."""
+        out = []
+        for delivery in await self.fetch(batch, timeout):
+            if delivery.record is not None:
+                out.append(delivery.record)
+            await delivery.ack()
         return out
 
     async def close(self) -> None:

@@ -5,6 +5,9 @@
 - ``worker``: analyse a fair share of the partitions (start as many as wanted, on any machine: they share).
 - ``alarms``: print every alarm transition of ``ECG_ALARMS`` as a JSON line, through the durable consumer
   ``--durable`` (a reader that was away gets what it missed).
+
+A gateway also runs the "monitoring interrupted" watchdog (:mod:`monitor.cluster._watchdog`; ``--watchdog-s``,
+0: off); the ``alarms`` role runs one when ``--watchdog-s`` is given. Several may run at once.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from monitor.app import MonitorConfig
 from monitor.cluster._alarms import AlarmReader
 from monitor.cluster._gateway import Gateway
 from monitor.cluster._layout import ClusterLayout, ensure_layout
+from monitor.cluster._watchdog import Watchdog, WatchdogSettings
 from monitor.cluster._worker import Worker, WorkerSettings
 from monitor.errors import EcgMonitorError
 
@@ -48,6 +52,16 @@ def build_cluster_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default="none", help="worker: classifier weights, 'default' (shipped), or 'none'")
     p.add_argument("--name", default=None, help="worker: its id (default host-pid-random)")
     p.add_argument("--durable", default="ecg-alerts", help="alarms: durable consumer name")
+    p.add_argument(
+        "--watchdog-s",
+        type=float,
+        default=None,
+        help="gateway, alarms: a sending bed not analysed this long raises 'monitoring interrupted' "
+        "(default: 10 on a gateway, off on alarms; 0: off); --lease-s is the workers'",
+    )
+    p.add_argument(
+        "--recent-s", type=float, default=5.0, help="watchdog: a bed whose last frame is older is not sending"
+    )
     p.add_argument("--log-level", default="INFO")
     return p
 
@@ -75,6 +89,20 @@ async def _main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    budget = args.watchdog_s if args.watchdog_s is not None else (10.0 if args.role == "gateway" else 0.0)
+    watching: asyncio.Task[None] | None = None
+    if budget > 0 and args.role != "worker":
+        settings = WatchdogSettings(budget_s=budget, lease_s=args.lease_s, recent_s=args.recent_s)
+        watching = asyncio.create_task(Watchdog(servers, layout=_layout(args), settings=settings).run(stop))
+    try:
+        await _role(servers, args, stop)
+    finally:
+        stop.set()
+        if watching is not None:
+            await watching
+
+
+async def _role(servers: list[str], args: argparse.Namespace, stop: asyncio.Event) -> None:
     if args.role == "gateway":
         gateway = Gateway(servers, args.ingest, layout=_layout(args), keys=args.keys)
         await gateway.run(stop)

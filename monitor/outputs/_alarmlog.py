@@ -11,6 +11,9 @@ power cut or a kernel crash needs ``synchronous=FULL`` (``durable=True``),
 which syncs the write-ahead log to disk on every commit and so costs one disk
 flush per alarm transition.
 
+A reader of a durable stream, which delivers at least once, records with ``once``: a transition (``alarm_id``,
+``state``, ``sample``) already in the log for the run is not stored again (:attr:`AlarmLog.repeated`).
+
 Alarm rows are never updated or deleted. An alarm episode (its ``alarm_id``
 within one ``run_id``) is open while its last row is not ``end``. An episode
 ends at most once: the database itself (a trigger) drops an ``update`` or
@@ -142,6 +145,7 @@ JOIN (SELECT MAX(id) AS last FROM alarms GROUP BY run_id, alarm_id) AS l ON a.id
 WHERE a.state != 'end'
 """
 
+_SEEN = "SELECT 1 FROM alarms WHERE run_id = ? AND alarm_id = ? AND state = ? AND sample = ? LIMIT 1"
 _INSERT = f"INSERT INTO alarms ({', '.join(COLUMNS[1:])}) VALUES ({', '.join('?' * (len(COLUMNS) - 1))})"
 
 RUN_COLUMNS = ("run_id", "host", "pid", "boot_id", "started_at", "heartbeat", "ended_at")
@@ -212,6 +216,8 @@ class AlarmLog:
         self.readonly = readonly
         self.ignored = 0
         """Rows this instance wrote for an episode that had already ended, which the log dropped."""
+        self.repeated = 0
+        """Transitions recorded ``once`` that the log already held."""
         self._conn: sqlite3.Connection | None = None
         self._beating: threading.Event | None = None
         self._beater: threading.Thread | None = None
@@ -270,13 +276,10 @@ class AlarmLog:
             elif version == 0:
                 raise ConfigError(f"alarm log {self.path}: empty file, not an ecg-monitor alarm log")
         except sqlite3.OperationalError as exc:  # permissions, locks, a read-only file system
-            raise ConfigError(f"alarm log {self.path}: cannot open it for {self._purpose} ({exc})") from None
+            purpose = "reading" if self.readonly else "writing"
+            raise ConfigError(f"alarm log {self.path}: cannot open it for {purpose} ({exc})") from None
         except sqlite3.DatabaseError as exc:
             raise ConfigError(f"alarm log {self.path}: not a usable SQLite database ({exc})") from None
-
-    @property
-    def _purpose(self) -> str:
-        return "reading" if self.readonly else "writing"
 
     def _version(self, conn: sqlite3.Connection) -> int:
         version = int(conn.execute("PRAGMA user_version").fetchone()[0])
@@ -307,13 +310,14 @@ class AlarmLog:
             raise AlarmLogError(f"alarm log {self.path} is closed")
         return self._conn
 
-    def record(self, msg: Mapping[str, Any]) -> bool:
+    def record(self, msg: Mapping[str, Any], *, once: bool = False) -> bool:
         """Log one alarm body (as published on the bus); ``active`` snapshots are skipped.
 
         The row is committed (and the run's heartbeat renewed) before this
         returns. Returns whether a row was added: an ``update`` or ``end`` of
         an episode that has already ended (closed by another monitor that
-        judged this run over) is dropped and counted in :attr:`ignored`.
+        judged this run over) is dropped and counted in :attr:`ignored`; with
+        ``once``, a transition the run already logged is counted in :attr:`repeated`.
         """
         if msg.get("state") == "active" or msg.get("snapshot") is True:
             return False
@@ -321,14 +325,16 @@ class AlarmLog:
         beat = (row[-1], self.run_id)
 
         def insert(conn: sqlite3.Connection) -> int:
+            if once and conn.execute(_SEEN, (row[0], row[1], row[6], row[8])).fetchone() is not None:
+                return -1
             added = int(conn.execute(_INSERT, row).rowcount)
             conn.execute(_BEAT, beat)
             return added
 
-        if self._write(insert):
-            return True
-        self.ignored += 1
-        return False
+        added = self._write(insert)
+        self.repeated += added < 0
+        self.ignored += added == 0
+        return added > 0
 
     def heartbeat(self, now: float | None = None) -> None:
         """Renew this run's heartbeat (wall time ``now``, default the current time)."""

@@ -443,6 +443,8 @@ def test_the_schema_enumerates_every_end_reason_of_the_vocabulary() -> None:
         ("superseded by vfib", True),
         ("device silent for 600 s", True),
         ("device silent for 0.5 s", True),
+        ("analysis resumed", True),
+        ("ended while its worker was replaced", True),
         ("superseded by nonsense", False),
         ("because", False),
     ],
@@ -454,3 +456,9 @@ def test_end_reasons_outside_the_vocabulary_are_rejected(reason: str, valid: boo
     else:
         with pytest.raises(FrameError):
             check_body(body)
+
+
+def test_a_monitoring_interrupted_alarm_is_a_valid_body() -> None:
+    onset = dict(alarm(kind="monitoring_interrupted", text="Monitoring interrupted"), category="technical")
+    assert check_body(onset) == onset
+    assert check_body(dict(onset, state="end", end_reason="analysis resumed"))["end_reason"] == "analysis resumed"
