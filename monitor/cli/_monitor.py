@@ -312,8 +312,14 @@ def _announce_when_bound(
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     if any(a == "--cluster" or a.startswith("--cluster=") for a in given):  # cluster mode: one of its roles
-        from monitor.cluster import cluster_main  # needs the cluster extra (nats-py)
-
+        try:
+            from monitor.cluster import cluster_main  # needs the cluster extra (nats-py)
+        except ImportError as exc:
+            print(
+                f"ecg-monitor: error: --cluster needs nats-py: pip install 'ecg-monitor[cluster]' ({exc})",
+                file=sys.stderr,
+            )
+            return 2
         return cluster_main(given)
     parser = build_parser()
     args = parser.parse_args(argv)

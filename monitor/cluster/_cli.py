@@ -23,7 +23,7 @@ from pathlib import Path
 
 import nats
 
-from engine import BeatClassifier, default_classifier
+from engine import BeatClassifier, FallbackClassifier, RemoteClassifier, default_classifier
 from monitor.app import MonitorConfig
 from monitor.cluster._alarms import AlarmReader
 from monitor.cluster._gateway import Gateway
@@ -50,6 +50,14 @@ def build_cluster_parser() -> argparse.ArgumentParser:
     p.add_argument("--window-s", type=float, default=45.0, help="worker: replay window a new owner rebuilds from")
     p.add_argument("--silence-s", type=float, default=5.0, help="worker: no data this long raises 'signal lost'")
     p.add_argument("--model", default="none", help="worker: classifier weights, 'default' (shipped), or 'none'")
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="worker: label beats on this ecg-engine service (one GPU for many workers); the local CPU model "
+        "(--model, the shipped one by default) labels every batch the service cannot",
+    )
+    p.add_argument("--window", type=int, default=2000, help="gateway: frames in flight at most (back-pressure beyond)")
+    p.add_argument("--stats-s", type=float, default=0.0, help="worker: publish measurement messages every N s (0: off)")
     p.add_argument("--name", default=None, help="worker: its id (default host-pid-random)")
     p.add_argument("--durable", default="ecg-alerts", help="alarms: durable consumer name")
     p.add_argument(
@@ -104,22 +112,39 @@ async def _main(args: argparse.Namespace) -> None:
 
 async def _role(servers: list[str], args: argparse.Namespace, stop: asyncio.Event) -> None:
     if args.role == "gateway":
-        gateway = Gateway(servers, args.ingest, layout=_layout(args), keys=args.keys)
+        gateway = Gateway(servers, args.ingest, layout=_layout(args), keys=args.keys, window=args.window)
         await gateway.run(stop)
     elif args.role == "worker":
-        classifier: BeatClassifier | None = None
-        if args.model != "none":
-            classifier = default_classifier(None if args.model == "default" else args.model, "cpu", threads=1)
+        classifier = _classifier(args)
         config = MonitorConfig(
             engine_thread=False, silence_s=args.silence_s, stream_timeout_s=max(600.0, args.silence_s)
         )
-        settings = WorkerSettings(lease_s=args.lease_s, renew_s=min(0.5, args.lease_s / 4), window_s=args.window_s)
+        settings = WorkerSettings(
+            lease_s=args.lease_s, renew_s=min(0.5, args.lease_s / 4), window_s=args.window_s, stats_s=args.stats_s
+        )
         worker = Worker(
             servers, layout=_layout(args), settings=settings, config=config, classifier=classifier, name=args.name
         )
         await worker.run(stop)
     else:
         await _alarms(servers, args, stop)
+
+
+def _classifier(args: argparse.Namespace) -> BeatClassifier | None:
+    """The worker's classifier: the local model, or the engine service with the local model standing by."""
+    model = args.model
+    if args.engine and model == "none":
+        model = "default"  # the service needs a local stand-in: VF and asystole never wait on it, no beat either
+    if model == "none":
+        return None
+    local = default_classifier(None if model == "default" else model, "cpu", threads=1)
+    if not args.engine:
+        return local
+    endpoint = args.engine
+    card = getattr(local, "card", {})
+    return FallbackClassifier(
+        lambda: RemoteClassifier(endpoint, timeout_s=0.25), local, model_id=card.get("weights_sha256"), retry_s=10.0
+    )
 
 
 def cluster_main(argv: Sequence[str] | None = None) -> int:
