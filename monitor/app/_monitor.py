@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import math
 import threading
@@ -18,6 +17,7 @@ from monitor.alarms import AlarmEvent, AlarmManager
 from monitor.app._config import MonitorConfig
 from monitor.app._intake import Intake
 from monitor.app._labels import LabelFlow
+from monitor.app._outputs import open_outputs
 from monitor.app._snapshot import build_snapshot
 from monitor.app._source import Source
 from monitor.app._streams import StreamTable
@@ -26,17 +26,16 @@ from monitor.ingest import Ingest, StreamProcessor
 from monitor.observe import StatusSnapshot, StreamStatus
 from monitor.outputs import (
     AlarmLog,
-    AlarmLogSink,
     AlarmRecorder,
     AlertBus,
     AnnotationSink,
     AnnotationWriter,
-    BusSink,
     LiveView,
     Located,
     LogLineSink,
     Sink,
     Sinks,
+    StripRecorder,
     ViewSink,
     WaveTap,
     monitor_id,
@@ -116,6 +115,7 @@ class Monitor:
         self.labels = LabelFlow(self.batcher, self.engine, self.streams, self.alarms, self.sinks, clock)
         self.bus: AlertBus | None = None
         self.wave: WaveTap | None = None
+        self.strips: StripRecorder | None = None  # alarm review strips, with an alarm log
         self.alarm_log: AlarmLog | None = None
         self.started_at = clock()
         self._last_rhythm = -math.inf
@@ -205,21 +205,7 @@ class Monitor:
         return 1 if failed else 0
 
     def _open_outputs(self) -> None:
-        if self.config.alarm_log is not None:
-            self.alarm_log = AlarmLog(self.config.alarm_log, run_id=self.id)
-            closed = self.alarm_log.close_orphans("monitor restarted", time.time())  # only runs that are over
-            if closed:
-                log.warning("alarm log: closed %d alarm(s) left open by runs that are over", closed)
-            self.sinks.add(AlarmLogSink(self.alarm_log, locate=self.locate))
-        if self.config.alerts is not None:
-            intake = self.intake
-            self.bus = AlertBus(
-                self._ctx, self.config.alerts, monitor=self.id, curve=intake.curve, authenticator=intake.auth
-            )
-            self.alerts_endpoint = self.bus.endpoint
-            self.sinks.sinks.insert(0, BusSink(self.bus, self.locate))
-            if self.config.wave:
-                self.wave = WaveTap(functools.partial(self.bus.wave, locate=self.locate))
+        open_outputs(self)
 
     def _loop(self) -> None:
         expected = set(self._ids)
@@ -289,6 +275,8 @@ class Monitor:
                     changed = True
             if force or changed or now - self._snapshot_at >= SNAPSHOT_INTERVAL_S:
                 self._publish_snapshot(now)
+        if self.strips is not None:
+            self.strips.poll(self.ingest.streams.values())
         if self.bus is not None:
             if self.wave is not None:
                 self.wave.poll(self.ingest.streams.values())
@@ -331,6 +319,8 @@ class Monitor:
         self._output_failures()
         self.streams.end_alarms("monitor stopped")  # none is left open, technical ones included
         self._after_messages()
+        if self.strips is not None:
+            self.strips.flush(self.ingest.streams.values())  # what there is of the strips still waiting
         if self.bus is not None:
             self.bus.status(self.status())
         if self.view is not None:

@@ -19,21 +19,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import re
 import shlex
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from collections.abc import Callable, Sequence
 from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import zmq
 
-from monitor.cli._options import OptionParser, non_negative, setup_logging, stop_on_signals
-from monitor.errors import ConfigError, EcgMonitorError, FrameError
+from monitor.cli._options import OptionParser, setup_logging, stop_on_signals
+from monitor.errors import ConfigError, FrameError
 from monitor.outputs import (
     PROG,
     AlarmLog,
@@ -45,18 +42,17 @@ from monitor.outputs import (
     BridgeStats,
     CommandRunner,
     check_body,
-    default_path,
-    local_time,
-    printable,
     serve,
 )
-from monitor.protocol import ALARM_KINDS, PRIORITIES, TOPICS, is_stream_id, subscriptions
+from monitor.protocol import TOPICS, is_stream_id, subscriptions
 from monitor.transport import CurveConfig, client_from_flags, secure_connect
 
 if TYPE_CHECKING:
     from monitor.cluster import AlarmReader
 
 __all__ = ["build_history_parser", "build_parser", "history_main", "main", "parse_time"]
+
+from monitor.cli._history import build_history_parser, history_main, parse_time
 
 
 class _Parser(OptionParser):
@@ -219,111 +215,6 @@ def build_parser() -> OptionParser:
     p.option("--timeout", env="TIMEOUT", type=_seconds, metavar="S", help="exit after S seconds without a message")
     p.logging_option()
     return p
-
-
-def build_history_parser() -> OptionParser:
-    p = _Parser(prog=f"{PROG} history", description="Print the alarm log a monitor writes, newest first.")
-    p.option("--log", env="ALARM_LOG", metavar="PATH", default=str(default_path(create=False)), help="the alarm log")
-    p.option("--stream", env="STREAM", metavar="ID", help="only this stream")
-    p.option("--kind", env="KIND", choices=ALARM_KINDS, metavar="KIND", help="only this kind")
-    p.option("--priority", env="PRIORITY", choices=PRIORITIES, help="only this priority")
-    p.option(
-        "--since",
-        env="SINCE",
-        type=_when,
-        metavar="WHEN",
-        help="rows from WHEN: ISO-8601 time (local unless it has an offset) or a span back from now: -30s, -10m, "
-        "-2h, -1d",
-    )
-    p.option("--until", env="UNTIL", type=_when, metavar="WHEN", help="rows before WHEN, written as for --since")
-    p.option("--limit", env="LIMIT", type=non_negative(int), metavar="N", default=100, help="at most N rows, 0: all")
-    p.flag("--json", env="JSON", help="one JSON object per line")
-    return p
-
-
-_SPAN = re.compile(r"^-?\s*(\d+(?:\.\d+)?)\s*([smhdw])$")
-_SPAN_SECONDS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
-
-
-def parse_time(text: str, now: float | None = None) -> float:
-    """Unix time of ``--since``/``--until``: ISO-8601 (local time unless it has an offset) or ``-10m``-style."""
-    now = time.time() if now is None else now
-    m = _SPAN.match(text.strip())
-    if m:
-        return now - float(m.group(1)) * _SPAN_SECONDS[m.group(2)]
-    try:
-        return datetime.fromisoformat(text.strip()).timestamp()
-    except (ValueError, OverflowError, OSError):
-        raise ValueError(
-            f"{text!r} is neither an ISO-8601 time (2024-05-01T14:30) nor a span back from now (-10m, -2h, -1d)"
-        ) from None
-
-
-def _when(text: str) -> float:
-    try:
-        return parse_time(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
-_HISTORY_COLUMNS = ("time", "stream", "priority", "state", "kind", "text")
-
-
-def _history_table(rows: Sequence[Mapping[str, Any]]) -> list[str]:
-    table = [list(_HISTORY_COLUMNS)]
-    for r in rows:
-        text = str(r["text"])
-        if r["state"] == "end" and r["end_reason"]:
-            text += f" ({r['end_reason']})"
-        cells = [local_time(r["wall_time"]), r["stream"], str(r["priority"]).upper(), r["state"], r["kind"], text]
-        table.append([printable(str(c)) for c in cells])
-    widths = [max(len(row[i]) for row in table) for i in range(len(_HISTORY_COLUMNS) - 1)]
-    return ["  ".join([*(c.ljust(w) for c, w in zip(row, widths, strict=False)), row[-1]]) for row in table]
-
-
-def _join_spans(argv: Sequence[str]) -> list[str]:
-    """``--since -10m`` as ``--since=-10m``: argparse would take ``-10m`` for an option."""
-    out: list[str] = []
-    it = iter(argv)
-    for arg in it:
-        if arg in ("--since", "--until"):
-            value = next(it, None)
-            out.append(arg if value is None else f"{arg}={value}")
-        else:
-            out.append(arg)
-    return out
-
-
-def history_main(argv: Sequence[str]) -> int:
-    args = build_history_parser().parse_args(_join_spans(argv))
-    try:
-        log = AlarmLog.reader(args.log)
-    except EcgMonitorError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        rows = log.history(
-            stream=args.stream,
-            kind=args.kind,
-            priority=args.priority,
-            since=args.since,
-            until=args.until,
-            limit=args.limit or None,
-        )
-    except EcgMonitorError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        log.close()
-    if args.json:
-        for r in rows:
-            print(json.dumps(r, separators=(",", ":")))
-    elif rows:
-        print("\n".join(_history_table(rows)))
-    else:
-        print(f"{PROG}: no alarms logged in {args.log} match", file=sys.stderr)
-    sys.stdout.flush()
-    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -26,6 +26,7 @@ from monitor.outputs._bridge import (
 )
 from monitor.outputs._bus import AlertBus, located_alarm_body, monitor_id
 from monitor.outputs._located import Locate, Located, stream_index
+from monitor.outputs._reviews import acks_of, read_strip, store_ack, store_strip, strip_png
 from monitor.outputs._serve import EventOutput, serve
 from monitor.outputs._sink import (
     AlarmLogSink,
@@ -38,6 +39,7 @@ from monitor.outputs._sink import (
     Sinks,
     ViewSink,
 )
+from monitor.outputs._strips import Strip, StripRecorder
 from monitor.outputs._view import LiveView, stream_status
 from monitor.outputs._wave import WaveChunk, WaveDecimator, WaveTap
 from monitor.protocol import (
@@ -92,10 +94,13 @@ __all__ = [
     "Sink",
     "SinkFailure",
     "Sinks",
+    "Strip",
+    "StripRecorder",
     "ViewSink",
     "WaveChunk",
     "WaveDecimator",
     "WaveTap",
+    "acks_of",
     "alarm_body",
     "annotation_name",
     "annotation_record",
@@ -107,9 +112,13 @@ __all__ = [
     "located_alarm_body",
     "monitor_id",
     "printable",
+    "read_strip",
     "serve",
+    "store_ack",
+    "store_strip",
     "stream_index",
     "stream_of_annotation",
     "stream_status",
+    "strip_png",
     "subscriptions",
 ]

@@ -36,8 +36,9 @@ segment (a reboot, a device restart, a long gap), are kept in the row's
 schema version 1.
 
 Schema versions: 1 is the ``alarms`` table; 2 adds ``runs``, the episode index
-and the end-once trigger. A writer migrates an older log in one transaction; a
-reader reads a version-1 log as it is; a newer version is refused.
+and the end-once trigger; 3 the review ``strips`` and ``acks`` (``_reviews``). A
+writer migrates an older log in one transaction; a reader reads a version-1 log
+as it is; a newer version is refused.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from monitor.errors import ConfigError, EcgMonitorError
+from monitor.outputs._reviews import SCHEMA_3
 
 __all__ = [
     "HEARTBEAT_S",
@@ -72,7 +74,7 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Stored in ``PRAGMA user_version``; a file with a larger number is refused."""
 
 SEGMENT_FIELDS = ("boot", "segment", "onset_boot", "onset_segment")
@@ -135,8 +137,8 @@ WHEN NEW.state != 'onset' AND (
 BEGIN SELECT RAISE(IGNORE); END""",
 )
 
-_MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2}  # version -> the statements that bring the version before to it
-_TABLES = {1: "alarms", 2: "runs"}  # version -> the table it adds
+_MIGRATIONS = {1: _SCHEMA_1, 2: _SCHEMA_2, 3: SCHEMA_3}  # version -> the statements bringing the one before to it
+_TABLES = {1: "alarms", 2: "runs", 3: "strips"}  # version -> the table it adds
 
 # the last row of every episode (run_id, alarm_id) whose last row is not an end
 _OPEN_EPISODES = """

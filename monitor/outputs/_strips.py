@@ -92,6 +92,12 @@ class StripRecorder(Sink):
         if stream in self._pending:
             self._ended.add(stream)  # kept with what there is at the next poll
 
+    def flush(self, streams: Iterable[_Stream]) -> int:
+        """Keep every waiting strip now, with the samples there are (the monitor is stopping)."""
+        streams = list(streams)
+        self._ended.update(p.stream for p in streams)
+        return self.poll(streams)
+
     def pending(self) -> int:
         return sum(len(v) for v in self._pending.values())
 

@@ -210,7 +210,7 @@ def test_a_version_1_log_is_read_as_it_is_and_migrated_by_a_writer(path: Path) -
     assert sqlite3.connect(path).execute("PRAGMA user_version").fetchone()[0] == 1  # a reader changes nothing
 
     with AlarmLog(path, run_id="new") as log:
-        assert log.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert log.conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
         assert [r["run_id"] for r in log.runs()] == ["new"]
         assert log.count() == 3
         assert log.close_orphans("monitor restarted", wall_time=2.0) == 2
