@@ -51,6 +51,12 @@ def build_parser() -> OptionParser:
         help="where the page is served; beyond loopback --web-token-file is required",
     )
     p.option("--web-token-file", env="WEB_TOKEN_FILE", help="file holding the station token (mode 600, ≥ 16 chars)")
+    p.option(
+        "--alarm-log",
+        env="ALARM_LOG",
+        help="SQLite alarm log the monitors write (on this host): the page shows its review strips and "
+        "records acknowledgements in it (default: none)",
+    )
     p.option("--keys", env="KEYS", help="CURVE keys folder: connect to the buses as a CURVE client")
     p.option("--key-name", env="KEY_NAME", help="this station's client key name, with --keys")
     p.logging_option(default="info")
@@ -69,7 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         token = read_token(args.web_token_file)
         curve = client_from_flags(args.keys, args.key_name, "this station's")
-        station = Station([(c, None) for c in args.connect], host, port, token=token, curve=curve).start()
+        endpoints = [(c, None) for c in args.connect]
+        station = Station(endpoints, host, port, token=token, curve=curve, alarm_log=args.alarm_log).start()
     except (ConfigError, ValueError, OSError, zmq.ZMQError) as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return 2

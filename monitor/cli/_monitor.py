@@ -284,7 +284,8 @@ def _start_station(args: argparse.Namespace) -> Station:
     from monitor.web import Station, read_token  # aiohttp is imported only with --web
 
     host, port = args.web
-    return Station([], host, port, token=read_token(args.web_token_file)).start()
+    alarm_log = _alarm_log_path(args.alarm_log)  # the monitor's own: its review strips, the acknowledgements
+    return Station([], host, port, token=read_token(args.web_token_file), alarm_log=alarm_log).start()
 
 
 def _announce_when_bound(

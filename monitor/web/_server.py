@@ -67,8 +67,9 @@ def _asset(name: str) -> bytes:
 class CentralServer:
     """Serves ``ward`` at ``http://host:port/`` from its own thread (:meth:`start`, :meth:`stop`).
 
-    ``on_ack(alarm_id, stream, who, when)`` records an acknowledgement (e.g. in the alarm log) and may raise
-    ``KeyError`` for an alarm that is not active. :attr:`port` is the bound port (``port=0``: any free one).
+    ``on_ack(alarm, stream, who, when)`` records an acknowledgement of an active alarm (its page view: ``id``,
+    ``monitor``...), e.g. in the alarm log; ``strip(alarm_id)`` gives an alarm's review strip (``values`` at
+    ``fs`` from ``sample``, ``onset_sample``, ...) or None. :attr:`port` is the bound port (``port=0``: any).
     """
 
     def __init__(
@@ -78,7 +79,8 @@ class CentralServer:
         port: int = 8080,
         *,
         token: str | None = None,
-        on_ack: Callable[[str, str, str, float], None] | None = None,
+        on_ack: Callable[[dict[str, Any], str, str, float], None] | None = None,
+        strip: Callable[[str], dict[str, Any] | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if not is_loopback(host) and not token:
@@ -86,6 +88,7 @@ class CentralServer:
         self.ward, self.host, self.port = ward, host, port
         self.token = token
         self.on_ack = on_ack
+        self.strip = strip
         self.clock = clock
         self.sessions: dict[str, str] = {}  # session id -> who
         self.login_failures = 0
@@ -110,6 +113,7 @@ class CentralServer:
         app.router.add_get("/ws", self._ws)
         app.router.add_post("/api/ack", self._ack)
         app.router.add_post("/api/pause", self._pause)
+        app.router.add_post("/api/strip", self._strip)
         return app
 
     @web.middleware
@@ -207,14 +211,25 @@ class CentralServer:
         except (ValueError, KeyError, TypeError):
             raise web.HTTPBadRequest(text='expected {"alarm_id": ..., "bed": ...}') from None
         when = self.clock()
-        if not self.ward.acknowledge(stream, alarm_id, who, when):
+        alarm = self.ward.acknowledge(stream, alarm_id, who, when)
+        if alarm is None:
             raise web.HTTPNotFound(text="no such active alarm")
         if self.on_ack is not None:
-            self.on_ack(alarm_id, stream, who, when)
+            self.on_ack(alarm, stream, who, when)
         record = {"t": "ack", "bed": stream, "alarm_id": alarm_id, "by": who, "at": when}
         self.acks.append(record)
         self._broadcast([record, *self.ward.alarm_messages([stream])])
         return web.json_response(record)
+
+    async def _strip(self, request: web.Request) -> web.StreamResponse:
+        try:
+            alarm_id = str((await request.json())["alarm_id"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text='expected {"alarm_id": ...}') from None
+        found = self.strip(alarm_id) if self.strip is not None else None
+        if found is None:
+            raise web.HTTPNotFound(text="no strip (yet) for this alarm: it is kept 10 s after the onset")
+        return web.json_response(found)
 
     async def _pause(self, request: web.Request) -> web.StreamResponse:
         self.audio_paused_until = self.clock() + AUDIO_PAUSE_S

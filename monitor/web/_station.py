@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
+import secrets
 import stat
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import zmq
 
 from monitor.errors import ConfigError
+from monitor.outputs import AlarmLog, read_strip, store_ack
 from monitor.transport import CurveConfig
 from monitor.web._feed import BusFeed
 from monitor.web._server import CentralServer
@@ -50,9 +54,18 @@ class Station:
         token: str | None = None,
         curve: CurveConfig | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        alarm_log: str | Path | None = None,
     ) -> None:
         self.ward = WardState()
-        self.server = CentralServer(self.ward, host, port, token=token)
+        self.log = AlarmLog(alarm_log, run_id=f"central-{os.getpid()}-{secrets.token_hex(4)}") if alarm_log else None
+        self.server = CentralServer(
+            self.ward,
+            host,
+            port,
+            token=token,
+            on_ack=self._record_ack if self.log is not None else None,
+            strip=self._strip if self.log is not None else None,
+        )
         self.feeds: list[BusFeed] = []
         self._endpoints = list(endpoints)
         self._curve = curve
@@ -81,7 +94,33 @@ class Station:
         )
         self.feeds.append(feed.start())
 
+    def _record_ack(self, alarm: dict[str, Any], stream: str, who: str, when: float) -> None:
+        assert self.log is not None
+        store_ack(self.log, str(alarm.get("monitor") or ""), str(alarm["id"]), stream, who, when)
+
+    def _strip(self, alarm_id: str) -> dict[str, Any] | None:
+        """An alarm's review strip for the page: decimated to 125 values a second (drawing needs no more)."""
+        assert self.log is not None
+        strip = read_strip(self.log, alarm_id)
+        if strip is None:
+            return None
+        step = max(1, int(strip.fs // 125))
+        values = [None if not math.isfinite(v) else round(float(v), 4) for v in strip.values[::step]]
+        return {
+            "alarm_id": strip.alarm_id,
+            "bed": strip.stream,
+            "kind": strip.kind,
+            "lead": strip.lead,
+            "fs": strip.fs / step,
+            "sample": strip.sample,
+            "onset_sample": strip.onset_sample,
+            "source_fs": strip.fs,
+            "values": values,
+        }
+
     def close(self) -> None:
         for feed in self.feeds:
             feed.stop()
         self.server.stop()
+        if self.log is not None:
+            self.log.close()

@@ -40,6 +40,7 @@ def _alarm_view(body: dict[str, Any]) -> dict[str, Any]:
         "text": body.get("text", body["kind"]),
         "onset_sample": body.get("onset_sample"),
         "time": body.get("time"),
+        "monitor": body.get("monitor"),
     }
 
 
@@ -143,15 +144,16 @@ class WardState:
                 out.append({"t": "alarms", "bed": stream, "alarms": bed.alarms})
         return out
 
-    def acknowledge(self, stream: str, alarm_id: str, who: str, when: float) -> bool:
-        """Mark an active alarm acknowledged (it stays shown until it ends); False if it is not active."""
+    def acknowledge(self, stream: str, alarm_id: str, who: str, when: float) -> dict[str, Any] | None:
+        """Mark an active alarm acknowledged (it stays shown until it ends); returns it, None if not active."""
         with self._lock:
             bed = self._beds.get(stream)
-            if bed is None or all(a["id"] != alarm_id for a in bed.alarms):
-                return False
+            found = next((a for a in bed.alarms if a["id"] == alarm_id), None) if bed is not None else None
+            if bed is None or found is None:
+                return None
             bed.acked[alarm_id] = {"by": who, "at": when}
             bed.set_alarms([{k: v for k, v in a.items() if k != "acked"} for a in bed.alarms])
-            return True
+            return dict(found)
 
     def alarm_messages(self, streams: Sequence[str]) -> list[dict[str, Any]]:
         with self._lock:

@@ -62,8 +62,8 @@ class MonitorProcess:
     """``ecg-monitor ... --web 127.0.0.1:0`` in a subprocess; :attr:`url` once it serves the page."""
 
     def __init__(self, *args: str) -> None:
-        cmd = [sys.executable, "-c", "import sys; from monitor.cli._monitor import main; sys.exit(main())", *args]
-        cmd += ["--web", "127.0.0.1:0", "--view", "off", "--alarm-log", "off", "--log-level", "warning"]
+        cmd = [sys.executable, "-c", "import sys; from monitor.cli._monitor import main; sys.exit(main())"]
+        cmd += ["--web", "127.0.0.1:0", "--view", "off", "--alarm-log", "off", "--log-level", "warning", *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         self.url = ""
         deadline = time.monotonic() + 60
@@ -121,7 +121,7 @@ def test_two_replayed_beds_are_live_with_rates_moving_strips_and_208s_ectopy_ala
     # acknowledge: who is shown, the alarm stays until it ends
     alarm = page.locator('.tile[data-stream="208"] .alarm:not(.acked)').first
     alarm_id = alarm.get_attribute("data-alarm-id")
-    alarm.locator("button").click()
+    alarm.locator("button.ack").click()
     acked = page.locator(f'.tile[data-stream="208"] .alarm[data-alarm-id="{alarm_id}"].acked')
     acked.wait_for(timeout=5_000)
     assert "acknowledged by local user" in acked.inner_text()
@@ -150,9 +150,12 @@ def _flat_line_device(endpoint: str, stop: threading.Event) -> None:
         sock.close()
 
 
-def test_an_asystole_alarm_from_a_flat_line_device_appears_in_red_within_2_s(browser: Any) -> None:
+def test_an_asystole_alarm_from_a_flat_line_device_appears_in_red_within_2_s_with_its_strip(
+    browser: Any, tmp_path: Path
+) -> None:
     port = _free_port()
-    mon = MonitorProcess("--source", f"tcp://127.0.0.1:{port}", "--model", "none")
+    log = str(tmp_path / "alarms.sqlite")
+    mon = MonitorProcess("--source", f"tcp://127.0.0.1:{port}", "--model", "none", "--alarm-log", log)
     stop = threading.Event()
     device = threading.Thread(target=_flat_line_device, args=(f"tcp://127.0.0.1:{port}", stop), daemon=True)
     try:
@@ -169,6 +172,15 @@ def test_an_asystole_alarm_from_a_flat_line_device_appears_in_red_within_2_s(bro
         alarm_id = alarm.get_attribute("data-alarm-id")
         latency = page.evaluate(f"window.ecgCentral.stats.alarmLatency[{alarm_id!r}]")
         assert latency is not None and latency < 2.0, latency
+        # its review strip, once the 10 s after the onset are in (the device sends at 4x real time)
+        review = page.locator(f'#review[data-alarm-id="{alarm_id}"][data-state="shown"]')
+        for _ in range(20):
+            alarm.locator("button.review").click()
+            page.locator('#review:not([data-state="loading"])').wait_for(timeout=5_000)
+            if review.count():
+                break
+            page.wait_for_timeout(500)
+        assert review.count() == 1 and "asystole" in page.inner_text("#review .note")
         page.close()
     finally:
         stop.set()

@@ -130,7 +130,7 @@ def test_a_websocket_or_post_from_another_origin_is_refused(open_server: Central
 
 def test_acknowledge_and_audio_pause_reach_every_page(ward: WardState) -> None:
     acks: list[tuple[str, str, str, float]] = []
-    gen = _server(ward, on_ack=lambda *a: acks.append(a))
+    gen = _server(ward, on_ack=lambda alarm, *rest: acks.append((alarm["id"], *rest)))
     server = next(gen)
 
     async def go() -> list[dict[str, Any]]:

@@ -124,6 +124,12 @@
       tag.className = "tag";
       tag.textContent = a.category === "technical" ? "technical" : a.priority;
       div.append(text, tag);
+      const review = document.createElement("button");
+      review.type = "button";
+      review.className = "review";
+      review.textContent = "Strip";
+      review.addEventListener("click", () => showStrip(a.id));
+      div.append(review);
       if (a.acked) {
         const by = document.createElement("span");
         by.className = "tag";
@@ -132,6 +138,7 @@
       } else {
         const button = document.createElement("button");
         button.type = "button";
+        button.className = "ack";
         button.textContent = "Acknowledge";
         button.addEventListener("click", () => acknowledge(bed.id, a.id));
         div.append(button);
@@ -147,6 +154,53 @@
       method: "POST", headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ bed: bedId, alarm_id: alarmId }),
     });
+  }
+
+  async function showStrip(alarmId) {
+    const panel = document.getElementById("review");
+    const note = panel.querySelector(".note");
+    const canvas = panel.querySelector("canvas");
+    panel.hidden = false;
+    panel.dataset.alarmId = alarmId;
+    panel.dataset.state = "loading";
+    note.textContent = "loading";
+    const reply = await fetch("/api/strip", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ alarm_id: alarmId }),
+    });
+    if (!reply.ok) {
+      panel.dataset.state = "missing";
+      note.textContent = reply.status === 404 ? "No strip yet: it is kept 10 s after the onset." : "Strip unavailable.";
+      canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
+      return;
+    }
+    const strip = await reply.json();
+    panel.dataset.state = "shown";
+    note.textContent = `${strip.bed}: ${strip.kind}, lead ${strip.lead}, ${(strip.values.length / strip.fs).toFixed(1)} s (onset in red)`;
+    drawStrip(canvas, strip);
+  }
+
+  function drawStrip(canvas, strip) {
+    const seconds = strip.values.length / strip.fs;
+    const w = canvas.width = canvas.clientWidth, h = canvas.height = canvas.clientHeight;
+    const ctx = canvas.getContext("2d"), pxPerS = w / seconds, pxPerMv = (pxPerS / 25) * 10;
+    ctx.fillStyle = "#fff8f8"; ctx.fillRect(0, 0, w, h);
+    for (const [step, colour] of [[1, "#f6d0d0"], [5, "#e99b9b"]]) {
+      const px = (step * pxPerS) / 25;
+      ctx.strokeStyle = colour; ctx.beginPath();
+      for (let x = 0; x <= w; x += px) { ctx.moveTo(x, 0); ctx.lineTo(x, h); }
+      for (let yy = h; yy >= 0; yy -= px) { ctx.moveTo(0, yy); ctx.lineTo(w, yy); }
+      ctx.stroke();
+    }
+    ctx.strokeStyle = "#000"; ctx.lineWidth = 1.2; ctx.beginPath();
+    let pen = false;
+    strip.values.forEach((v, i) => {
+      if (v === null) { pen = false; return; }
+      const x = i / strip.fs * pxPerS, yy = h / 2 - v * pxPerMv;
+      if (pen) ctx.lineTo(x, yy); else { ctx.moveTo(x, yy); pen = true; }
+    });
+    ctx.stroke();
+    const onsetX = ((strip.onset_sample - strip.sample) / strip.source_fs) * pxPerS;
+    ctx.strokeStyle = "#c00000"; ctx.lineWidth = 2; ctx.beginPath(); ctx.moveTo(onsetX, 0); ctx.lineTo(onsetX, h); ctx.stroke();
   }
 
   function y(bed, v) {
@@ -279,6 +333,7 @@
     document.getElementById("sound-on").textContent = "Sound is on";
   });
   document.getElementById("pause").addEventListener("click", () => fetch("/api/pause", { method: "POST" }));
+  document.querySelector("#review .close").addEventListener("click", () => { document.getElementById("review").hidden = true; });
   connect();
   requestAnimationFrame(frame);
 })();
