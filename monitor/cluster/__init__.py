@@ -20,7 +20,7 @@ from monitor.cluster._layout import (
     wait_jetstream,
 )
 from monitor.cluster._partition import Checkpoint, PartitionRunner
-from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server
+from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server, move_leaders, stream_leaders
 from monitor.cluster._worker import Worker, WorkerSettings, lease_of, read_leases
 
 __all__ = [
@@ -50,6 +50,8 @@ __all__ = [
     "find_nats_server",
     "frame_subject",
     "lease_of",
+    "move_leaders",
     "read_leases",
+    "stream_leaders",
     "wait_jetstream",
 ]
