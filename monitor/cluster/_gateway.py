@@ -4,14 +4,17 @@ validated by the wire decoder, each accepted one published to JetStream for the 
 A frame is published to ``ecg.frames.<stream>`` with message id ``<stream>/<boot>/<seq>``: a device (or a
 gateway retrying after a lost acknowledgement, or a second gateway the device fails over to) sending it twice
 within the duplicate window stores it once. Malformed and refused frames are counted by reason and never
-published. Each publish is acknowledged before the next (retried with the same id), so a slow or re-electing
+published. Each publish is acknowledged before the next (retried with the same id for up to a minute, whatever
+the error: a stream with no leader answers "no responders" at once), so a slow or re-electing
 cluster holds the PULL socket (devices' PUSH queues fill) instead of losing frames here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import time
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any, cast
@@ -28,6 +31,8 @@ from monitor.protocol import decode_frame
 __all__ = ["FrameFilter", "Gateway"]
 
 log = logging.getLogger(__name__)
+
+PUBLISH_RETRY_S = 60.0  # a publish is retried this long (a stream leader election takes seconds)
 
 
 class FrameFilter:
@@ -105,11 +110,16 @@ class Gateway:
     async def _publish(self, js: Any, frames: list[tuple[str, str, list[bytes]]]) -> None:
         for subject, msg_id, parts in frames:
             payload = encode_envelope(parts)
-            for attempt in range(20):  # retried with the same id: the stream stores it once
+            deadline = time.monotonic() + PUBLISH_RETRY_S
+            for attempt in itertools.count(1):  # retried with the same id: the stream stores it once
                 try:
                     ack = await js.publish(subject, payload, headers={"Nats-Msg-Id": msg_id})
-                except (nats.errors.TimeoutError, nats.js.errors.APIError, nats.errors.NoRespondersError) as exc:
-                    log.warning("gateway: publish %s (try %d): %s", msg_id, attempt + 1, exc)
+                except (TimeoutError, nats.errors.Error) as exc:  # no stream leader (an election), a server gone
+                    if time.monotonic() > deadline:
+                        self.failed += 1
+                        log.error("gateway: frame %s not published within %.0f s", msg_id, PUBLISH_RETRY_S)
+                        break
+                    log.warning("gateway: publish %s (try %d): %s", msg_id, attempt, exc)
                     await asyncio.sleep(0.25)
                     continue
                 if ack.duplicate:
@@ -117,6 +127,3 @@ class Gateway:
                 else:
                     self.published += 1
                 break
-            else:
-                self.failed += 1
-                log.error("gateway: frame %s not published after 20 tries", msg_id)

@@ -120,6 +120,7 @@ class Worker:
                     await self._tick(js)
                 except (TimeoutError, nats.errors.Error) as exc:
                     log.warning("worker %s: %s: %s", self.id, type(exc).__name__, exc)
+                    self._seen.clear()  # a lease counts as silent only while this worker can read it
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.renew_s)
             try:  # hand the partitions over at once (bounded: with no server left, the leases just expire)

@@ -1,28 +1,37 @@
-"""A worker SIGKILLed with alarms open: the standby takes its partitions over, no alarm lost or raised twice."""
+"""Failover with alarms open: a worker SIGKILLed (the standby takes its partitions over), the NATS server leading
+the alarm stream SIGKILLed (a new leader is elected, clients reconnect); no alarm lost or raised twice."""
 
 from __future__ import annotations
 
 import asyncio
 import signal
+import socket
 import time
 from collections import Counter
 from typing import Any
 
 import nats
 import numpy as np
+import zmq
 
 from monitor.app import Monitor, MonitorConfig, Source
 from monitor.cluster import (
+    ALARMS_STREAM,
+    FRAMES_STREAM,
+    OPEN_BUCKET,
+    OWNERS_BUCKET,
     AlarmReader,
     ClusterLayout,
     FrameFilter,
     LocalCluster,
     encode_envelope,
     ensure_layout,
+    move_leaders,
     read_leases,
+    stream_leaders,
 )
 from monitor.testing import ecg, frames_of
-from tests.cluster.conftest import start_worker, wait_for
+from tests.cluster.conftest import start_role, start_worker, wait_for
 
 FS = 250.0
 PARTITIONS = 4
@@ -130,3 +139,103 @@ def _reference(messages: list[list[bytes]]) -> set[tuple[str, str, int, str]]:
         for e in monitor.alarm_events
         if e.category == "clinical" and e.state != "update"
     }
+
+
+STREAMS = [ALARMS_STREAM, FRAMES_STREAM, f"KV_{OWNERS_BUCKET}", f"KV_{OPEN_BUCKET}"]
+
+
+async def _leaders(servers: list[str], lead: str | None = None) -> dict[str, str | None]:
+    """Each stream's leader (after moving every stream's leadership to ``lead``)."""
+    nc = await nats.connect(servers)
+    try:
+        if lead is not None:
+            await move_leaders(nc, STREAMS, lead)
+        return await stream_leaders(nc.jetstream(timeout=10.0), STREAMS)
+    finally:
+        await nc.close()
+
+
+def _push(endpoint: str, messages: list[list[bytes]]) -> None:
+    """Devices sending through the gateway (ZeroMQ PUSH, as a bedside device does)."""
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 10_000)
+    push.connect(endpoint)
+    for m in messages:
+        push.send_multipart(m)
+    push.close()
+    ctx.term()
+
+
+def test_stream_leader_sigkill_new_leader_no_alarm_lost_or_duplicated(own_cluster: LocalCluster) -> None:
+    cluster = own_cluster
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+    args = ["--partitions", str(PARTITIONS), "--lease-s", "2", "--silence-s", "120", "--window-s", "120"]
+    procs = {name: start_worker(cluster, name, *args) for name in ("A", "B")}
+    procs["gateway"] = start_role(cluster, "gateway", "g", "--partitions", str(PARTITIONS), "--ingest", endpoint)
+    records: list[dict[str, Any]] = []
+    try:
+        asyncio.run(_publish(cluster.urls, []))  # the layout
+
+        def shared() -> bool:
+            owners = Counter(lease.get("owner") for lease in asyncio.run(read_leases(cluster.urls, PARTITIONS)))
+            return owners == Counter({"A": 2, "B": 2})
+
+        wait_for(shared, 60, "two workers sharing the partitions")
+        devices = [frames_of(_signal(i), FS, stream=bed, chunk=125, boot="b1") for i, bed in enumerate(BEDS)]
+        interleaved = [d[i] for i in range(max(map(len, devices))) for d in devices if i < len(d)]
+        cut = round(31 * FS / 125) * len(BEDS)  # 31 s: 11 s into the pause, the asystole alarm is open
+        _push(endpoint, interleaved[:cut])
+
+        def onsets() -> set[str]:
+            asyncio.run(_alarms(cluster.urls, "bridge", records))
+            return {r["stream"] for r in records if r["kind"] == "asystole" and r["state"] == "onset"}
+
+        wait_for(lambda: onsets() == set(BEDS), 60, "an asystole alarm on every bed")
+        victim = asyncio.run(_leaders(cluster.urls))[ALARMS_STREAM]
+        assert victim is not None  # it leads the frames and both buckets too: one kill, four elections
+        assert set(asyncio.run(_leaders(cluster.urls, lead=victim)).values()) == {victim}
+        cluster.kill(victim)
+        killed_at = time.monotonic()
+        survivors = [n.url for n in cluster.nodes if n.running]
+        _push(endpoint, interleaved[cut:])  # devices go on sending while the cluster elects
+
+        def elected() -> bool:
+            try:
+                now = asyncio.run(_leaders(survivors))
+            except (nats.errors.Error, TimeoutError):
+                return False
+            return all(leader not in (None, victim) for leader in now.values())
+
+        wait_for(elected, 30, "a new leader of the alarm and frame streams")
+        expected = {e for d in devices for e in _reference(d)}
+
+        def clinical() -> set[tuple[Any, ...]]:
+            return {
+                (r["stream"], r["kind"], r["onset_sample"], r["state"])
+                for r in records
+                if r["category"] == "clinical" and r["state"] != "update"
+            }
+
+        def ended() -> bool:  # every transition of the embedded monitor has been read (later ones may still come)
+            asyncio.run(_alarms(survivors, "bridge", records))
+            return expected <= clinical()
+
+        wait_for(ended, 60, "every alarm transition of the embedded monitor after the leader died")
+        resumed_s = time.monotonic() - killed_at
+        leases = asyncio.run(read_leases(survivors, PARTITIONS))
+        assert all(lease.get("owner") in ("A", "B") and lease.get("live") for lease in leases), leases
+        assert all(proc.poll() is None for proc in procs.values())  # no role died with the server
+    finally:
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs.values():
+            proc.wait(20)
+    transitions = Counter((r["alarm_id"], r["state"], r["sample"]) for r in records if r["state"] != "update")
+    assert max(transitions.values()) == 1, [t for t, n in transitions.items() if n > 1]  # none published twice
+    assert clinical() == expected  # the embedded monitor's episodes, none lost or extra
+    assert any(e[1] == "asystole" and e[3] == "end" for e in expected)  # ended after the kill
+    assert resumed_s < 60
