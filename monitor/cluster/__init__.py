@@ -21,13 +21,14 @@ from monitor.cluster._layout import (
 )
 from monitor.cluster._partition import Checkpoint, PartitionRunner
 from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server, move_leaders, stream_leaders
-from monitor.cluster._worker import Worker, WorkerSettings, lease_of, read_leases
+from monitor.cluster._worker import PROGRESS_SUBJECT, Worker, WorkerSettings, lease_of, read_leases
 
 __all__ = [
     "ALARMS_STREAM",
     "FRAMES_STREAM",
     "OPEN_BUCKET",
     "OWNERS_BUCKET",
+    "PROGRESS_SUBJECT",
     "REPLACED_REASON",
     "AlarmCollector",
     "AlarmPublisher",

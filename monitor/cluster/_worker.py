@@ -7,6 +7,10 @@ over with a compare-and-swap on the revision it saw, so two standbys never both 
 comes back fails its next renewal and stops (fencing). Every worker is the standby of every partition it
 does not own. Workers announce themselves under ``member.<id>``; each holds at most ``ceil(P / live workers)``
 partitions and releases the rest (owner ``""``: taken at once, no expiry to wait for), so two workers share.
+
+Every ``report_s`` a worker publishes what it has analysed, per bed the samples through its monitor, as core
+NATS (no JetStream: it goes on while streams elect leaders) on ``ecg.progress.<id>``; nothing reads it back,
+so it changes no decision (the failover benchmark draws its timeline from it).
 """
 
 from __future__ import annotations
@@ -31,12 +35,14 @@ from nats.js.kv import KeyValue
 
 from engine import BeatClassifier
 from monitor.app import MonitorConfig
-from monitor.cluster._layout import OWNERS_BUCKET, ClusterLayout, bucket_keys, ensure_layout
+from monitor.cluster._layout import OWNERS_BUCKET, ClusterLayout, bucket_keys, ensure_layout, subject_token
 from monitor.cluster._partition import Checkpoint, PartitionRunner
 
-__all__ = ["Worker", "WorkerSettings", "lease_of"]
+__all__ = ["PROGRESS_SUBJECT", "Worker", "WorkerSettings", "lease_of"]
 
 log = logging.getLogger(__name__)
+
+PROGRESS_SUBJECT = "ecg.progress"  # + ".<worker id>": per bed, the samples analysed (core NATS, JSON)
 
 
 @dataclass(frozen=True)
@@ -46,6 +52,7 @@ class WorkerSettings:
     lease_s: float = 3.0
     renew_s: float = 0.5
     window_s: float = 45.0
+    report_s: float = 0.25
 
 
 def lease_of(value: bytes | None) -> dict[str, Any]:
@@ -114,6 +121,7 @@ class Worker:
         self._nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
         js = self._js = self._nc.jetstream(timeout=5.0)
         self._owners, self._open = await ensure_layout(js, self.layout)
+        reporting = asyncio.create_task(self._report(stop))
         try:
             while not stop.is_set():
                 try:
@@ -128,6 +136,9 @@ class Worker:
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("worker %s: leaving: %s: %s", self.id, type(exc).__name__, exc)
         finally:
+            reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporting
             for p in list(self.runners):
                 await self._drop(p)
             await self._nc.close()
@@ -138,6 +149,19 @@ class Worker:
         for p in list(self.runners):
             await self._release(p)
         await self._owners.delete(f"member.{self.id}")
+
+    async def _report(self, stop: asyncio.Event) -> None:
+        assert self._nc is not None
+        subject = f"{PROGRESS_SUBJECT}.{subject_token(self.id)}"
+        while not stop.is_set():
+            beds = {
+                s: int(proc.samples_end) for r in self.runners.values() for s, proc in r.monitor.ingest.streams.items()
+            }
+            report = {"worker": self.id, "at": time.time(), "beds": beds}
+            with contextlib.suppress(nats.errors.Error):  # a full reconnect buffer: this report is skipped
+                await self._nc.publish(subject, json.dumps(report).encode())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.report_s)
 
     # ------------------------------------------------------------ leases
     def _changed(self, key: str, revision: int, now: float) -> float:
