@@ -4,26 +4,32 @@ the alarm stream SIGKILLed (a new leader is elected, clients reconnect); no alar
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 import nats
 import numpy as np
+import pytest
 import zmq
 
+from monitor.alarms import AlarmEvent
 from monitor.app import Monitor, MonitorConfig, Source
 from monitor.cluster import (
     ALARMS_STREAM,
     FRAMES_STREAM,
     OPEN_BUCKET,
     OWNERS_BUCKET,
+    REPLACED_REASON,
+    AlarmPublisher,
     AlarmReader,
     ClusterLayout,
     FrameFilter,
     LocalCluster,
+    alarm_record,
     encode_envelope,
     ensure_layout,
     move_leaders,
@@ -239,3 +245,74 @@ def test_stream_leader_sigkill_new_leader_no_alarm_lost_or_duplicated(own_cluste
     assert clinical() == expected  # the embedded monitor's episodes, none lost or extra
     assert any(e[1] == "asystole" and e[3] == "end" for e in expected)  # ended after the kill
     assert resumed_s < 60
+
+
+class _FlakyStream:
+    """A JetStream whose publishes fail ``failures`` times (a leader being elected), then store."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.stored: dict[str, dict[str, Any]] = {}  # message id -> record (the duplicate window)
+
+    async def publish(self, subject: str, payload: bytes, **kw: Any) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise nats.js.errors.NoStreamResponseError
+        self.stored.setdefault(kw["headers"]["Nats-Msg-Id"], json.loads(payload))
+
+
+class _Bucket:
+    def __init__(self) -> None:
+        self.keys: dict[str, bytes] = {}
+
+    async def put(self, key: str, value: bytes) -> None:
+        self.keys[key] = value
+
+    async def delete(self, key: str) -> None:
+        self.keys.pop(key, None)
+
+
+def test_a_transition_whose_publish_failed_is_published_on_the_retry_once() -> None:
+    js, kv = _FlakyStream(failures=1), _Bucket()
+    publisher = AlarmPublisher(cast(Any, js), cast(Any, kv), 0, "A")
+    publisher.live = True
+    onset = AlarmEvent("bed-1", "asystole", "onset", 1000, 2000, 250.0, "Asystole")
+    end = AlarmEvent("bed-1", "asystole", "end", 1000, 3000, 250.0, "Asystole", end_reason="beats")
+    with pytest.raises(nats.js.errors.NoStreamResponseError):
+        asyncio.run(publisher.publish([onset]))
+    asyncio.run(publisher.publish([onset]))  # the partition runner offers it again
+    assert [r["state"] for r in js.stored.values()] == ["onset"] and list(kv.keys) == ["p0.bed-1.asystole"]
+    js.failures = 1
+    with pytest.raises(nats.js.errors.NoStreamResponseError):
+        asyncio.run(publisher.publish([end]))
+    asyncio.run(publisher.publish([end]))
+    assert [r["state"] for r in js.stored.values()] == ["onset", "end"] and not kv.keys
+
+
+def test_an_orphan_end_retried_after_a_failure_is_the_same_message() -> None:
+    js, kv = _FlakyStream(failures=1), _Bucket()
+    publisher = AlarmPublisher(cast(Any, js), cast(Any, kv), 0, "A")
+    publisher.live = True
+    record = alarm_record(AlarmEvent("bed-1", "asystole", "onset", 1000, 2000, 250.0, "Asystole"))
+    kv.keys["p0.bed-1.asystole"] = json.dumps(record).encode()
+
+    async def adopt() -> None:
+        async def keys(*_: Any) -> list[str]:
+            return list(kv.keys)
+
+        async def get(key: str) -> Any:
+            return type("Entry", (), {"value": kv.keys[key]})
+
+        kv.get = get  # type: ignore[attr-defined]
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("monitor.cluster._alarms.bucket_keys", keys)
+            assert await publisher.adopt(lambda stream, kind: None) == 1  # not active after the rebuild
+
+    asyncio.run(adopt())
+    samples = iter([5000, 5250])  # the stream goes on between the two tries
+    with pytest.raises(nats.js.errors.NoStreamResponseError):
+        asyncio.run(publisher.end_orphans(lambda stream: next(samples)))
+    assert asyncio.run(publisher.end_orphans(lambda stream: next(samples))) == 1
+    ends = [r for r in js.stored.values() if r["state"] == "end"]
+    assert len(ends) == 1 and ends[0]["sample"] == 5000 and ends[0]["end_reason"] == REPLACED_REASON
+    assert not kv.keys
