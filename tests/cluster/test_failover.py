@@ -161,6 +161,23 @@ async def _leaders(servers: list[str], lead: str | None = None) -> dict[str, str
         await nc.close()
 
 
+async def _caught_up(servers: list[str], node: str) -> bool:
+    """Whether ``node`` is a current, online replica of every stream again."""
+    nc = await nats.connect(servers)
+    try:
+        js = nc.jetstream(timeout=5.0)
+        for name in STREAMS:
+            cluster = (await js.stream_info(name)).cluster
+            peers = {p.name: p for p in (cluster.replicas or [])} if cluster is not None else {}
+            if cluster is None or (cluster.leader != node and not (node in peers and peers[node].current)):
+                return False
+        return True
+    except (nats.errors.Error, TimeoutError):
+        return False
+    finally:
+        await nc.close()
+
+
 def _push(endpoint: str, messages: list[list[bytes]]) -> None:
     """Devices sending through the gateway (ZeroMQ PUSH, as a bedside device does)."""
     ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -234,6 +251,8 @@ def test_stream_leader_sigkill_new_leader_no_alarm_lost_or_duplicated(own_cluste
         leases = asyncio.run(read_leases(survivors, PARTITIONS))
         assert all(lease.get("owner") in ("A", "B") and lease.get("live") for lease in leases), leases
         assert all(proc.poll() is None for proc in procs.values())  # no role died with the server
+        cluster.restart(victim)  # back on its store: it rejoins as a follower and catches up
+        wait_for(lambda: asyncio.run(_caught_up(survivors, victim)), 30, f"{victim} a current replica again")
     finally:
         for proc in procs.values():
             if proc.poll() is None:
