@@ -25,6 +25,8 @@ Measured, per scenario, into ``benchmarks/results/failover.json``:
   (``ecg.progress.<worker>``), so the resolution is about 0.25 s;
 - ``alarms_resumed_s``: from the SIGKILL to the first alarm transition stored after it (its stream timestamp);
 - ``elected_s`` (leader): per stream, from the SIGKILL until its info names a new leader (polled every 0.1 s);
+  ``observer_reconnected_s``: the benchmark's own client, connected to the killed server (with the roles'
+  options: every server, ``max_reconnect_attempts=-1``, ``reconnect_time_wait=0.25``), until it reconnected;
 - ``signal_lost_raised``: "signal lost" onsets (the wall-clock technical alarm: a bed whose frames stopped
   coming for 5 s, as while the frame stream has no leader), ``load_generator``: the replay's own CPU.
 
@@ -164,9 +166,24 @@ class Observer:
         self.alarms: list[tuple[float, dict[str, Any]]] = []  # (stream timestamp, transition)
         self.nc: Any = None
         self._tasks: list[asyncio.Task[None]] = []
+        self.reconnected: list[float] = []  # wall times this client got a server again
+        self.errors = 0
 
-    async def start(self) -> None:
-        self.nc = await nats.connect(self.servers, max_reconnect_attempts=-1, reconnect_time_wait=0.25)
+    async def start(self, dont_randomize: bool = False) -> None:
+        async def on_error(exc: Exception) -> None:  # its server died: counted, the client reconnects
+            self.errors += 1
+
+        async def on_reconnect() -> None:
+            self.reconnected.append(time.time())
+
+        self.nc = await nats.connect(
+            self.servers,
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=0.25,
+            error_cb=on_error,
+            reconnected_cb=on_reconnect,
+            dont_randomize=dont_randomize,
+        )
 
         async def on_progress(msg: Any) -> None:
             report = json.loads(msg.data)
@@ -211,6 +228,7 @@ class Observer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._tasks.clear()
         await self.nc.close()
 
 
@@ -276,6 +294,10 @@ async def scenario(kind: str, args: argparse.Namespace, cluster: LocalCluster, e
             await move_leaders(obs.nc, STREAMS, victim)
             out["killed_server"] = victim
             out["it_led"] = sorted(s for s, v in (await stream_leaders(js, STREAMS)).items() if v == victim)
+            first = cluster.node(victim).url  # a client of the killed server, for the reconnect time
+            await obs.stop()  # the durable alarm reader goes on where it was
+            obs.servers = [first, *(u for u in cluster.urls if u != first)]
+            await obs.start(dont_randomize=True)
         replay = _spawn(
             ["-m", "replay._cli", "--connect", ingest, "--data-dir", args.data_dir, "--offline",
              "--speed", str(args.speed), "--chunk-ms", str(round(args.chunk_s * 1000)), *args.record_names],
@@ -311,6 +333,8 @@ async def scenario(kind: str, args: argparse.Namespace, cluster: LocalCluster, e
             n = len(obs.alarms)
             await asyncio.sleep(0.5)
             quiet = quiet + 1 if len(obs.alarms) == n else 0
+        back = [t for t in obs.reconnected if t > killed]
+        out["observer_reconnected_s"] = round(min(back) - killed, 3) if back else None  # None: not connected to it
         after = [ts for ts, _ in obs.alarms if ts > killed]
         out["alarms_resumed_s"] = round(min(after) - killed, 3) if after else None
         out.update(score(obs.alarms, expected))
