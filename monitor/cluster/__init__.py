@@ -28,15 +28,16 @@ from monitor.cluster._layout import (
     wait_jetstream,
 )
 from monitor.cluster._partition import Checkpoint, PartitionRunner
-from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server
+from monitor.cluster._server import LocalCluster, NatsNode, find_nats_server, move_leaders, stream_leaders
 from monitor.cluster._watchdog import RESUMED_REASON, Watchdog, WatchdogSettings
-from monitor.cluster._worker import Worker, WorkerSettings, lease_of, read_leases
+from monitor.cluster._worker import PROGRESS_SUBJECT, Worker, WorkerSettings, lease_of, read_leases
 
 __all__ = [
     "ALARMS_STREAM",
     "FRAMES_STREAM",
     "OPEN_BUCKET",
     "OWNERS_BUCKET",
+    "PROGRESS_SUBJECT",
     "REPLACED_REASON",
     "RESUMED_REASON",
     "AlarmCollector",
@@ -64,6 +65,8 @@ __all__ = [
     "find_nats_server",
     "frame_subject",
     "lease_of",
+    "move_leaders",
     "read_leases",
+    "stream_leaders",
     "wait_jetstream",
 ]

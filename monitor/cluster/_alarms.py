@@ -83,6 +83,7 @@ class AlarmCollector(Sink):
 class _Open:
     record: dict[str, Any]
     local_ids: set[str] = field(default_factory=set)
+    ending: dict[str, Any] | None = None  # the end being published for an orphan (the same on a retry)
 
 
 class AlarmPublisher:
@@ -137,33 +138,38 @@ class AlarmPublisher:
                     self._orphans.discard(pair)
                     continue
                 record = alarm_record(event)
-                self._open[pair] = _Open(record, {event.alarm_id})
                 await self._send(record)
                 await self.kv.put(self._key(*pair), json.dumps(record).encode())
+                self._open[pair] = _Open(record, {event.alarm_id})
             elif held is not None and event.alarm_id in held.local_ids:
                 record = alarm_record(event, held.record["alarm_id"], held.record["onset_sample"])
                 await self._send(record)
                 if event.state == "end":
-                    del self._open[pair]
                     await self.kv.delete(self._key(*pair))
+                    del self._open[pair]
             # else: an update/end of an episode whose onset fell in the rebuild window and was ended before:
             # it was published by the previous owner
+        # (state changes only after the stream and the bucket took them: an event whose publishing failed
+        # can be published again, under the same message id)
 
     async def end_orphans(self, sample_of: Callable[[str], int | None]) -> int:
         """End each adopted alarm the rebuilt monitor did not raise again (call once the partition caught up)."""
         ended = 0
         for pair in sorted(self._orphans):
-            held = self._open.pop(pair, None)
+            held = self._open.get(pair)
             if held is None:
+                self._orphans.discard(pair)
                 continue
-            record = dict(held.record)
-            sample = sample_of(pair[0])
-            sample = record["sample"] if sample is None else sample  # the last one published if none is known
-            record.update(state="end", end_reason=REPLACED_REASON, sample=sample)
-            await self._send(record)
+            if held.ending is None:  # built once: a retry sends the same message, stored once
+                sample = sample_of(pair[0])
+                held.ending = {**held.record, "state": "end", "end_reason": REPLACED_REASON}
+                if sample is not None:  # else the last one published
+                    held.ending["sample"] = sample
+            await self._send(held.ending)
             await self.kv.delete(self._key(*pair))
+            del self._open[pair]
+            self._orphans.discard(pair)
             ended += 1
-        self._orphans.clear()
         return ended
 
     async def _send(self, record: dict[str, Any]) -> None:

@@ -7,19 +7,21 @@ within the duplicate window stores it once. Malformed and refused frames are cou
 published.
 
 Publishing does not wait for each frame's acknowledgement: what the PULL socket holds (at most ``window``
-frames) is published at once (``publish_async``) in *rounds*, the first frame of each bed in the batch, then
-the second, ...; a round's acknowledgements are all awaited (each at most ``ack_timeout_s``) and its failures
-retried with the same id (``tries`` in all) before the next round goes out. So at most one frame of a bed is
+frames) is published at once (``publish_async``) in *rounds*, the first frame of each bed in the batch, then the
+second, ...; a round's acknowledgements are all awaited (each at most ``ack_timeout_s``) and its failures
+retried with the same id, whatever the error (a stream with no leader, in an election, answers "no responders"
+at once), for up to ``retry_for_s`` (a minute) before the next round goes out. So at most one frame of a bed is
 in flight and a retry can never store a bed's frame after its successor: each bed's frames are stored in the
-order the gateway received them (one connection: NATS keeps its publish order). While a batch is in flight
-the socket is not read (back-pressure: devices' PUSH queues fill instead of this process's memory). A frame
-not acknowledged after its tries is counted (``failed``) and logged, never dropped silently; the counters are
-logged every ``stats_s`` and at exit.
+order the gateway received them (one connection: NATS keeps its publish order). While a batch is in flight the
+socket is not read (back-pressure: devices' PUSH queues fill instead of this process's memory). A frame not
+acknowledged by then is counted (``failed``) and logged, never dropped silently; the counters are logged every
+``stats_s`` and at exit.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections import Counter
@@ -39,6 +41,8 @@ from monitor.protocol import decode_frame
 __all__ = ["FrameFilter", "Gateway", "GatewayStats", "publish_rounds"]
 
 log = logging.getLogger(__name__)
+
+PUBLISH_RETRY_S = 60.0  # a publish is retried this long (a stream leader election takes seconds)
 
 
 class FrameFilter:
@@ -115,7 +119,8 @@ class Gateway:
         keys: Any = None,
         window: int = 2000,
         ack_timeout_s: float = 5.0,
-        tries: int = 20,
+        tries: int | None = None,
+        retry_for_s: float = PUBLISH_RETRY_S,
         retry_wait_s: float = 0.25,
         stats_s: float = 30.0,
     ) -> None:
@@ -126,7 +131,8 @@ class Gateway:
         self.intake = Intake(self.ctx, endpoint, keys)
         self.window = window
         self.ack_timeout_s = ack_timeout_s
-        self.tries = tries
+        self.tries = tries  # None: retried until retry_for_s has passed
+        self.retry_for_s = retry_for_s
         self.retry_wait_s = retry_wait_s
         self.stats_s = stats_s
         self.stats = GatewayStats()
@@ -183,7 +189,8 @@ class Gateway:
             await self._round(js, [(subject, msg_id, encode_envelope(parts)) for subject, msg_id, parts in batch])
 
     async def _round(self, js: Any, todo: list[tuple[str, str, bytes]]) -> None:
-        for attempt in range(self.tries):
+        deadline = time.monotonic() + self.retry_for_s
+        for attempt in itertools.count(1):
             futures: list[asyncio.Future[Any] | BaseException] = []
             for subject, msg_id, payload in todo:
                 try:
@@ -211,18 +218,20 @@ class Gateway:
             if not again:
                 return
             todo = again
-            if attempt + 1 < self.tries:
+            if (self.tries is None or attempt < self.tries) and time.monotonic() < deadline:
                 self.stats.retried += len(todo)
                 log.warning(
-                    "gateway: %d frame(s) not acknowledged (try %d of %d), first %s: %s",
-                    len(todo), attempt + 1, self.tries, todo[0][1], _describe(first),
+                    "gateway: %d frame(s) not acknowledged (try %d), first %s: %s",
+                    len(todo), attempt, todo[0][1], _describe(first),
                 )  # fmt: skip
                 await asyncio.sleep(self.retry_wait_s)
-        self.stats.failed += len(todo)
-        log.error(
-            "gateway: %d frame(s) not published after %d tries (first %s, last %s)",
-            len(todo), self.tries, todo[0][1], todo[-1][1],
-        )  # fmt: skip
+                continue
+            self.stats.failed += len(todo)
+            log.error(
+                "gateway: %d frame(s) not published after %d tries (first %s, last %s)",
+                len(todo), attempt, todo[0][1], todo[-1][1],
+            )  # fmt: skip
+            return
 
 
 def _error_of(future: asyncio.Future[Any]) -> BaseException | None:

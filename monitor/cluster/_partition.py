@@ -5,6 +5,11 @@ depends only on the samples, so a new owner that replays the same frames reaches
 starts ``window_s`` before the checkpoint it took over (the last frame whose alarms the previous owner had
 published) and rebuilds: frames up to the checkpoint are analysed with publishing held back, then the open
 alarms are adopted (:class:`~monitor.cluster._alarms.AlarmPublisher`) and publishing goes live.
+
+A server dying takes the partition's consumer with it (one replica, on one server), and a stream re-electing
+its leader fails publishes for seconds: on any error the consumer is made again from the frame after the
+last one analysed, alarm transitions not yet published are kept and published first, and the checkpoint
+advances only past frames whose transitions are all published.
 """
 
 from __future__ import annotations
@@ -17,11 +22,13 @@ from dataclasses import dataclass
 
 import nats.errors
 import zmq
+from nats.aio.msg import Msg
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.kv import KeyValue
 
 from engine import BeatClassifier
+from monitor.alarms import AlarmEvent
 from monitor.app import Monitor, MonitorConfig, Source
 from monitor.cluster._alarms import AlarmCollector, AlarmPublisher
 from monitor.cluster._layout import FRAMES_STREAM, decode_envelope, partition_subject
@@ -79,9 +86,18 @@ class PartitionRunner:
         self.live_wall: float | None = None  # wall time it caught up (what a failover measurement reads)
         self._sub: nats.js.JetStreamContext.PullSubscription | None = None
         self._orphans_done = False
+        self._analysed = 0  # stream sequence of the last frame through the monitor
+        self._pending: list[AlarmEvent] = []  # transitions not yet published, in order
+        self._next: Checkpoint | None = None  # the checkpoint once the pending transitions are published
 
     async def open(self) -> None:
-        if self.resume.seq == 0:  # a partition nobody owned before: everything kept
+        if self._analysed:  # made again (its server died, or an error): from the next frame
+            config = ConsumerConfig(
+                ack_policy=AckPolicy.NONE,
+                deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                opt_start_seq=self._analysed + 1,
+            )
+        elif self.resume.seq == 0:  # a partition nobody owned before: everything kept
             config = ConsumerConfig(ack_policy=AckPolicy.NONE, deliver_policy=DeliverPolicy.ALL)
         else:
             start = datetime.datetime.fromtimestamp(self.resume.time - self.window_s, tz=datetime.UTC)
@@ -102,6 +118,16 @@ class PartitionRunner:
             msgs = await self._sub.fetch(self.fetch_batch, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):  # fetch raises either when nothing came
             msgs = []
+        except Exception:  # its server gone (no responders, 503) or deleted (404): made again next step
+            await self.close()
+            raise
+        try:
+            return await self._analyse(msgs)
+        except Exception:  # a fetched frame not analysed, or transitions not published: from the next frame
+            await self.close()
+            raise
+
+    async def _analyse(self, msgs: list[Msg]) -> int:
         if not msgs:
             if not self.publisher.live:  # nothing to replay
                 await self._go_live()
@@ -119,16 +145,20 @@ class PartitionRunner:
                 log.warning("partition %d: frame %d rejected: %s", self.partition, msg.metadata.sequence.stream, exc)
                 continue
             (warm if msg.metadata.sequence.stream <= self.resume.seq else live).append(parts)
+        last = msgs[-1].metadata
         if warm:
             self.monitor.process(warm)
             self.collector.take()  # published by the previous owner
-        if live and not self.publisher.live:
+        if not live:
+            self._analysed = last.sequence.stream
+        elif not self.publisher.live:
+            self._analysed = max(self._analysed, min(self.resume.seq, last.sequence.stream))
             await self._go_live()
         self.frames += len(msgs)
-        last = msgs[-1].metadata
         if live:
             self.monitor.process(live)
-            self.checkpoint = Checkpoint(last.sequence.stream, last.timestamp.timestamp())
+            self._analysed = last.sequence.stream
+            self._next = Checkpoint(last.sequence.stream, last.timestamp.timestamp())
             await self._publish()
         if last.num_pending == 0:
             await self._caught_up()
@@ -145,9 +175,14 @@ class PartitionRunner:
             log.info("partition %d: adopted %d open alarm(s)", self.partition, adopted)
 
     async def _publish(self) -> None:
-        events = self.collector.take()
-        if events:
-            await self.publisher.publish(events)
+        self._pending += self.collector.take()
+        published = bool(self._pending)
+        while self._pending:  # one by one: a failure keeps the rest, and the failed one, for the next step
+            await self.publisher.publish(self._pending[:1])
+            del self._pending[0]
+        if self._next is not None:
+            self.checkpoint, self._next = self._next, None
+        if published:
             await self.save(self.checkpoint)
 
     async def _caught_up(self) -> None:
@@ -157,13 +192,13 @@ class PartitionRunner:
             self.caught_up_at = time.monotonic()
             self.live_wall = time.time()
         if not self._orphans_done:
-            self._orphans_done = True
 
             def sample_of(stream: str) -> int | None:
                 proc = self.monitor.ingest.streams.get(stream)
                 return None if proc is None else int(proc.samples_end)
 
             ended = await self.publisher.end_orphans(sample_of)
+            self._orphans_done = True
             if ended:
                 log.info("partition %d: ended %d alarm(s) gone during the takeover", self.partition, ended)
 

