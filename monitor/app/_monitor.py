@@ -17,7 +17,7 @@ from monitor.alarms import AlarmEvent, AlarmManager
 from monitor.app._config import MonitorConfig
 from monitor.app._intake import Intake
 from monitor.app._labels import LabelFlow
-from monitor.app._outputs import open_outputs
+from monitor.app._outputs import Acknowledgements, open_outputs
 from monitor.app._snapshot import build_snapshot
 from monitor.app._source import Source
 from monitor.app._streams import StreamTable
@@ -116,6 +116,7 @@ class Monitor:
         self.bus: AlertBus | None = None
         self.wave: WaveTap | None = None
         self.strips: StripRecorder | None = None  # alarm review strips, with an alarm log
+        self.acks = Acknowledgements()  # from the central station page (--web)
         self.alarm_log: AlarmLog | None = None
         self.started_at = clock()
         self._last_rhythm = -math.inf
@@ -277,6 +278,7 @@ class Monitor:
                 self._publish_snapshot(now)
         if self.strips is not None:
             self.strips.poll(self.ingest.streams.values())
+        self.acks.drain(self)
         if self.bus is not None:
             if self.wave is not None:
                 self.wave.poll(self.ingest.streams.values())

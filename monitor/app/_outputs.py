@@ -5,14 +5,15 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections import deque
+from typing import TYPE_CHECKING, Any
 
-from monitor.outputs import AlarmLog, AlarmLogSink, AlertBus, BusSink, StripRecorder, WaveTap, store_strip
+from monitor.outputs import AlarmLog, AlarmLogSink, AlertBus, BusSink, StripRecorder, WaveTap, store_ack, store_strip
 
 if TYPE_CHECKING:
     from monitor.app._monitor import Monitor
 
-__all__ = ["open_outputs"]
+__all__ = ["Acknowledgements", "open_outputs"]
 
 log = logging.getLogger("monitor.app._monitor")
 
@@ -35,3 +36,27 @@ def open_outputs(m: Monitor) -> None:
         m.sinks.sinks.insert(0, BusSink(m.bus, m.locate))
         if m.config.wave:
             m.wave = WaveTap(functools.partial(m.bus.wave, locate=m.locate))
+
+
+class Acknowledgements:
+    """Alarms acknowledged at the central station (``--web``), handed from the web server's thread to the
+    monitor's: each is published on the bus (``ack/<stream>/``) and kept in the alarm log's ``acks``."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[tuple[dict[str, Any], str, str, float]] = deque()
+
+    def add(self, alarm: dict[str, Any], stream: str, by: str, at: float) -> None:
+        """From any thread: ``by`` acknowledged ``alarm`` (its page view: ``id``...) of ``stream`` at ``at``."""
+        self._waiting.append((alarm, stream, by, at))
+
+    def drain(self, m: Monitor) -> int:
+        """On the monitor's thread: publish and log what was acknowledged since; returns how many."""
+        n = 0
+        while self._waiting:
+            alarm, stream, by, at = self._waiting.popleft()
+            if m.bus is not None:
+                m.bus.ack(stream, str(alarm["id"]), by, at)
+            if m.alarm_log is not None:
+                store_ack(m.alarm_log, m.id, str(alarm["id"]), stream, by, at)
+            n += 1
+        return n

@@ -279,13 +279,15 @@ def _run_error(monitor: Monitor, exc: Exception) -> str:
     return f"{where}: {text}" if where and not text.startswith(where.split()[0]) else text
 
 
-def _start_station(args: argparse.Namespace) -> Station:
-    """The ``--web`` page, bound now (its bus is connected once the monitor's is bound)."""
+def _start_station(args: argparse.Namespace, monitor: Monitor) -> Station:
+    """The ``--web`` page, bound now (its bus is connected once the monitor's is bound); acknowledgements go
+    to the monitor (its bus, its alarm log), review strips come from its alarm log."""
     from monitor.web import Station, read_token  # aiohttp is imported only with --web
 
     host, port = args.web
-    alarm_log = _alarm_log_path(args.alarm_log)  # the monitor's own: its review strips, the acknowledgements
-    return Station([], host, port, token=read_token(args.web_token_file), alarm_log=alarm_log).start()
+    token = read_token(args.web_token_file)
+    alarm_log = _alarm_log_path(args.alarm_log)
+    return Station([], host, port, token=token, alarm_log=alarm_log, on_ack=monitor.acks.add).start()
 
 
 def _announce_when_bound(
@@ -411,7 +413,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     station = None
     if args.web is not None:
         try:
-            station = _start_station(args)
+            station = _start_station(args, monitor)
         except (ConfigError, ValueError, OSError) as exc:
             print(f"ecg-monitor: error: --web: {exc}", file=sys.stderr)
             if metrics is not None:

@@ -329,6 +329,8 @@ def format_message(body: Mapping[str, Any]) -> str:
             f"{when}  {body['stream']:<6} wave   {len(body['values'])} values at {body['fs']:g} Hz{lead} "
             f"from sample {body['sample']}{_segment(body)}"
         )
+    elif kind == "ack":
+        line = f"{when}  {body['stream']:<6} ack    {body['alarm_id']} acknowledged by {body['by']}"
     else:
         line = (
             f"{when}  status {body['health'].upper()}, {body['streams_active']}/{body['streams']} streams, "

@@ -57,6 +57,7 @@ from monitor.outputs._located import Locate, stream_index
 from monitor.outputs._wave import WaveChunk
 from monitor.protocol import (
     SCHEMA,
+    ack_body,
     alarm_body,
     beat_body,
     check_body,
@@ -233,6 +234,11 @@ class AlertBus:
             boot=at.boot,
             segment=at.label,
         )
+        self._publish(topic_of(body), body)
+
+    def ack(self, stream: str, alarm_id: str, by: str, at: float) -> None:
+        """Publish that ``by`` acknowledged the active alarm ``alarm_id`` (on ``ack/<stream>/``)."""
+        body = ack_body(stream, alarm_id, by, at)
         self._publish(topic_of(body), body)
 
     def status(self, fields: Mapping[str, Any]) -> None:

@@ -68,6 +68,7 @@ __all__ = [
     "STREAM_PATTERN",
     "TOPICS",
     "AlarmTransition",
+    "ack_body",
     "alarm_body",
     "beat_body",
     "check_body",
@@ -88,7 +89,7 @@ SCHEMA = 1
 """The schema number every body carries; bumped on an incompatible change."""
 SCHEMA_FILE = "schema/alert-bus-v1.schema.json"
 """The JSON Schema of a body, as package data of :mod:`monitor.protocol`."""
-MESSAGE_TYPES = ("alarm", "beat", "vitals", "wave", "status")
+MESSAGE_TYPES = ("alarm", "beat", "vitals", "wave", "ack", "status")
 TOPICS = MESSAGE_TYPES
 ALARM_KINDS: tuple[str, ...] = tuple(vocabulary.ALARM_KINDS)
 CATEGORIES = vocabulary.CATEGORIES
@@ -412,6 +413,11 @@ def wave_body(
         "values": [None if v is None or not math.isfinite(v) else round(float(v), 4) for v in values],
         **_segment(boot, segment),
     }
+
+
+def ack_body(stream: str, alarm_id: str, by: str, at: float) -> dict[str, Any]:
+    """An acknowledgement body: ``by`` acknowledged the active alarm ``alarm_id`` at ``at`` (Unix seconds)."""
+    return {"type": "ack", "stream": stream, "alarm_id": alarm_id, "by": by[:64], "at": float(at)}
 
 
 def status_body(fields: Mapping[str, Any]) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import math
 import os
 import secrets
 import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,16 +55,16 @@ class Station:
         curve: CurveConfig | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         alarm_log: str | Path | None = None,
+        on_ack: Callable[[dict[str, Any], str, str, float], None] | None = None,
     ) -> None:
+        """``alarm_log``: review strips are read from it, acknowledgements kept in it, unless ``on_ack`` takes
+        them (the embedded monitor: it publishes them on its bus and keeps them in its log)."""
         self.ward = WardState()
         self.log = AlarmLog(alarm_log, run_id=f"central-{os.getpid()}-{secrets.token_hex(4)}") if alarm_log else None
+        if on_ack is None and self.log is not None:
+            on_ack = self._record_ack
         self.server = CentralServer(
-            self.ward,
-            host,
-            port,
-            token=token,
-            on_ack=self._record_ack if self.log is not None else None,
-            strip=self._strip if self.log is not None else None,
+            self.ward, host, port, token=token, on_ack=on_ack, strip=self._strip if self.log is not None else None
         )
         self.feeds: list[BusFeed] = []
         self._endpoints = list(endpoints)

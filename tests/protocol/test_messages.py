@@ -103,6 +103,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "units": "mV",
         "values": [0.01, 0.02, None, 1.2],
     },
+    "ack": {
+        **envelope("ack"),
+        "stream": "100",
+        "alarm_id": "100:vt:3600",
+        "by": "ann",
+        "at": 1700000000.5,
+    },
     "status": {
         **envelope("status"),
         "uptime_s": 12.0,
