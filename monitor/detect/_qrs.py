@@ -40,6 +40,7 @@ K = TypeVar("K", bound=Hashable)
 
 _Q = 1e6  # quantisation of the squared derivative, units per (mV/s)^2
 _Q_MAX = 1e12  # clip of the squared derivative, (mV/s)^2 (keeps int64 sums exact)
+_PIECE = 65536  # longer input is processed in pieces of this many samples per stream
 
 
 @dataclass(frozen=True)
@@ -118,17 +119,32 @@ def _features(
     updated in place. The square is quantised to integers so that the running
     sum is exact: the integral is the same however the signal is chunked.
     """
-    ext = np.concatenate((bp_hist, bp), axis=1)
+    rows, n = bp.shape
+    ext = np.empty((rows, n + 4))
+    ext[:, :4] = bp_hist
+    ext[:, 4:] = bp
     bp_hist[...] = ext[:, -4:]
-    d = (ext[:, 4:] + 2.0 * ext[:, 3:-1] - 2.0 * ext[:, 1:-3] - ext[:, :-4]) * scale
-    q = np.rint(np.minimum(d * d, _Q_MAX) * _Q).astype(np.int64)
-    qext = np.concatenate((q_hist, q), axis=1)
+    # d = (x[i] + 2 x[i-1] - 2 x[i-3] - x[i-4]) * scale, evaluated in that order, in place
+    d = np.multiply(ext[:, 3:-1], 2.0)
+    d += ext[:, 4:]
+    t = np.multiply(ext[:, 1:-3], 2.0)
+    d -= t
+    d -= ext[:, :-4]
+    d *= scale
+    q = np.multiply(d, d, out=t)
+    np.minimum(q, _Q_MAX, out=q)
+    q *= _Q
+    np.rint(q, out=q)
+    qext = np.empty((rows, n + w - 1), dtype=np.int64)
+    qext[:, : w - 1] = q_hist
+    qext[:, w - 1 :] = q  # the integers q holds, as astype(np.int64) gives them
     if w > 1:
         q_hist[...] = qext[:, -(w - 1) :]
     cs = np.cumsum(qext, axis=1)
-    sums = cs[:, w - 1 :].copy()
-    sums[:, 1:] -= cs[:, : cs.shape[1] - w]
-    return d, sums.astype(np.float64) * (1.0 / (_Q * w))
+    sums = np.empty((rows, n), dtype=np.int64)
+    sums[:, 0] = cs[:, w - 1]
+    np.subtract(cs[:, w:], cs[:, : cs.shape[1] - w], out=sums[:, 1:])
+    return d, np.multiply(sums, 1.0 / (_Q * w))
 
 
 _Cand = tuple[int, float, float, int]  # (index in the integrated signal, height, slope, R-peak sample)
@@ -341,8 +357,17 @@ class DetectorBank(Generic[K]):
             if x.size:
                 groups.setdefault(x.size, []).append((key, x))
         out: dict[K, NDArray[np.int64]] = {}
-        for members in groups.values():
-            out.update(self._process_group(members))
+        for size, members in groups.items():
+            if size <= _PIECE:
+                out.update(self._process_group(members))
+                continue
+            # long input in pieces that stay in the CPU cache (the result does not depend on chunking)
+            found: dict[K, list[NDArray[np.int64]]] = {}
+            for pos in range(0, size, _PIECE):
+                piece = [(key, x[pos : pos + _PIECE]) for key, x in members if key in self._rows]
+                for key, peaks in self._process_group(piece).items():
+                    found.setdefault(key, []).append(peaks)
+            out.update({key: np.concatenate(parts) for key, parts in found.items() if key not in self.failed})
         return out
 
     def flush(self, key: K) -> NDArray[np.int64]:

@@ -354,6 +354,10 @@ class StreamProcessor:
         for kind in list(self._alarms.active):
             self._close_alarm(kind)
 
+    @property
+    def has_technical(self) -> bool:  # technical alarm onsets or ends wait for take_technical
+        return self.quality.has_events or bool(self._alarms.events)
+
     def take_technical(self) -> list[TechnicalAlarm]:
         """The technical alarm onsets and ends raised since the last call, oldest first: the
         signal quality's, then this stream's own (format changed, stream conflict)."""
