@@ -41,6 +41,7 @@ K = TypeVar("K", bound=Hashable)
 _Q = 1e6  # quantisation of the squared derivative, units per (mV/s)^2
 _Q_MAX = 1e12  # clip of the squared derivative, (mV/s)^2 (keeps int64 sums exact)
 _PIECE = 65536  # longer input is processed in pieces of this many samples per stream
+_NEVER = 2**62  # a horizon no stream reaches
 
 
 @dataclass(frozen=True)
@@ -187,6 +188,12 @@ class _Decider:
         while not self.learning and self.sb_deadline is not None and self.sb_deadline <= horizon:
             self.searchback(out)
 
+    def wake(self) -> int:
+        """The smallest horizon at which :meth:`on_horizon` has something to do."""
+        if self.learning:
+            return self.learn_end - 1
+        return _NEVER if self.sb_deadline is None else self.sb_deadline
+
     def finish(self, out: list[int]) -> None:
         if self.learning and self.learn_cands:
             self.end_learning(out)
@@ -281,6 +288,7 @@ class DetectorBank(Generic[K]):
         self._free: list[int] = []
         self._deciders: list[_Decider | None] = []
         self._n = np.zeros(cap, dtype=np.int64)
+        self._wake = np.full(cap, _NEVER, dtype=np.int64)  # each row's Decider.wake()
         self._last = np.zeros(cap)
         self._zi = np.zeros((cap, k.sos.shape[0], 2))
         self._bp_hist = np.zeros((cap, 4))
@@ -333,7 +341,8 @@ class DetectorBank(Generic[K]):
                 self._grow()
             self._deciders.append(None)
         self._rows[key] = row
-        self._deciders[row] = _Decider(self._k)
+        self._deciders[row] = decider = _Decider(self._k)
+        self._wake[row] = decider.wake()
         self._n[row] = 0
         self._last[row] = 0.0
         self._bp_hist[row] = 0.0
@@ -345,6 +354,7 @@ class DetectorBank(Generic[K]):
     def remove(self, key: K) -> None:
         row = self._rows.pop(key)
         self._deciders[row] = None
+        self._wake[row] = _NEVER
         self._free.append(row)
 
     def process(self, chunks: Mapping[K, NDArray[np.floating]]) -> dict[K, NDArray[np.int64]]:
@@ -381,12 +391,13 @@ class DetectorBank(Generic[K]):
             return peaks
         rest: list[int] = []
         decider.finish(rest)
+        self._wake[row] = decider.wake()
         return np.concatenate((peaks, np.asarray(rest, dtype=np.int64)))
 
     # ------------------------------------------------------------ internals
     def _grow(self) -> None:
         cap = 2 * self._n.shape[0]
-        for name in ("_n", "_last", "_zi", "_bp_hist", "_q_hist", "_bp", "_d", "_m"):
+        for name in ("_n", "_wake", "_last", "_zi", "_bp_hist", "_q_hist", "_bp", "_d", "_m"):
             old = getattr(self, name)
             new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -450,17 +461,24 @@ class DetectorBank(Generic[K]):
                     decider.on_candidate((c, p, s, rr), out_lists[g])
                 except Exception as exc:  # one stream's failure must not stop the others
                     self._fail(keys[g], exc)
-        horizons = (total - r - 1).tolist()
-        for g, row in enumerate(rows.tolist()):
+            for g in set(ri.tolist()):
+                decider = self._deciders[rows[g]]
+                if decider is not None:
+                    self._wake[rows[g]] = decider.wake()
+        # the horizon moved: only streams whose learning or search-back falls due have work
+        horizons = total - r - 1
+        for g in np.flatnonzero(horizons >= self._wake[rows]).tolist():
+            row = int(rows[g])
             decider = self._deciders[row]
             if decider is None:
                 continue
             try:
-                decider.on_horizon(horizons[g], out_lists[g])
+                decider.on_horizon(int(horizons[g]), out_lists[g])
+                self._wake[row] = decider.wake()
             except Exception as exc:
                 self._fail(keys[g], exc)
         return {
-            key: np.asarray(lst, dtype=np.int64)
+            key: np.asarray(lst, dtype=np.int64) if lst else np.empty(0, dtype=np.int64)
             for key, lst in zip(keys, out_lists, strict=True)
             if key not in self.failed
         }

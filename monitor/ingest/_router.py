@@ -345,9 +345,9 @@ class Ingest:
                 for sid in chunks:
                     self._fail(dirty[sid], exc)
                 continue
-            for sid in chunks:
-                if sid in peaks:
-                    dirty[sid].add_peaks(peaks[sid])
+            for sid, found in peaks.items():
+                if found.size:
+                    dirty[sid].add_peaks(found)
             self._collect_failures(bank)
         for proc in dirty.values():
             # only streams with something to finish: detected peaks waiting, an end, or alarm events
