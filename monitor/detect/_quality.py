@@ -234,7 +234,7 @@ class QualityTracker:
             np.maximum.accumulate(idx, out=idx)
             held = np.where(idx >= 0, block[np.maximum(idx, 0)], self._last)
         self._last = float(held[-1])
-        xx = np.array(held, dtype=np.float64)[None, :]
+        xx = held[None, :]  # sosfilt_rows filters a copy
         wide = sosfilt_rows(self._sos_wide, xx, self._zi_wide)[0]
         qrs = sosfilt_rows(self._sos_qrs, xx, self._zi_qrs)[0]
         n = block.size
