@@ -407,28 +407,34 @@ class DetectorBank(Generic[K]):
         k = self._k
         keys = [m[0] for m in members]
         rows = np.fromiter((self._rows[key] for key in keys), dtype=np.intp, count=len(keys))
-        x = np.stack([m[1] for m in members])
+        # consecutive rows (the usual case: every stream with the same chunk length) are read and
+        # updated in place through a slice; other sets of rows are gathered and written back
+        sel: slice | NDArray[np.intp] = rows
+        if rows[-1] - rows[0] == rows.size - 1 and (rows.size < 3 or bool((np.diff(rows) == 1).all())):
+            sel = slice(int(rows[0]), int(rows[-1]) + 1)
+        x = np.stack([m[1] for m in members]) if len(members) > 1 else np.asarray(members[0][1])[None, :]
         n = x.shape[1]
-        x = self._hold(x, rows)
-        fresh = self._n[rows] == 0
-        zi = self._zi[rows]
+        x = self._hold(x, sel)
+        fresh = self._n[sel] == 0
+        zi = self._zi[sel]
         if fresh.any():  # start each new stream in steady state at its first sample
             zi[fresh] = k.zi_unit[None, :, :] * x[fresh, 0][:, None, None]
         bp = sosfilt_rows(k.sos, x, zi)
-        self._zi[rows] = zi
-        bp_hist = self._bp_hist[rows]
-        q_hist = self._q_hist[rows]
+        bp_hist = self._bp_hist[sel]
+        q_hist = self._q_hist[sel]
         d, m = _features(bp, bp_hist, q_hist, k.scale, k.w)
-        self._bp_hist[rows] = bp_hist
-        self._q_hist[rows] = q_hist
-        big_bp = np.concatenate((self._bp[rows], bp), axis=1)
-        big_d = np.concatenate((self._d[rows], d), axis=1)
-        big_m = np.concatenate((self._m[rows], m), axis=1)
-        self._bp[rows] = big_bp[:, -k.tail :]
-        self._d[rows] = big_d[:, -k.tail :]
-        self._m[rows] = big_m[:, -k.tail :]
-        self._n[rows] += n
-        total = self._n[rows]
+        big_bp = np.concatenate((self._bp[sel], bp), axis=1)
+        big_d = np.concatenate((self._d[sel], d), axis=1)
+        big_m = np.concatenate((self._m[sel], m), axis=1)
+        if not isinstance(sel, slice):  # gathered copies: write them back
+            self._zi[sel] = zi
+            self._bp_hist[sel] = bp_hist
+            self._q_hist[sel] = q_hist
+        self._bp[sel] = big_bp[:, -k.tail :]
+        self._d[sel] = big_d[:, -k.tail :]
+        self._m[sel] = big_m[:, -k.tail :]
+        self._n[sel] += n
+        total = self._n[sel].copy()
 
         # Candidates: indices whose integrated value is the maximum of +-r around
         # them (first of a plateau) and above the amplitude floor. Column j of the
@@ -488,7 +494,7 @@ class DetectorBank(Generic[K]):
         self.failed[key] = exc
         self.remove(key)
 
-    def _hold(self, x: NDArray[np.float64], rows: NDArray[np.intp]) -> NDArray[np.float64]:
+    def _hold(self, x: NDArray[np.float64], rows: slice | NDArray[np.intp]) -> NDArray[np.float64]:
         """Replace non-finite samples by the last finite one of their row."""
         bad = ~np.isfinite(x)
         if bad.any():
