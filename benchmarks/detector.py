@@ -20,7 +20,8 @@ noisy and 2 minutes clean alternately; noise scaled for the requested SNR as
 beats, N = mean power of the noise in 1 s windows (mean removed), the largest
 and smallest 5% of the measurements discarded in both. Scored from minute 5.
 
-Run: ``python benchmarks/detector.py`` (needs the ``bench`` extra). Writes
+Run: ``python benchmarks/detector.py`` (needs the ``bench`` extra; data from
+``$ECG_MONITOR_SHARED_DATA``, else ``../shared/data``). Writes
 ``benchmarks/results/detector_*.{json,csv,png}``.
 """
 
@@ -29,6 +30,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import platform
 import time
 from collections.abc import Callable
@@ -41,7 +43,7 @@ from monitor import MatchResult, StreamingDetector, detect_beats, match_beats, r
 from monitor.evaluation import nst_mix
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data"
+DATA = Path(os.environ.get("ECG_MONITOR_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SNRS = (24, 18, 12, 6, 0, -6)
 
 Detector = Callable[[np.ndarray, float], np.ndarray]

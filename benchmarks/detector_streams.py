@@ -13,7 +13,8 @@ timed with process time, after the signals are in memory:
 
 Reported: CPU seconds per hour of ECG per stream, and the share of one core
 that N real-time streams need (CPU time / signal time). Run:
-``python benchmarks/detector_streams.py``; writes
+``python benchmarks/detector_streams.py`` (mitdb from
+``$ECG_MONITOR_SHARED_DATA``, else ``../shared/data``); writes
 ``benchmarks/results/detector_streams.{json,png}``.
 """
 
@@ -23,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -32,7 +34,7 @@ import wfdb
 from monitor import DetectorBank, Ingest, encode_data
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "mitdb"
+DATA = Path(os.environ.get("ECG_MONITOR_SHARED_DATA", ROOT.parent / "shared" / "data")) / "mitdb"
 FS = 360.0
 CHUNK = 36
 
@@ -107,7 +109,7 @@ def main() -> None:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
         "python": platform.python_version(),
         "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/detector_streams.py",
+        "command": " ".join(["python", "benchmarks/detector_streams.py", *sys.argv[1:]]),
         "chunk_samples": CHUNK,
         "fs": FS,
     }

@@ -176,7 +176,8 @@ class BeatAssembler:
             window = self.samples.read(lo, hi)[:, 0]
             if lo > start or hi < stop:  # segment start or end: pad with edge values
                 window = np.pad(window, (lo - start, stop - hi), mode="edge")
-        window = np.nan_to_num(window, nan=0.0)
+        if not np.isfinite(window).all():
+            window = np.nan_to_num(window, nan=0.0)
         return Beat(
             stream=self.stream,
             sample=peak,

@@ -40,6 +40,8 @@ K = TypeVar("K", bound=Hashable)
 
 _Q = 1e6  # quantisation of the squared derivative, units per (mV/s)^2
 _Q_MAX = 1e12  # clip of the squared derivative, (mV/s)^2 (keeps int64 sums exact)
+_PIECE = 65536  # longer input is processed in pieces of this many samples per stream
+_NEVER = 2**62  # a horizon no stream reaches
 
 
 @dataclass(frozen=True)
@@ -118,17 +120,32 @@ def _features(
     updated in place. The square is quantised to integers so that the running
     sum is exact: the integral is the same however the signal is chunked.
     """
-    ext = np.concatenate((bp_hist, bp), axis=1)
+    rows, n = bp.shape
+    ext = np.empty((rows, n + 4))
+    ext[:, :4] = bp_hist
+    ext[:, 4:] = bp
     bp_hist[...] = ext[:, -4:]
-    d = (ext[:, 4:] + 2.0 * ext[:, 3:-1] - 2.0 * ext[:, 1:-3] - ext[:, :-4]) * scale
-    q = np.rint(np.minimum(d * d, _Q_MAX) * _Q).astype(np.int64)
-    qext = np.concatenate((q_hist, q), axis=1)
+    # d = (x[i] + 2 x[i-1] - 2 x[i-3] - x[i-4]) * scale, evaluated in that order, in place
+    d = np.multiply(ext[:, 3:-1], 2.0)
+    d += ext[:, 4:]
+    t = np.multiply(ext[:, 1:-3], 2.0)
+    d -= t
+    d -= ext[:, :-4]
+    d *= scale
+    q = np.multiply(d, d, out=t)
+    np.minimum(q, _Q_MAX, out=q)
+    q *= _Q
+    np.rint(q, out=q)
+    qext = np.empty((rows, n + w - 1), dtype=np.int64)
+    qext[:, : w - 1] = q_hist
+    qext[:, w - 1 :] = q  # the integers q holds, as astype(np.int64) gives them
     if w > 1:
         q_hist[...] = qext[:, -(w - 1) :]
     cs = np.cumsum(qext, axis=1)
-    sums = cs[:, w - 1 :].copy()
-    sums[:, 1:] -= cs[:, : cs.shape[1] - w]
-    return d, sums.astype(np.float64) * (1.0 / (_Q * w))
+    sums = np.empty((rows, n), dtype=np.int64)
+    sums[:, 0] = cs[:, w - 1]
+    np.subtract(cs[:, w:], cs[:, : cs.shape[1] - w], out=sums[:, 1:])
+    return d, np.multiply(sums, 1.0 / (_Q * w))
 
 
 _Cand = tuple[int, float, float, int]  # (index in the integrated signal, height, slope, R-peak sample)
@@ -170,6 +187,12 @@ class _Decider:
             self.end_learning(out)
         while not self.learning and self.sb_deadline is not None and self.sb_deadline <= horizon:
             self.searchback(out)
+
+    def wake(self) -> int:
+        """The smallest horizon at which :meth:`on_horizon` has something to do."""
+        if self.learning:
+            return self.learn_end - 1
+        return _NEVER if self.sb_deadline is None else self.sb_deadline
 
     def finish(self, out: list[int]) -> None:
         if self.learning and self.learn_cands:
@@ -265,6 +288,7 @@ class DetectorBank(Generic[K]):
         self._free: list[int] = []
         self._deciders: list[_Decider | None] = []
         self._n = np.zeros(cap, dtype=np.int64)
+        self._wake = np.full(cap, _NEVER, dtype=np.int64)  # each row's Decider.wake()
         self._last = np.zeros(cap)
         self._zi = np.zeros((cap, k.sos.shape[0], 2))
         self._bp_hist = np.zeros((cap, 4))
@@ -317,7 +341,8 @@ class DetectorBank(Generic[K]):
                 self._grow()
             self._deciders.append(None)
         self._rows[key] = row
-        self._deciders[row] = _Decider(self._k)
+        self._deciders[row] = decider = _Decider(self._k)
+        self._wake[row] = decider.wake()
         self._n[row] = 0
         self._last[row] = 0.0
         self._bp_hist[row] = 0.0
@@ -329,6 +354,7 @@ class DetectorBank(Generic[K]):
     def remove(self, key: K) -> None:
         row = self._rows.pop(key)
         self._deciders[row] = None
+        self._wake[row] = _NEVER
         self._free.append(row)
 
     def process(self, chunks: Mapping[K, NDArray[np.floating]]) -> dict[K, NDArray[np.int64]]:
@@ -341,8 +367,17 @@ class DetectorBank(Generic[K]):
             if x.size:
                 groups.setdefault(x.size, []).append((key, x))
         out: dict[K, NDArray[np.int64]] = {}
-        for members in groups.values():
-            out.update(self._process_group(members))
+        for size, members in groups.items():
+            if size <= _PIECE:
+                out.update(self._process_group(members))
+                continue
+            # long input in pieces that stay in the CPU cache (the result does not depend on chunking)
+            found: dict[K, list[NDArray[np.int64]]] = {}
+            for pos in range(0, size, _PIECE):
+                piece = [(key, x[pos : pos + _PIECE]) for key, x in members if key in self._rows]
+                for key, peaks in self._process_group(piece).items():
+                    found.setdefault(key, []).append(peaks)
+            out.update({key: np.concatenate(parts) for key, parts in found.items() if key not in self.failed})
         return out
 
     def flush(self, key: K) -> NDArray[np.int64]:
@@ -356,12 +391,13 @@ class DetectorBank(Generic[K]):
             return peaks
         rest: list[int] = []
         decider.finish(rest)
+        self._wake[row] = decider.wake()
         return np.concatenate((peaks, np.asarray(rest, dtype=np.int64)))
 
     # ------------------------------------------------------------ internals
     def _grow(self) -> None:
         cap = 2 * self._n.shape[0]
-        for name in ("_n", "_last", "_zi", "_bp_hist", "_q_hist", "_bp", "_d", "_m"):
+        for name in ("_n", "_wake", "_last", "_zi", "_bp_hist", "_q_hist", "_bp", "_d", "_m"):
             old = getattr(self, name)
             new = np.zeros((cap, *old.shape[1:]), dtype=old.dtype)
             new[: old.shape[0]] = old
@@ -371,28 +407,34 @@ class DetectorBank(Generic[K]):
         k = self._k
         keys = [m[0] for m in members]
         rows = np.fromiter((self._rows[key] for key in keys), dtype=np.intp, count=len(keys))
-        x = np.stack([m[1] for m in members])
+        # consecutive rows (the usual case: every stream with the same chunk length) are read and
+        # updated in place through a slice; other sets of rows are gathered and written back
+        sel: slice | NDArray[np.intp] = rows
+        if rows[-1] - rows[0] == rows.size - 1 and (rows.size < 3 or bool((np.diff(rows) == 1).all())):
+            sel = slice(int(rows[0]), int(rows[-1]) + 1)
+        x = np.stack([m[1] for m in members]) if len(members) > 1 else np.asarray(members[0][1])[None, :]
         n = x.shape[1]
-        x = self._hold(x, rows)
-        fresh = self._n[rows] == 0
-        zi = self._zi[rows]
+        x = self._hold(x, sel)
+        fresh = self._n[sel] == 0
+        zi = self._zi[sel]
         if fresh.any():  # start each new stream in steady state at its first sample
             zi[fresh] = k.zi_unit[None, :, :] * x[fresh, 0][:, None, None]
         bp = sosfilt_rows(k.sos, x, zi)
-        self._zi[rows] = zi
-        bp_hist = self._bp_hist[rows]
-        q_hist = self._q_hist[rows]
+        bp_hist = self._bp_hist[sel]
+        q_hist = self._q_hist[sel]
         d, m = _features(bp, bp_hist, q_hist, k.scale, k.w)
-        self._bp_hist[rows] = bp_hist
-        self._q_hist[rows] = q_hist
-        big_bp = np.concatenate((self._bp[rows], bp), axis=1)
-        big_d = np.concatenate((self._d[rows], d), axis=1)
-        big_m = np.concatenate((self._m[rows], m), axis=1)
-        self._bp[rows] = big_bp[:, -k.tail :]
-        self._d[rows] = big_d[:, -k.tail :]
-        self._m[rows] = big_m[:, -k.tail :]
-        self._n[rows] += n
-        total = self._n[rows]
+        big_bp = np.concatenate((self._bp[sel], bp), axis=1)
+        big_d = np.concatenate((self._d[sel], d), axis=1)
+        big_m = np.concatenate((self._m[sel], m), axis=1)
+        if not isinstance(sel, slice):  # gathered copies: write them back
+            self._zi[sel] = zi
+            self._bp_hist[sel] = bp_hist
+            self._q_hist[sel] = q_hist
+        self._bp[sel] = big_bp[:, -k.tail :]
+        self._d[sel] = big_d[:, -k.tail :]
+        self._m[sel] = big_m[:, -k.tail :]
+        self._n[sel] += n
+        total = self._n[sel].copy()
 
         # Candidates: indices whose integrated value is the maximum of +-r around
         # them (first of a plateau) and above the amplitude floor. Column j of the
@@ -425,17 +467,24 @@ class DetectorBank(Generic[K]):
                     decider.on_candidate((c, p, s, rr), out_lists[g])
                 except Exception as exc:  # one stream's failure must not stop the others
                     self._fail(keys[g], exc)
-        horizons = (total - r - 1).tolist()
-        for g, row in enumerate(rows.tolist()):
+            for g in set(ri.tolist()):
+                decider = self._deciders[rows[g]]
+                if decider is not None:
+                    self._wake[rows[g]] = decider.wake()
+        # the horizon moved: only streams whose learning or search-back falls due have work
+        horizons = total - r - 1
+        for g in np.flatnonzero(horizons >= self._wake[rows]).tolist():
+            row = int(rows[g])
             decider = self._deciders[row]
             if decider is None:
                 continue
             try:
-                decider.on_horizon(horizons[g], out_lists[g])
+                decider.on_horizon(int(horizons[g]), out_lists[g])
+                self._wake[row] = decider.wake()
             except Exception as exc:
                 self._fail(keys[g], exc)
         return {
-            key: np.asarray(lst, dtype=np.int64)
+            key: np.asarray(lst, dtype=np.int64) if lst else np.empty(0, dtype=np.int64)
             for key, lst in zip(keys, out_lists, strict=True)
             if key not in self.failed
         }
@@ -445,7 +494,7 @@ class DetectorBank(Generic[K]):
         self.failed[key] = exc
         self.remove(key)
 
-    def _hold(self, x: NDArray[np.float64], rows: NDArray[np.intp]) -> NDArray[np.float64]:
+    def _hold(self, x: NDArray[np.float64], rows: slice | NDArray[np.intp]) -> NDArray[np.float64]:
         """Replace non-finite samples by the last finite one of their row."""
         bad = ~np.isfinite(x)
         if bad.any():

@@ -42,6 +42,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 
 import numpy as np
 from numpy.typing import NDArray
@@ -86,6 +87,16 @@ class QualityConfig:
             )
 
 
+@lru_cache(maxsize=64)
+def _bands(fs: float) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """The 1-30 Hz and QRS-band (5-15 Hz) filters at ``fs`` (shared by every stream of that rate: never written)."""
+    hi = min(30.0, 0.45 * fs)
+    wide = np.ascontiguousarray(signal.butter(2, (1.0, hi), btype="bandpass", fs=fs, output="sos"))
+    hi = min(15.0, 0.45 * fs)
+    qrs = np.ascontiguousarray(signal.butter(2, (5.0, hi), btype="bandpass", fs=fs, output="sos"))
+    return wide, qrs
+
+
 @dataclass
 class TechnicalAlarm:
     """A technical alarm episode; ``end`` is None while it lasts. Samples in stream indexing."""
@@ -119,10 +130,7 @@ class QualityTracker:
         cfg = self.config
         self._block = max(1, round(cfg.block_s * self.fs))
         self._window = max(self._block, round(cfg.window_s * self.fs))
-        hi = min(30.0, 0.45 * self.fs)
-        self._sos_wide = np.ascontiguousarray(signal.butter(2, (1.0, hi), btype="bandpass", fs=self.fs, output="sos"))
-        hi = min(15.0, 0.45 * self.fs)
-        self._sos_qrs = np.ascontiguousarray(signal.butter(2, (5.0, hi), btype="bandpass", fs=self.fs, output="sos"))
+        self._sos_wide, self._sos_qrs = _bands(float(self.fs))
         self._zi_wide = np.zeros((1, self._sos_wide.shape[0], 2))
         self._zi_qrs = np.zeros((1, self._sos_qrs.shape[0], 2))
         self._raw: list[NDArray[np.float64]] = []  # samples of the block being filled
@@ -183,8 +191,17 @@ class QualityTracker:
         out, self._events = self._events, []
         return out
 
+    @property
+    def has_events(self) -> bool:
+        """Technical alarm onsets or ends wait to be taken."""
+        return bool(self._events)
+
     def process(self, x: NDArray[np.float64]) -> None:
         """Take the next samples (mV, NaN for missing)."""
+        if self._raw_n + x.size < self._block:  # the common case: the block is not complete yet
+            self._raw.append(x)
+            self._raw_n += x.size
+            return
         pos = 0
         while pos < x.size:
             take = min(self._block - self._raw_n, x.size - pos)
@@ -217,7 +234,7 @@ class QualityTracker:
             np.maximum.accumulate(idx, out=idx)
             held = np.where(idx >= 0, block[np.maximum(idx, 0)], self._last)
         self._last = float(held[-1])
-        xx = np.array(held, dtype=np.float64)[None, :]
+        xx = held[None, :]  # sosfilt_rows filters a copy
         wide = sosfilt_rows(self._sos_wide, xx, self._zi_wide)[0]
         qrs = sosfilt_rows(self._sos_qrs, xx, self._zi_qrs)[0]
         n = block.size

@@ -59,6 +59,15 @@ class _Run:
         self.next_seq = item.frame.seq + 1
         self.next_start = item.frame.start + item.frame.n
 
+    def release(self, stats: StreamStats, tracker: SequenceTracker) -> None:
+        """Reject the held frames: as a conflict, or under their own reasons."""
+        for item in self.held:
+            reason = "stream_conflict" if self.conflict else item.reason
+            stats.rejected[reason] += 1
+            tracker.note(reason)
+        stats.held -= len(self.held)
+        self.held = []
+
 
 class _Alarms:
     """A stream's own technical alarms (format changed, stream conflict): the open ones by kind, and
@@ -197,6 +206,10 @@ class StreamProcessor:
         x, clean = self.converter(frame)
         if frame.boot != self.boot:
             return self._other_boot(_Held(frame, x, "old_boot", clean))
+        if clean and self._run is None and not self._alarms and self.tracker.follows(frame.seq, frame.start):
+            self.segments.late_run = 0  # the common case: the next frame, nothing held, nothing to close
+            self._accept(frame, x, 0, now, True)
+            return None
         verdict = self.tracker.check(frame.seq, frame.start)
         if verdict.accept:
             self.segments.late_run = 0
@@ -204,7 +217,7 @@ class StreamProcessor:
             if run is not None:
                 if run.held:
                     run.interleaved += 1
-                    self._release(run)
+                    run.release(self.stats, self.tracker)
                 if self.tracker.next_sample - run.main_at_last > self._stale:
                     self._drop_run()
             self._accept(frame, x, verdict.gap, now, clean)
@@ -252,23 +265,14 @@ class StreamProcessor:
             run.conflict = True
             self.stats.conflicts += 1
             self._open_alarm(CONFLICT_ALARM)
-            self._release(run)
+            run.release(self.stats, self.tracker)
         return None
-
-    def _release(self, run: _Run) -> None:
-        """Reject the run's held frames: as a conflict, or under their own reasons."""
-        for item in run.held:
-            reason = "stream_conflict" if run.conflict else item.reason
-            self.stats.rejected[reason] += 1
-            self.tracker.note(reason)
-        self.stats.held -= len(run.held)
-        run.held = []
 
     def _drop_run(self) -> None:
         run = self._run
         if run is None:
             return
-        self._release(run)
+        run.release(self.stats, self.tracker)
         if run.conflict:
             self._close_alarm(CONFLICT_ALARM)
         self._run = None
@@ -353,6 +357,10 @@ class StreamProcessor:
         """End of stream: end this module's open technical alarms."""
         for kind in list(self._alarms.active):
             self._close_alarm(kind)
+
+    @property
+    def has_technical(self) -> bool:  # technical alarm onsets or ends wait for take_technical
+        return self.quality.has_events or bool(self._alarms.events)
 
     def take_technical(self) -> list[TechnicalAlarm]:
         """The technical alarm onsets and ends raised since the last call, oldest first: the

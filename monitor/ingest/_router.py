@@ -345,12 +345,13 @@ class Ingest:
                 for sid in chunks:
                     self._fail(dirty[sid], exc)
                 continue
-            for sid in chunks:
-                if sid in peaks:
-                    dirty[sid].add_peaks(peaks[sid])
+            for sid, found in peaks.items():
+                if found.size:
+                    dirty[sid].add_peaks(found)
             self._collect_failures(bank)
         for proc in dirty.values():
-            if proc.stats.error is not None:
+            # only streams with something to finish: detected peaks waiting, an end, or alarm events
+            if proc.stats.error is not None or not (proc.pending_peaks or proc.eos or proc.has_technical):
                 continue
             try:
                 out.extend(self._finish_step(proc, now))
@@ -372,8 +373,9 @@ class Ingest:
             proc.close_alarms()
             proc.stats.ended = final = True
             self._ended.append(proc)
-        beats = proc.ready(now, final=final)
-        self._take_events(proc)
+        beats = proc.ready(now, final=final) if proc.pending_peaks else []
+        if proc.has_technical:
+            self._take_events(proc)
         return beats
 
     def _fail(self, proc: StreamProcessor, exc: Exception) -> None:

@@ -83,6 +83,18 @@ class SequenceTracker:
             del self._recent[next(iter(self._recent))]  # the oldest (dicts keep insertion order)
         return SeqVerdict(True, gap=gap)
 
+    def follows(self, seq: int, start: int) -> bool:
+        """Accept the frame if it is exactly the next one (what :meth:`check` accepts with no gap); else
+        change nothing and return False (:meth:`check` decides)."""
+        if seq != self.next_seq or start != self.next_sample:
+            return False
+        self.next_seq = seq + 1
+        recent = self._recent
+        recent[seq] = start
+        if len(recent) > _RECENT:
+            del recent[next(iter(recent))]
+        return True
+
     def note(self, reason: str) -> None:
         """Count a foreign frame the caller finally rejected under ``reason``."""
         if reason == "duplicate":
