@@ -228,11 +228,12 @@ class TemplateTracker:
         if len(cands) < cfg.learn_beats:
             return
         q = self._qrs
-        n = len(cands)
-        sim = np.eye(n)
-        for i in range(n):
-            for j in range(i + 1, n):
-                sim[i, j] = sim[j, i] = _corr(cands[i][q], cands[j][q])
+        seg = np.stack([c[q] for c in cands])
+        seg -= seg.mean(axis=1, keepdims=True)
+        energy = np.einsum("ij,ij->i", seg, seg)
+        den = np.sqrt(np.outer(energy, energy))
+        sim = np.where(den > 1e-12, (seg @ seg.T) / np.maximum(den, 1e-12), 0.0)  # every pair's _corr at once
+        np.fill_diagonal(sim, 1.0)
         alike = sim >= cfg.learn_corr
         agree = alike.sum(axis=1)
         eligible = np.flatnonzero(agree >= cfg.learn_agree)
