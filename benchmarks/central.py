@@ -117,7 +117,7 @@ def cpu_run(args: argparse.Namespace, web: bool, browser: Any) -> dict[str, Any]
     setup = Setup(args.cpu_streams, args.warmup + args.cpu_seconds + 30, args.data, web=web)
     try:
         page = None
-        if web:
+        if web and not args.no_page_in_cpu:
             page = browser.new_page(viewport={"width": 1920, "height": 1080})
             page.goto(setup.url)
         time.sleep(args.warmup)
@@ -131,6 +131,7 @@ def cpu_run(args: argparse.Namespace, web: bool, browser: Any) -> dict[str, Any]
         setup.close()
     return {
         "web": web,
+        "page_open": web and not args.no_page_in_cpu,
         "streams": args.cpu_streams,
         "seconds": round(t1 - t0, 1),
         "monitor_cpu_pct": round(100 * (m1 - m0) / (t1 - t0), 1),
@@ -147,6 +148,12 @@ def main() -> None:
     p.add_argument("--cpu-streams", type=int, default=250)
     p.add_argument("--cpu-seconds", type=float, default=60.0)
     p.add_argument("--skip-cpu", action="store_true", help="only the page measurement")
+    p.add_argument("--skip-page", action="store_true", help="only the CPU measurement")
+    p.add_argument(
+        "--no-page-in-cpu",
+        action="store_true",
+        help="measure --web's CPU with no page open (the browser then takes no CPU from the monitor's cores)",
+    )
     p.add_argument("--data", type=Path, default=DATA)
     p.add_argument("--out", type=Path, default=RESULTS)
     args = p.parse_args()
@@ -163,8 +170,9 @@ def main() -> None:
     }
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-        result["page"] = page_run(args, browser)
-        print("page", result["page"], flush=True)
+        if not args.skip_page:
+            result["page"] = page_run(args, browser)
+            print("page", result["page"], flush=True)
         if not args.skip_cpu:
             result["cpu"] = [cpu_run(args, False, browser), cpu_run(args, True, browser)]
             base, web = result["cpu"]
