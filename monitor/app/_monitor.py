@@ -324,6 +324,8 @@ class Monitor:
         if self.strips is not None:
             self.strips.flush(self.ingest.streams.values())  # what there is of the strips still waiting
         if self.bus is not None:
+            if self.wave is not None:
+                self.wave.poll(self.ingest.streams.values(), force=True)  # the last strips
             self.bus.status(self.status())
         if self.view is not None:
             now = self.clock()

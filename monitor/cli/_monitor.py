@@ -305,7 +305,7 @@ def _announce_when_bound(
         if monitor.alerts_endpoint:
             print(f"ecg-monitor: alerts published on {monitor.alerts_endpoint}", file=sys.stderr, flush=True)
         if station is not None and monitor.bus is not None:
-            station.connect(monitor.bus.endpoint, monitor.bus.snapshot_endpoint)
+            station.connect(monitor.bus.endpoint, monitor.bus.snapshot_endpoint, trusted=True)
 
     thread = threading.Thread(target=announce, name="ecg-monitor-announce", daemon=True)
     thread.start()

@@ -17,6 +17,7 @@ from its ring buffer and publishes whole chunks.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -162,14 +163,29 @@ class WaveTap:
     """Reads each stream's new samples from its ring buffer and hands whole chunks to ``publish`` (with the
     name of the stream's monitored lead); a stream no longer polled is forgotten."""
 
-    def __init__(self, publish: Callable[[WaveChunk, str], None], out_fs: float = 125.0, chunk_s: float = 0.25) -> None:
+    def __init__(
+        self,
+        publish: Callable[[WaveChunk, str], None],
+        out_fs: float = 125.0,
+        chunk_s: float = 0.25,
+        every_s: float = 0.1,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.publish = publish
         self.out_fs = out_fs
         self.chunk_s = chunk_s
+        self.every_s = every_s  # polls closer together than this do nothing (the filter's cost is per call)
+        self.clock = clock
+        self._last = -math.inf
         self._streams: dict[str, WaveDecimator] = {}
 
-    def poll(self, streams: Iterable[_Stream]) -> int:
-        """Publish the chunks completed since the last poll; returns how many."""
+    def poll(self, streams: Iterable[_Stream], *, force: bool = False) -> int:
+        """Publish the chunks completed since the last poll; returns how many. A poll within ``every_s`` of
+        the last one does nothing unless ``force``d: what is published does not depend on how often."""
+        now = self.clock()
+        if not force and now - self._last < self.every_s:
+            return 0
+        self._last = now
         n = 0
         seen = set()
         for proc in streams:

@@ -66,10 +66,11 @@ class BusFeed:
         curve: CurveConfig | None = None,
         snapshot_endpoint: str | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
+        trusted: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.ctx = context or zmq.Context.instance()
-        self.bridge = AlertBridge()
+        self.bridge = AlertBridge(trusted=trusted)  # trusted: the monitor's own bus (--web), not re-validated
         self.output = _WardOutput(endpoint, self.bridge, ward, publish)
         self._curve = curve
         self._snapshot = snapshot_endpoint or AlertBus.default_snapshot_endpoint(endpoint)

@@ -244,6 +244,8 @@ class CentralServer:
             self._loop.call_soon_threadsafe(self._broadcast, messages)
 
     def _broadcast(self, messages: list[dict[str, Any]]) -> None:
+        if not self._clients:  # no page open: nothing to encode
+            return
         for msg in messages:
             text = json.dumps(msg, separators=(",", ":"))
             for queue in self._clients:

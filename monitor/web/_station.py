@@ -87,10 +87,17 @@ class Station:
         log.info("central station on %s (pid %d)", self.url, os.getpid())
         return self
 
-    def connect(self, endpoint: str, snapshot: str | None = None) -> None:
-        """Also show the beds of the bus at ``endpoint`` (its snapshot endpoint: ``snapshot``, else derived)."""
+    def connect(self, endpoint: str, snapshot: str | None = None, *, trusted: bool = False) -> None:
+        """Also show the beds of the bus at ``endpoint`` (its snapshot endpoint: ``snapshot``, else derived);
+        ``trusted``: this process's own bus, whose messages need no schema check."""
         feed = BusFeed(
-            endpoint, self.ward, self.server.publish, curve=self._curve, snapshot_endpoint=snapshot, context=self._ctx
+            endpoint,
+            self.ward,
+            self.server.publish,
+            curve=self._curve,
+            snapshot_endpoint=snapshot,
+            context=self._ctx,
+            trusted=trusted,
         )
         self.feeds.append(feed.start())
 

@@ -94,7 +94,7 @@ def test_the_tap_publishes_schema_valid_strips_on_the_bus(ctx: zmq.Context[zmq.S
     sub.connect("inproc://wave-test")
     sub.subscribe(b"wave/")
     bus.serve_subscriptions()
-    tap = WaveTap(bus.wave)
+    tap = WaveTap(bus.wave, every_s=0.0)
     proc = Proc(fs)
     assert tap.poll([proc]) == 0
     proc.ring.end = 720  # two seconds arrive

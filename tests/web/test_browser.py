@@ -125,6 +125,11 @@ def test_two_replayed_beds_are_live_with_rates_moving_strips_and_208s_ectopy_ala
     acked = page.locator(f'.tile[data-stream="208"] .alarm[data-alarm-id="{alarm_id}"].acked')
     acked.wait_for(timeout=5_000)
     assert "acknowledged by local user" in acked.inner_text()
+    # audio pause: two minutes, shown counting down
+    assert page.is_hidden("#paused")
+    page.click("#pause")
+    page.locator("#paused:not([hidden])").wait_for(timeout=5_000)
+    assert re.match(r"Sound paused (2:00|1:5\d)$", page.inner_text("#paused"))
     stats = page.evaluate("window.ecgCentral.stats")
     assert stats["drawnChunks"] > 0 and stats["frames"] > 10
     page.close()
