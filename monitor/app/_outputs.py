@@ -35,7 +35,7 @@ def open_outputs(m: Monitor) -> None:
         m.alerts_endpoint = m.bus.endpoint
         m.sinks.sinks.insert(0, BusSink(m.bus, m.locate))
         if m.config.wave:
-            m.wave = WaveTap(functools.partial(m.bus.wave, locate=m.locate))
+            m.wave = WaveTap(functools.partial(m.bus.wave, locate=m.locate), clock=m.clock)
 
 
 class Acknowledgements:
