@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sqlite3
 import subprocess
 import sys
@@ -28,19 +27,13 @@ from typing import Any
 
 import torch
 import wfdb
+from inference import machine  # the same machine line as the inference benchmark
 
 from engine import discover
 from engine._backends import BACKENDS
 
 ROOT = Path(__file__).resolve().parent.parent
 DS2 = "100,103,105,111,113,117,121,123,200,202,210,212,213,214,219,221,222,228,231,232,233,234"
-
-
-def machine() -> str:
-    name = f"{platform.machine()}, {os.cpu_count()} CPU cores"
-    if torch.cuda.is_available():
-        name += f", GPU {torch.cuda.get_device_name(0)}"
-    return name
 
 
 def run_monitor(backend: str, records: str, data_dir: Path, out: Path) -> float:

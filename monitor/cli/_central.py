@@ -9,28 +9,19 @@ required: the page asks for the token once and keeps a session cookie.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import threading
 from collections.abc import Sequence
 
 import zmq
 
-from monitor.cli._options import OptionParser, setup_logging, stop_on_signals
+from monitor.cli._options import OptionParser, host_port, setup_logging, stop_on_signals
 from monitor.errors import ConfigError
-from monitor.observe import parse_address
 from monitor.transport import client_from_flags
 
 __all__ = ["build_parser", "main"]
 
 PROG = "ecg-central"
-
-
-def _address(text: str) -> tuple[str, int]:
-    try:
-        return parse_address(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> OptionParser:
@@ -45,7 +36,7 @@ def build_parser() -> OptionParser:
     p.option(
         "--bind",
         env="WEB",
-        type=_address,
+        type=host_port,
         default="127.0.0.1:8080",
         metavar="HOST:PORT",
         help="where the page is served; beyond loopback --web-token-file is required",

@@ -30,6 +30,7 @@ from monitor.app import Monitor, MonitorConfig, parse_source
 from monitor.cli._options import (
     OptionParser,
     field_default,
+    host_port,
     positive,
     setup_logging,
     stop_on_signals,
@@ -37,7 +38,7 @@ from monitor.cli._options import (
 from monitor.errors import ConfigError, EcgMonitorError
 from monitor.evaluation import MatchResult
 from monitor.ingest import StreamConfig
-from monitor.observe import MetricsServer, attach, parse_address
+from monitor.observe import MetricsServer, attach
 from monitor.outputs import LiveView
 from monitor.transport import client_from_flags, secure_connect
 from replay import ReplayConfig, add_replay_options
@@ -46,13 +47,6 @@ if TYPE_CHECKING:
     from monitor.web import Station
 
 __all__ = ["build_parser", "lead_preference", "main", "writable_folder"]
-
-
-def _address(text: str) -> tuple[str, int]:
-    try:
-        return parse_address(text)
-    except ConfigError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 _MAX_LEAD_NAME = 64  # as StreamConfig allows
@@ -184,14 +178,14 @@ def build_parser() -> OptionParser:
     p.option(
         "--metrics",
         env="METRICS",
-        type=_address,
+        type=host_port,
         metavar="HOST:PORT",
         help="serve Prometheus metrics at http://HOST:PORT/metrics; PORT alone listens on 127.0.0.1",
     )
     p.option(
         "--web",
         env="WEB",
-        type=_address,
+        type=host_port,
         metavar="HOST:PORT",
         help="serve the central station page (every bed's strip, heart rate and alarms) at http://HOST:PORT/; "
         "implies --wave (and a loopback --alerts bus when none is given); beyond loopback needs --web-token-file",

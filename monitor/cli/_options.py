@@ -39,6 +39,7 @@ __all__ = [
     "OptionParser",
     "env_value",
     "field_default",
+    "host_port",
     "non_negative",
     "positive",
     "setup_logging",
@@ -251,3 +252,14 @@ def stop_on_signals(stop: Callable[[], object]) -> None:
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)
+
+
+def host_port(text: str) -> tuple[str, int]:
+    """An argparse ``type``: ``HOST:PORT`` (``PORT`` alone: 127.0.0.1), as :func:`monitor.observe.parse_address`."""
+    from monitor.errors import ConfigError
+    from monitor.observe import parse_address
+
+    try:
+        return parse_address(text)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
