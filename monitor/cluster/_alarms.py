@@ -13,6 +13,7 @@ again later is not raised twice, and one whose condition is gone when the partit
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -22,7 +23,7 @@ from typing import Any
 import nats.errors
 from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import KeyNotFoundError
+from nats.js.errors import KeyNotFoundError, NotFoundError, ServiceUnavailableError
 from nats.js.kv import KeyValue
 
 from monitor.alarms import AlarmEvent
@@ -229,13 +230,15 @@ class AlarmReader:
     that was away gets every transition it missed when it comes back. :meth:`read` acknowledges what it
     returns; :meth:`fetch` leaves that to the caller (acknowledge once handled: at-least-once delivery).
     ``ack_wait``: how long a delivery not acknowledged waits before it comes again (set when the consumer
-    is made)."""
+    is made). A consumer with no leader for the moment (a server restarting, an election: 503 or no
+    responders) is waited out, counted in ``unavailable``; one deleted (404) is made again."""
 
     def __init__(self, js: JetStreamContext, durable: str, *, ack_wait: float = 30.0) -> None:
         self.js = js
         self.durable = durable
         self.ack_wait = ack_wait
         self.rejected = 0
+        self.unavailable = 0
         self._sub: Any = None
 
     async def open(self) -> None:
@@ -251,6 +254,15 @@ class AlarmReader:
         try:
             msgs = await self._sub.fetch(batch, timeout=timeout)
         except (nats.errors.TimeoutError, TimeoutError):  # fetch raises either when nothing came
+            return []
+        except (ServiceUnavailableError, nats.errors.NoRespondersError):
+            self.unavailable += 1
+            log.warning("alarm stream: consumer %s unavailable for now; trying again", self.durable)
+            await asyncio.sleep(timeout)  # as if nothing came
+            return []
+        except NotFoundError:
+            log.warning("alarm stream: consumer %s gone; making it again", self.durable)
+            await self.close()
             return []
         out = []
         for msg in msgs:

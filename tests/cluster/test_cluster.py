@@ -30,6 +30,7 @@ from monitor.cluster import (
 )
 from monitor.errors import FrameError
 from monitor.testing import ecg, frames_of
+from tests.cluster._nats import connected
 
 LAYOUT = ClusterLayout(partitions=4, replicas=3)
 
@@ -79,9 +80,8 @@ async def _gateway_twice(cluster: LocalCluster) -> tuple[int, int, int]:
     await task
     push.close()
     ctx.term()
-    nc = await nats.connect(cluster.urls)
-    info = await nc.jetstream().stream_info(FRAMES_STREAM)
-    await nc.close()
+    async with connected(cluster.urls) as nc:
+        info = await nc.jetstream().stream_info(FRAMES_STREAM)
     return len(messages), gateway.duplicates, info.state.messages
 
 
@@ -103,10 +103,9 @@ async def _two_workers(cluster: LocalCluster) -> list[dict[str, Any]]:
                 break
         assert sorted(len(w.runners) for w in workers) == [2, 2], [sorted(w.runners) for w in workers]
         assert set(workers[0].runners).isdisjoint(workers[1].runners)
-        nc = await nats.connect(cluster.urls)
-        kv = await nc.jetstream().key_value(OWNERS_BUCKET)
-        leases = [lease_of((await kv.get(f"p{p}")).value) for p in range(LAYOUT.partitions)]
-        await nc.close()
+        async with connected(cluster.urls) as nc:
+            kv = await nc.jetstream().key_value(OWNERS_BUCKET)
+            leases = [lease_of((await kv.get(f"p{p}")).value) for p in range(LAYOUT.partitions)]
     finally:
         stop.set()
         await asyncio.gather(*tasks)
@@ -134,35 +133,32 @@ def _event(stream: str, state: str, sample: int) -> AlarmEvent:
 
 
 async def _bridge_away(cluster: LocalCluster) -> tuple[list[str], list[str], list[str]]:
-    nc = await nats.connect(cluster.urls)
-    js = nc.jetstream(timeout=10.0)
-    _, open_kv = await ensure_layout(js, LAYOUT)
-    publisher = AlarmPublisher(js, open_kv, 0, "w")
-    await publisher.adopt(lambda stream, kind: None)
-    bridge = AlarmReader(js, "bridge-1")
-    await publisher.publish([_event("bed-1", "onset", 1000)])
-    first = [f"{r['stream']}:{r['state']}" for r in await bridge.read(timeout=2)]
-    await bridge.close()
-    await nc.close()  # the bridge is away ...
-    nc2 = await nats.connect(cluster.urls)  # ... while alarms go on
-    js2 = nc2.jetstream(timeout=10.0)
-    publisher.js = js2
-    publisher.kv = await js2.key_value("ecg-open")
-    await publisher.publish([_event("bed-1", "end", 3000), _event("bed-2", "onset", 1000)])
-    await publisher.publish([_event("bed-2", "onset", 1000)])  # the same transition again: one is kept
-    nc3 = await nats.connect(cluster.urls)
-    back = AlarmReader(nc3.jetstream(timeout=10.0), "bridge-1")
-    missed = [f"{r['stream']}:{r['state']}" for r in await _read(back, 2)]
-    again = [f"{r['stream']}:{r['state']}" for r in await back.read(timeout=0.5)]
-    open_keys = []
-    for key in ("p0.bed-1.asystole", "p0.bed-2.asystole"):
-        try:
-            await publisher.kv.get(key)
-            open_keys.append(key)
-        except nats.js.errors.KeyNotFoundError:
-            pass
-    await nc3.close()
-    await nc2.close()
+    async with connected(cluster.urls) as nc:
+        js = nc.jetstream(timeout=10.0)
+        _, open_kv = await ensure_layout(js, LAYOUT)
+        publisher = AlarmPublisher(js, open_kv, 0, "w")
+        await publisher.adopt(lambda stream, kind: None)
+        bridge = AlarmReader(js, "bridge-1")
+        await publisher.publish([_event("bed-1", "onset", 1000)])
+        first = [f"{r['stream']}:{r['state']}" for r in await bridge.read(timeout=2)]
+        await bridge.close()
+    # the bridge is away while alarms go on
+    async with connected(cluster.urls) as nc2, connected(cluster.urls) as nc3:
+        js2 = nc2.jetstream(timeout=10.0)
+        publisher.js = js2
+        publisher.kv = await js2.key_value("ecg-open")
+        await publisher.publish([_event("bed-1", "end", 3000), _event("bed-2", "onset", 1000)])
+        await publisher.publish([_event("bed-2", "onset", 1000)])  # the same transition again: one is kept
+        back = AlarmReader(nc3.jetstream(timeout=10.0), "bridge-1")
+        missed = [f"{r['stream']}:{r['state']}" for r in await _read(back, 2)]
+        again = [f"{r['stream']}:{r['state']}" for r in await back.read(timeout=0.5)]
+        open_keys = []
+        for key in ("p0.bed-1.asystole", "p0.bed-2.asystole"):
+            try:
+                await publisher.kv.get(key)
+                open_keys.append(key)
+            except nats.js.errors.KeyNotFoundError:
+                pass
     return first, missed, again + sorted(open_keys)
 
 
@@ -175,21 +171,20 @@ def test_a_bridge_that_was_away_gets_what_it_missed_once(cluster: LocalCluster) 
 
 async def _adopt(cluster: LocalCluster) -> list[dict[str, Any]]:
     """A new owner adopts an open alarm: its later onset is not raised again, its end carries the first id."""
-    nc = await nats.connect(cluster.urls)
-    js = nc.jetstream(timeout=10.0)
-    _, open_kv = await ensure_layout(js, LAYOUT)
-    old = AlarmPublisher(js, open_kv, 1, "old")
-    await old.adopt(lambda stream, kind: None)
-    await old.publish([_event("bed-3", "onset", 1000)])
-    new = AlarmPublisher(js, open_kv, 1, "new")
-    await new.adopt(lambda stream, kind: None)  # not active after the rebuild ...
-    shifted = AlarmEvent("bed-3", "asystole", "onset", 1010, 1400, 250.0, "Asystole")
-    await new.publish([shifted])  # ... raised again (from a different onset): the same episode
-    await new.publish([AlarmEvent("bed-3", "asystole", "end", 1010, 5000, 250.0, "Asystole", end_reason="beats")])
-    assert await new.end_orphans(lambda s: 6000) == 0
-    records = await _read(AlarmReader(js, "adopt"), 2)
-    await nc.close()
-    return records
+    async with connected(cluster.urls) as nc:
+        js = nc.jetstream(timeout=10.0)
+        _, open_kv = await ensure_layout(js, LAYOUT)
+        old = AlarmPublisher(js, open_kv, 1, "old")
+        await old.adopt(lambda stream, kind: None)
+        await old.publish([_event("bed-3", "onset", 1000)])
+        new = AlarmPublisher(js, open_kv, 1, "new")
+        await new.adopt(lambda stream, kind: None)  # not active after the rebuild ...
+        shifted = AlarmEvent("bed-3", "asystole", "onset", 1010, 1400, 250.0, "Asystole")
+        await new.publish([shifted])  # ... raised again (from a different onset): the same episode
+        ended = AlarmEvent("bed-3", "asystole", "end", 1010, 5000, 250.0, "Asystole", end_reason="beats")
+        await new.publish([ended])
+        assert await new.end_orphans(lambda s: 6000) == 0
+        return await _read(AlarmReader(js, "adopt"), 2)
 
 
 def test_an_adopted_alarm_is_neither_raised_twice_nor_lost(cluster: LocalCluster) -> None:
@@ -202,22 +197,59 @@ def test_an_adopted_alarm_is_neither_raised_twice_nor_lost(cluster: LocalCluster
 
 def test_an_adopted_alarm_gone_after_the_rebuild_is_ended(cluster: LocalCluster) -> None:
     async def run() -> list[dict[str, Any]]:
-        nc = await nats.connect(cluster.urls)
-        js = nc.jetstream(timeout=10.0)
-        _, open_kv = await ensure_layout(js, LAYOUT)
-        old = AlarmPublisher(js, open_kv, 2, "old")
-        await old.adopt(lambda stream, kind: None)
-        await old.publish([_event("bed-4", "onset", 1000)])
-        new = AlarmPublisher(js, open_kv, 2, "new")
-        await new.adopt(lambda stream, kind: None)
-        assert await new.end_orphans(lambda s: 7000) == 1
-        records = await _read(AlarmReader(js, "gone"), 2)
-        with pytest.raises(nats.js.errors.KeyNotFoundError):
-            await open_kv.get("p2.bed-4.asystole")
-        await nc.close()
-        return records
+        async with connected(cluster.urls) as nc:
+            js = nc.jetstream(timeout=10.0)
+            _, open_kv = await ensure_layout(js, LAYOUT)
+            old = AlarmPublisher(js, open_kv, 2, "old")
+            await old.adopt(lambda stream, kind: None)
+            await old.publish([_event("bed-4", "onset", 1000)])
+            new = AlarmPublisher(js, open_kv, 2, "new")
+            await new.adopt(lambda stream, kind: None)
+            assert await new.end_orphans(lambda s: 7000) == 1
+            records = await _read(AlarmReader(js, "gone"), 2)
+            with pytest.raises(nats.js.errors.KeyNotFoundError):
+                await open_kv.get("p2.bed-4.asystole")
+            return records
 
     records = asyncio.run(run())
     assert [(r["state"], r["sample"]) for r in records] == [("onset", 1000), ("end", 7000)]
     assert json.loads(json.dumps(records[1]))["end_reason"] == "ended while its worker was replaced"
     assert np.all([r["alarm_id"] == "bed-4:asystole:1000" for r in records])
+
+
+class _FlakySub:
+    """A pull subscription whose consumer has no leader for its first fetches (an election)."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+        self.fetches = 0
+        self.unsubscribed = False
+
+    async def fetch(self, batch: int, timeout: float) -> list[Any]:
+        self.fetches += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        raise nats.errors.TimeoutError
+
+    async def unsubscribe(self) -> None:
+        self.unsubscribed = True
+
+
+def test_the_durable_reader_waits_out_a_consumer_without_a_leader() -> None:
+    reader = AlarmReader(None, "bridge")  # type: ignore[arg-type]
+    sub = _FlakySub([nats.js.errors.ServiceUnavailableError(), nats.errors.NoRespondersError()])
+    reader._sub = sub
+
+    async def run() -> list[list[Any]]:
+        return [await reader.fetch(timeout=0.01) for _ in range(3)]
+
+    assert asyncio.run(run()) == [[], [], []]
+    assert (sub.fetches, reader.unavailable, sub.unsubscribed) == (3, 2, False)  # the same consumer, read on
+
+
+def test_the_durable_reader_makes_a_deleted_consumer_again() -> None:
+    reader = AlarmReader(None, "bridge")  # type: ignore[arg-type]
+    sub = _FlakySub([nats.js.errors.NotFoundError()])
+    reader._sub = sub
+    assert asyncio.run(reader.fetch(timeout=0.01)) == []
+    assert sub.unsubscribed and reader._sub is None  # opened again by the next fetch

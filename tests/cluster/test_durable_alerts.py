@@ -8,13 +8,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import nats
 import pytest
 
 from monitor.alarms import AlarmEvent
 from monitor.cli._alerts import history_main, main
 from monitor.cluster import AlarmPublisher, AlarmReader, ClusterLayout, Delivery, LocalCluster, ensure_layout
 from monitor.outputs import AlarmLog
+from tests.cluster._nats import connected
 
 LAYOUT = ClusterLayout(partitions=2)
 
@@ -37,15 +37,14 @@ OPEN = {"bed-2": "bed-2:asystole:1200", "bed-3": "bed-3:asystole:500"}
 
 async def _publish(servers: list[str], events: list[AlarmEvent], *, ack_wait_for: str | None = None) -> None:
     """Publish ``events`` as a worker would (``ack_wait_for``: first make that durable with a 1 s ack wait)."""
-    nc = await nats.connect(servers)
-    js = nc.jetstream(timeout=10.0)
-    _, open_kv = await ensure_layout(js, LAYOUT)
-    if ack_wait_for is not None:
-        await AlarmReader(js, ack_wait_for, ack_wait=1.0).open()
-    publisher = AlarmPublisher(js, open_kv, 0, "w1")
-    await publisher.adopt(lambda stream, kind: OPEN.get(stream))  # goes on with what a first call left open
-    await publisher.publish(events)
-    await nc.close()
+    async with connected(servers) as nc:
+        js = nc.jetstream(timeout=10.0)
+        _, open_kv = await ensure_layout(js, LAYOUT)
+        if ack_wait_for is not None:
+            await AlarmReader(js, ack_wait_for, ack_wait=1.0).open()
+        publisher = AlarmPublisher(js, open_kv, 0, "w1")
+        await publisher.adopt(lambda stream, kind: OPEN.get(stream))  # goes on with what a first call left open
+        await publisher.publish(events)
 
 
 def _alerts(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[dict[str, Any]], str]:

@@ -37,6 +37,7 @@ from monitor.cluster import (
     stream_leaders,
 )
 from monitor.testing import ecg, frames_of
+from tests.cluster._nats import connected
 from tests.cluster.conftest import start_role, start_worker, wait_for
 
 FS = 250.0
@@ -55,22 +56,20 @@ def _signal(seed: int) -> np.ndarray:
 
 
 async def _publish(servers: list[str], messages: list[list[bytes]]) -> None:
-    nc = await nats.connect(servers)
-    js = nc.jetstream(timeout=10.0)
-    await ensure_layout(js, ClusterLayout(partitions=PARTITIONS))
-    f = FrameFilter()
-    for m in messages:
-        f.on_message(m)
-    for subject, msg_id, parts in f.take():
-        await js.publish(subject, encode_envelope(parts), headers={"Nats-Msg-Id": msg_id})
-    await nc.close()
+    async with connected(servers) as nc:
+        js = nc.jetstream(timeout=10.0)
+        await ensure_layout(js, ClusterLayout(partitions=PARTITIONS))
+        f = FrameFilter()
+        for m in messages:
+            f.on_message(m)
+        for subject, msg_id, parts in f.take():
+            await js.publish(subject, encode_envelope(parts), headers={"Nats-Msg-Id": msg_id})
 
 
 async def _alarms(servers: list[str], durable: str, records: list[dict[str, Any]]) -> None:
-    nc = await nats.connect(servers)
-    reader = AlarmReader(nc.jetstream(timeout=10.0), durable)
-    records += await reader.read(timeout=0.5)
-    await nc.close()
+    async with connected(servers) as nc:
+        reader = AlarmReader(nc.jetstream(timeout=10.0), durable)
+        records += await reader.read(timeout=0.5)
 
 
 def test_worker_sigkill_standby_takes_over_no_alarm_lost_or_duplicated(cluster: LocalCluster) -> None:

@@ -14,6 +14,7 @@ from monitor.cluster import FRAMES_STREAM, ClusterLayout, Gateway, LocalCluster,
 from monitor.cluster._gateway import publish_rounds
 from monitor.protocol import decode_frame
 from monitor.testing import ecg, frames_of
+from tests.cluster._nats import connected
 
 LAYOUT = ClusterLayout(partitions=4, replicas=3)
 
@@ -165,19 +166,18 @@ async def _through_cluster(cluster: LocalCluster) -> tuple[Gateway, list[int], l
     await task
     push.close()
     ctx.term()
-    nc = await nats.connect(cluster.urls)
-    js = nc.jetstream(timeout=10.0)
-    sub = await js.pull_subscribe("ecg.part.*.*", stream=FRAMES_STREAM)
-    stored: list[tuple[str, int]] = []
-    while True:
-        try:
-            msgs = await sub.fetch(200, timeout=1.0)
-        except nats.errors.TimeoutError:
-            break
-        for msg in msgs:
-            frame = decode_frame(decode_envelope(msg.data))
-            stored.append((frame.stream, frame.seq))
-    await nc.close()
+    async with connected(cluster.urls) as nc:
+        js = nc.jetstream(timeout=10.0)
+        sub = await js.pull_subscribe("ecg.part.*.*", stream=FRAMES_STREAM)
+        stored: list[tuple[str, int]] = []
+        while True:
+            try:
+                msgs = await sub.fetch(200, timeout=1.0)
+            except nats.errors.TimeoutError:
+                break
+            for msg in msgs:
+                frame = decode_frame(decode_envelope(msg.data))
+                stored.append((frame.stream, frame.seq))
     return gateway, batches, stored
 
 

@@ -13,7 +13,6 @@ import time
 from collections import Counter
 from typing import Any
 
-import nats
 import zmq
 
 from monitor.app import MonitorConfig
@@ -34,6 +33,7 @@ from monitor.cluster import (
 )
 from monitor.protocol import check_body
 from monitor.testing import ecg, frames_of
+from tests.cluster._nats import connected
 from tests.cluster.conftest import ROOT, start_worker, wait_for
 
 FS = 250.0
@@ -123,12 +123,11 @@ class _Worker(threading.Thread):
 
 
 async def _read(servers: list[str], durable: str, out: list[tuple[float, Delivery]]) -> None:
-    nc = await nats.connect(servers)
-    reader = AlarmReader(nc.jetstream(timeout=10.0), durable)
-    for d in await reader.fetch(timeout=0.3):
-        out.append((time.time(), d))
-        await d.ack()
-    await nc.close()
+    async with connected(servers) as nc:
+        reader = AlarmReader(nc.jetstream(timeout=10.0), durable)
+        for d in await reader.fetch(timeout=0.3):
+            out.append((time.time(), d))
+            await d.ack()
 
 
 def _ours(got: list[tuple[float, Delivery]]) -> list[tuple[float, dict[str, Any]]]:
@@ -136,9 +135,8 @@ def _ours(got: list[tuple[float, Delivery]]) -> list[tuple[float, dict[str, Any]
 
 
 async def _layout(servers: list[str], layout: ClusterLayout) -> None:
-    nc = await nats.connect(servers)
-    await ensure_layout(nc.jetstream(timeout=10.0), layout)
-    await nc.close()
+    async with connected(servers) as nc:
+        await ensure_layout(nc.jetstream(timeout=10.0), layout)
 
 
 def test_beds_without_a_live_worker_raise_monitoring_interrupted_once_with_two_watchdogs(
@@ -205,27 +203,26 @@ def test_beds_without_a_live_worker_raise_monitoring_interrupted_once_with_two_w
 async def _race(cluster: LocalCluster) -> tuple[list[dict[str, Any]], int]:
     """Two watchdogs checking at the same moments: one onset, one end."""
     layout = ClusterLayout(partitions=1)
-    nc = await nats.connect(cluster.urls)
-    js = nc.jetstream(timeout=10.0)
-    owners, _ = await ensure_layout(js, layout)
-    settings = WatchdogSettings(budget_s=0.5, lease_s=1.0, recent_s=30.0)
-    dogs = [Watchdog(cluster.urls, layout=layout, settings=settings, name=n) for n in ("d1", "d2")]
-    for dog in dogs:
-        await dog.attach(js)
-    x, _ = ecg([0.8] * 4, FS, seed=4)
-    for m in frames_of(x, FS, stream="bed.9", chunk=CHUNK, boot="b1", eos=False):
-        await js.publish("ecg.frames.bed=2E9", encode_envelope(m))
-    await asyncio.sleep(0.6)  # no owner for longer than the budget
-    for _ in range(3):
-        await asyncio.gather(*(dog.check() for dog in dogs))
-    value = b'{"owner": "w", "live": true, "seq": 1000}'
-    for _ in range(2):  # an owner that renews: analysed again
-        await owners.put("p0", value)
-        await asyncio.gather(*(dog.check() for dog in dogs))
-    records = await AlarmReader(js, "race").read(timeout=1.0)
-    assert sum(d.raised for d in dogs) == sum(d.ended for d in dogs) == 1
-    assert sum(d.published for d in dogs) == 2
-    await nc.close()
+    async with connected(cluster.urls) as nc:
+        js = nc.jetstream(timeout=10.0)
+        owners, _ = await ensure_layout(js, layout)
+        settings = WatchdogSettings(budget_s=0.5, lease_s=1.0, recent_s=30.0)
+        dogs = [Watchdog(cluster.urls, layout=layout, settings=settings, name=n) for n in ("d1", "d2")]
+        for dog in dogs:
+            await dog.attach(js)
+        x, _ = ecg([0.8] * 4, FS, seed=4)
+        for m in frames_of(x, FS, stream="bed.9", chunk=CHUNK, boot="b1", eos=False):
+            await js.publish("ecg.frames.bed=2E9", encode_envelope(m))
+        await asyncio.sleep(0.6)  # no owner for longer than the budget
+        for _ in range(3):
+            await asyncio.gather(*(dog.check() for dog in dogs))
+        value = b'{"owner": "w", "live": true, "seq": 1000}'
+        for _ in range(2):  # an owner that renews: analysed again
+            await owners.put("p0", value)
+            await asyncio.gather(*(dog.check() for dog in dogs))
+        records = await AlarmReader(js, "race").read(timeout=1.0)
+        assert sum(d.raised for d in dogs) == sum(d.ended for d in dogs) == 1
+        assert sum(d.published for d in dogs) == 2
     return records, len(x)
 
 
