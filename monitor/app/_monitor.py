@@ -114,6 +114,9 @@ class Monitor:
         )
         self.labels = LabelFlow(self.batcher, self.engine, self.streams, self.alarms, self.sinks, clock)
         self.bus: AlertBus | None = None
+        self.bus_taps: list[Callable[[str, dict[str, Any]], None]] = []
+        """In-process readers of the alert bus (the ``--web`` page), added before :meth:`run`: each gets every
+        message as published, the waveform strips included (on the wire only with ``wave``)."""
         self.wave: WaveTap | None = None
         self.strips: StripRecorder | None = None  # alarm review strips, with an alarm log
         self.acks = Acknowledgements()  # from the central station page (--web)

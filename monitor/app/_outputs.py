@@ -34,8 +34,9 @@ def open_outputs(m: Monitor) -> None:
         m.bus = AlertBus(m._ctx, m.config.alerts, monitor=m.id, curve=intake.curve, authenticator=intake.auth)
         m.alerts_endpoint = m.bus.endpoint
         m.sinks.sinks.insert(0, BusSink(m.bus, m.locate))
-        if m.config.wave:
-            m.wave = WaveTap(functools.partial(m.bus.wave, locate=m.locate), clock=m.clock)
+        m.bus.taps.extend(m.bus_taps)
+        if m.config.wave or m.bus_taps:  # strips on the wire only when asked for; in-process readers get them
+            m.wave = WaveTap(functools.partial(m.bus.wave, locate=m.locate, send=m.config.wave), clock=m.clock)
 
 
 class Acknowledgements:

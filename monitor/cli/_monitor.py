@@ -188,7 +188,8 @@ def build_parser() -> OptionParser:
         type=host_port,
         metavar="HOST:PORT",
         help="serve the central station page (every bed's strip, heart rate and alarms) at http://HOST:PORT/; "
-        "implies --wave (and a loopback --alerts bus when none is given); beyond loopback needs --web-token-file",
+        "the page gets this monitor's messages in-process (strips go on the bus too only with --wave); a "
+        "loopback --alerts bus is opened when none is given; beyond loopback needs --web-token-file",
     )
     p.option("--web-token-file", env="WEB_TOKEN_FILE", help="with --web: file holding the station token (mode 600)")
     p.flag(
@@ -274,21 +275,20 @@ def _run_error(monitor: Monitor, exc: Exception) -> str:
 
 
 def _start_station(args: argparse.Namespace, monitor: Monitor) -> Station:
-    """The ``--web`` page, bound now (its bus is connected once the monitor's is bound); acknowledgements go
-    to the monitor (its bus, its alarm log), review strips come from its alarm log."""
+    """The ``--web`` page, bound now: it gets the monitor's bus in-process (every message as published),
+    acknowledgements go to the monitor (its bus, its alarm log), review strips come from its alarm log."""
     from monitor.web import Station, read_token  # aiohttp is imported only with --web
 
     host, port = args.web
     token = read_token(args.web_token_file)
     alarm_log = _alarm_log_path(args.alarm_log)
-    return Station([], host, port, token=token, alarm_log=alarm_log, on_ack=monitor.acks.add).start()
+    station = Station([], host, port, token=token, alarm_log=alarm_log, on_ack=monitor.acks.add).start()
+    monitor.bus_taps.append(station.local_feed())
+    return station
 
 
-def _announce_when_bound(
-    monitor: Monitor, finished: threading.Event, station: Station | None = None
-) -> threading.Thread:
-    """Say where the monitor listens once its sockets are bound (never before, never when binding fails);
-    then connect the ``--web`` page to the alert bus."""
+def _announce_when_bound(monitor: Monitor, finished: threading.Event) -> threading.Thread:
+    """Say where the monitor listens once its sockets are bound (never before, never when binding fails)."""
 
     def announce() -> None:
         while not monitor.ready.wait(0.05):
@@ -298,8 +298,6 @@ def _announce_when_bound(
             print(f"ecg-monitor: listening on {monitor.bound_endpoint}", file=sys.stderr, flush=True)
         if monitor.alerts_endpoint:
             print(f"ecg-monitor: alerts published on {monitor.alerts_endpoint}", file=sys.stderr, flush=True)
-        if station is not None and monitor.bus is not None:
-            station.connect(monitor.bus.endpoint, monitor.bus.snapshot_endpoint, trusted=True)
 
     thread = threading.Thread(target=announce, name="ecg-monitor-announce", daemon=True)
     thread.start()
@@ -329,8 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("--key-name needs --keys DIR (the CURVE keys folder holding that key)")
     if args.web_token_file and args.web is None:
         parser.error("--web-token-file needs --web HOST:PORT")
-    if args.web is not None:
-        args.wave = True
+    if args.web is not None:  # the page's acknowledgements are published on the bus
         args.alerts = args.alerts or "tcp://127.0.0.1:*"
     if args.wave and not args.alerts:
         parser.error("--wave needs --alerts ENDPOINT (the strips are published on the alert bus)")
@@ -417,7 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     stop_on_signals(monitor.stop)
     finished = threading.Event()
-    announcer = _announce_when_bound(monitor, finished, station)
+    announcer = _announce_when_bound(monitor, finished)
     t0 = time.monotonic()
     try:
         code = monitor.run()

@@ -27,6 +27,11 @@ With CURVE keys, only bridges whose public keys are authorized can subscribe,
 both sockets are encrypted, and a snapshot is answered only to keys of role
 ``bridge`` or ``monitor`` (keys without a policy predate roles and pass).
 
+In-process taps: each callable in :attr:`AlertBus.taps` gets ``(topic, body)`` of every message as sealed,
+on the publishing thread, whether or not it went on the wire (``ecg-monitor --web`` feeds its page so,
+without encoding and decoding its own bus). A tap that raises is logged and counted in ``tap_failures``;
+the bus goes on. Waveform strips can go to the taps only (``AlertBus.wave(..., send=False)``).
+
 Vitals: ``active_alarms`` of a vitals body lists the stream's active technical
 alarms after the rhythm alarms the vitals carry; the bus knows them from the
 alarm transitions it published.
@@ -142,6 +147,8 @@ class AlertBus:
         self._authorizer = authenticator.authorizer if curve is not None and authenticator is not None else None
         self._seq: Counter[str] = Counter()
         self._active: dict[str, dict[str, dict[str, Any]]] = {}  # stream -> alarm_id -> last body (unsealed)
+        self.taps: list[Callable[[str, dict[str, Any]], None]] = []
+        self.tap_failures = 0
         self.sent = 0
         self.dropped = 0
         self.subscriptions = 0
@@ -168,9 +175,17 @@ class AlertBus:
         return f"tcp://{host}:{int(port) + 1}"
 
     # ------------------------------------------------------------ publish
-    def _publish(self, topic: str, body: dict[str, Any]) -> None:
+    def _publish(self, topic: str, body: dict[str, Any], *, send: bool = True) -> None:
         self._seq[topic] += 1
         seal(body, seq=self._seq[topic], time=self.clock(), monitor=self.monitor)
+        for tap in self.taps:
+            try:
+                tap(topic, body)
+            except Exception:
+                self.tap_failures += 1
+                log.exception("alert bus: an in-process reader failed on %s", topic)
+        if not send:
+            return
         try:
             self.sock.send_multipart(encode_message(topic, body), flags=zmq.NOBLOCK)
             self.sent += 1
@@ -221,8 +236,9 @@ class AlertBus:
         )
         self._publish(topic_of(body), body)
 
-    def wave(self, chunk: WaveChunk, lead: str = "", locate: Locate = stream_index) -> None:
-        """Publish a waveform strip on ``wave/<stream>/`` (its sample in the device's own indices)."""
+    def wave(self, chunk: WaveChunk, lead: str = "", locate: Locate = stream_index, *, send: bool = True) -> None:
+        """Publish a waveform strip on ``wave/<stream>/`` (its sample in the device's own indices); ``send``
+        False: to the in-process taps only."""
         at = locate(chunk.stream, chunk.sample)
         body = wave_body(
             chunk.stream,
@@ -234,7 +250,7 @@ class AlertBus:
             boot=at.boot,
             segment=at.label,
         )
-        self._publish(topic_of(body), body)
+        self._publish(topic_of(body), body, send=send)
 
     def ack(self, stream: str, alarm_id: str, by: str, at: float) -> None:
         """Publish that ``by`` acknowledged the active alarm ``alarm_id`` (on ``ack/<stream>/``)."""

@@ -216,11 +216,10 @@ def topic_of(body: Mapping[str, Any]) -> str:
     return "status/" if body["type"] == "status" else f"{body['type']}/{body['stream']}/"
 
 
-def decode_message(parts: Sequence[bytes], *, trusted: bool = False) -> tuple[str, dict[str, Any]]:
+def decode_message(parts: Sequence[bytes]) -> tuple[str, dict[str, Any]]:
     """Check one bus message, ``[topic, body]``; returns ``(topic, body)`` or raises :class:`FrameError`.
 
-    ``trusted``: a body from this process's own bus is not checked against the schema (its type and topic
-    are). Besides :func:`check_body`'s reasons: ``frames`` (not two frames),
+    Besides :func:`check_body`'s reasons: ``frames`` (not two frames),
     ``topic`` (a topic that is not UTF-8 or disagrees with the body); a body
     that is not UTF-8 JSON (NaN and infinities included) is ``json``.
     """
@@ -234,11 +233,7 @@ def decode_message(parts: Sequence[bytes], *, trusted: bool = False) -> tuple[st
         body = json.loads(bytes(parts[1]).decode("utf-8"), parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError) as exc:
         raise FrameError("json", f"the body is not UTF-8 JSON ({exc})") from None
-    if trusted:  # this process's own bus: its builders made the body; the schema check is skipped (~0.3 ms each)
-        if not isinstance(body, dict) or body.get("type") not in (*MESSAGE_TYPES, _SNAPSHOT):
-            raise FrameError("type", "not a bus message body")
-    else:
-        check_body(body)
+    check_body(body)
     if body["type"] not in MESSAGE_TYPES:
         raise FrameError("type", f"a {body['type']} header is not a bus message")
     expected = topic_of(body)

@@ -1,8 +1,11 @@
-"""The central station's bus readers: one thread per monitor's alert bus, feeding :class:`WardState`.
+"""The central station's bus readers, feeding :class:`WardState`.
 
-Each reader is the reference bridge (:func:`monitor.outputs.serve` with an :class:`AlertBridge`): it
-subscribes to the alarm, vitals, wave and beat topics, joins with a snapshot of the active alarms, validates
-every message against the schema (rejections counted), and asks again after a gap or a monitor restart.
+:class:`BusFeed` reads another monitor's alert bus on a thread of its own: it is the reference bridge
+(:func:`monitor.outputs.serve` with an :class:`AlertBridge`): it subscribes to the alarm, vitals, wave and
+beat topics, joins with a snapshot of the active alarms, validates every message against the schema
+(rejections counted), and asks again after a gap or a monitor restart. :class:`LocalFeed` takes this
+process's own bus in-process (``ecg-monitor --web``): the same bridge logic, with nothing encoded, sent,
+decoded or checked again.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from monitor.outputs import AlertBridge, AlertBus, BridgeEvent, CommandRunner, s
 from monitor.transport import CurveConfig, secure_connect
 from monitor.web._ward import WardState
 
-__all__ = ["TOPICS", "BusFeed"]
+__all__ = ["TOPICS", "BusFeed", "LocalFeed"]
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,7 @@ class _WardOutput:
         if event.restarted:
             touched.update(self.ward.beds())
         active = {s: self.bridge.active_alarms(s) for s in touched}
-        kept = body if body is not None and body.get("type") != "alarm" else None  # alarms come through ``active``
-        messages = self.ward.apply(self.source, kept, active)
+        messages = self.ward.apply(self.source, body, active)  # an alarm's page message comes from ``active``
         if messages:
             self.publish(messages)
 
@@ -66,11 +68,10 @@ class BusFeed:
         curve: CurveConfig | None = None,
         snapshot_endpoint: str | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
-        trusted: bool = False,
     ) -> None:
         self.endpoint = endpoint
         self.ctx = context or zmq.Context.instance()
-        self.bridge = AlertBridge(trusted=trusted)  # trusted: the monitor's own bus (--web), not re-validated
+        self.bridge = AlertBridge()
         self.output = _WardOutput(endpoint, self.bridge, ward, publish)
         self._curve = curve
         self._snapshot = snapshot_endpoint or AlertBus.default_snapshot_endpoint(endpoint)
@@ -113,3 +114,19 @@ class BusFeed:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+
+
+class LocalFeed:
+    """This process's own bus, in-process: a tap for :attr:`monitor.outputs.AlertBus.taps` that hands each
+    message, as published and on the publishing thread, to ``ward`` (and the pages through ``publish``). It
+    sees every message from the first, so it needs no snapshot and has no gap to ask about."""
+
+    def __init__(self, ward: WardState, publish: Publish, source: str = "this monitor") -> None:
+        self.bridge = AlertBridge()
+        self.output = _WardOutput(source, self.bridge, ward, publish)
+
+    def __call__(self, topic: str, body: dict[str, Any]) -> None:
+        if topic.startswith(TOPICS):
+            event = self.bridge.take(topic, body)
+            if event is not None:
+                self.output.emit(event)

@@ -16,7 +16,7 @@ import zmq
 from monitor.errors import ConfigError
 from monitor.outputs import AlarmLog, read_strip, store_ack
 from monitor.transport import CurveConfig
-from monitor.web._feed import BusFeed
+from monitor.web._feed import BusFeed, LocalFeed
 from monitor.web._server import CentralServer
 from monitor.web._ward import WardState
 
@@ -87,19 +87,16 @@ class Station:
         log.info("central station on %s (pid %d)", self.url, os.getpid())
         return self
 
-    def connect(self, endpoint: str, snapshot: str | None = None, *, trusted: bool = False) -> None:
-        """Also show the beds of the bus at ``endpoint`` (its snapshot endpoint: ``snapshot``, else derived);
-        ``trusted``: this process's own bus, whose messages need no schema check."""
+    def connect(self, endpoint: str, snapshot: str | None = None) -> None:
+        """Also show the beds of the bus at ``endpoint`` (its snapshot endpoint: ``snapshot``, else derived)."""
         feed = BusFeed(
-            endpoint,
-            self.ward,
-            self.server.publish,
-            curve=self._curve,
-            snapshot_endpoint=snapshot,
-            context=self._ctx,
-            trusted=trusted,
+            endpoint, self.ward, self.server.publish, curve=self._curve, snapshot_endpoint=snapshot, context=self._ctx
         )
         self.feeds.append(feed.start())
+
+    def local_feed(self) -> LocalFeed:
+        """A tap that shows this process's own monitor (``ecg-monitor --web``): add it to its bus's taps."""
+        return LocalFeed(self.ward, self.server.publish)
 
     def _record_ack(self, alarm: dict[str, Any], stream: str, who: str, when: float) -> None:
         assert self.log is not None

@@ -290,3 +290,28 @@ def test_ecg_alerts_shows_the_alarms_active_when_it_joins(ctx: Ctx, capsys: pyte
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1 and "active" in captured.out and "VT 180 bpm" in captured.out
     assert "missed" not in captured.err
+
+
+# --- in-process taps --------------------------------------------------------------------------------------------
+
+
+def test_taps_get_every_message_as_sealed_and_strips_can_stay_off_the_wire(ctx: Ctx, bus: AlertBus) -> None:
+    from monitor.outputs import WaveChunk
+
+    seen: list[tuple[str, dict[str, Any]]] = []
+
+    def broken(topic: str, body: dict[str, Any]) -> None:
+        raise RuntimeError("a reader's bug")
+
+    bus.taps += [broken, lambda topic, body: seen.append((topic, body))]
+    sub = subscriber(ctx, bus, b"")
+    bus.alarm(vt())
+    chunk = WaveChunk("bed-1", 0, 0.0, 125.0, 250.0, (0.1, None))
+    bus.wave(chunk, "MLII", send=False)
+    bus.wave(chunk, "MLII")
+    assert [(t, b["seq"]) for t, b in seen] == [("alarm/bed-1/", 1), ("wave/bed-1/", 1), ("wave/bed-1/", 2)]
+    assert all(check_body(b) == b for _, b in seen)  # sealed bodies, valid as on the wire
+    assert bus.tap_failures == 3  # the broken reader is counted each time; the others go on
+    got = [recv(sub) for _ in range(2)]
+    assert [(p[0], json.loads(p[1])["seq"]) for p in got if p] == [(b"alarm/bed-1/", 1), (b"wave/bed-1/", 2)]
+    assert recv(sub, 100) is None  # the strip kept off the wire never came

@@ -469,16 +469,3 @@ def test_a_monitoring_interrupted_alarm_is_a_valid_body() -> None:
     onset = dict(alarm(kind="monitoring_interrupted", text="Monitoring interrupted"), category="technical")
     assert check_body(onset) == onset
     assert check_body(dict(onset, state="end", end_reason="analysis resumed"))["end_reason"] == "analysis resumed"
-
-
-def test_a_trusted_bus_skips_the_schema_but_not_the_type_and_topic() -> None:
-    body = dict(EXAMPLES["wave"])
-    del body["values"]  # invalid against the schema
-    parts = [b"wave/100/", json.dumps(body).encode()]
-    with pytest.raises(FrameError):
-        decode_message(parts)
-    assert decode_message(parts, trusted=True)[1] == body  # this process's own bus: not checked again
-    with pytest.raises(FrameError):
-        decode_message([b"wave/100/", b"[1, 2]"], trusted=True)
-    with pytest.raises(FrameError):
-        decode_message([b"wave/101/", json.dumps(EXAMPLES["wave"]).encode()], trusted=True)  # topic and body differ
