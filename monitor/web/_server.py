@@ -114,6 +114,7 @@ class CentralServer:
         app.router.add_post("/api/ack", self._ack)
         app.router.add_post("/api/pause", self._pause)
         app.router.add_post("/api/strip", self._strip)
+        app.router.add_post("/api/bed", self._bed)
         return app
 
     @web.middleware
@@ -230,6 +231,17 @@ class CentralServer:
         if found is None:
             raise web.HTTPNotFound(text="no strip (yet) for this alarm: it is kept 10 s after the onset")
         return web.json_response(found)
+
+    async def _bed(self, request: web.Request) -> web.StreamResponse:
+        """One bed in full for the bed view: vitals, active alarms, heart-rate trend, alarm history."""
+        try:
+            stream = str((await request.json())["bed"])
+        except (ValueError, KeyError, TypeError):
+            raise web.HTTPBadRequest(text='expected {"bed": ...}') from None
+        view = self.ward.bed_view(stream)
+        if view is None:
+            raise web.HTTPNotFound(text="no such bed")
+        return web.json_response(view)
 
     async def _pause(self, request: web.Request) -> web.StreamResponse:
         self.audio_paused_until = self.clock() + AUDIO_PAUSE_S

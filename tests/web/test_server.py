@@ -171,3 +171,18 @@ def test_the_token_file_must_be_private_and_long_enough(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--web-token-file"):
         read_token(tmp_path / "missing")
     assert read_token(None) is None
+
+
+def test_the_bed_view_gives_one_bed_in_full(open_server: CentralServer) -> None:
+    async def go() -> list[tuple[int, Any]]:
+        out = []
+        async with aiohttp.ClientSession() as s:
+            for body in ({"bed": "bed-1"}, {"bed": "bed-9"}, {"nope": 1}):
+                async with s.post(url(open_server, "/api/bed"), json=body) as r:
+                    out.append((r.status, await r.json() if r.status == 200 else await r.text()))
+        return out
+
+    (ok, view), (missing, _), (bad, _) = run(go())
+    assert (ok, missing, bad) == (200, 404, 400)
+    assert view["bed"] == "bed-1" and [h["kind"] for h in view["history"]] == ["vt"]
+    assert view["history"][0]["active"] and view["trend"]["hr"] == []

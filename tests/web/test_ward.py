@@ -78,3 +78,64 @@ def test_an_acknowledged_alarm_stays_shown_until_it_ends_and_the_ack_goes_with_i
     ward.apply("bus", None, {"bed-2": []})  # it ended
     ward.apply("bus", None, {"bed-2": [vt]})  # the same id again (a snapshot after a gap)
     assert ward.snapshot()["beds"][0]["alarms"][0]["acked"] is None
+
+
+def test_the_local_feed_shows_its_own_monitors_bus_without_a_socket() -> None:
+    import zmq
+
+    from monitor.alarms import AlarmEvent
+    from monitor.outputs import AlertBus, WaveChunk
+    from monitor.web import LocalFeed
+
+    ward = WardState()
+    sent: list[dict[str, Any]] = []
+    ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+    bus = AlertBus(ctx, "inproc://local-feed", monitor="m1", clock=lambda: 50.0)
+    try:
+        bus.taps.append(LocalFeed(ward, sent.extend))
+        onset = AlarmEvent("bed-1", "asystole", "onset", 1000, 1000, 250.0, "Asystole")
+        bus.alarm(onset)
+        bus.wave(WaveChunk("bed-1", 0, 0.0, 125.0, 250.0, (0.1, 0.2)), "II", send=False)
+        bus.status({"streams": 1})  # not the page's: ignored
+        shown = ward.snapshot()["beds"][0]
+        assert [a["kind"] for a in shown["alarms"]] == ["asystole"] and shown["wave"][0]["values"] == [0.1, 0.2]
+        bus.alarm(AlarmEvent("bed-1", "asystole", "end", 1000, 2000, 250.0, "Asystole", end_reason="beats"))
+        assert [m["t"] for m in sent] == ["alarms", "wave", "alarms"]
+        assert sent[0]["alarms"][0]["time"] == 50.0 and sent[-1]["alarms"] == []
+    finally:
+        bus.close()
+        ctx.term()
+
+
+def _vitals(stream: str, sample: int, hr: float | None, fs: float = 250.0) -> dict[str, Any]:
+    body = {"type": "vitals", "stream": stream, "hr": hr, "quality": "clean", "pvc_per_min": 0}
+    return {**body, "sample": sample, "fs": fs}
+
+
+def test_the_heart_rate_trend_is_the_mean_of_each_10_s_of_signal_with_holes_kept() -> None:
+    ward = WardState()
+    for t, hr in [(0, 60), (5, 80), (10, 90), (15, None), (31, 100), (45, 50), (52, 70)]:
+        ward.apply("bus", _vitals("bed-1", t * 250, hr), {})
+    trend = ward.bed_view("bed-1")["trend"]  # type: ignore[index]
+    assert trend["step_s"] == 10.0 and trend["start_s"] == 0.0
+    assert trend["hr"] == [70.0, 90.0, None, 100.0, 50.0]  # the step still open (50-60 s) is not shown yet
+    ward.apply("bus", _vitals("bed-1", 0, 65), {})  # the device restarted: its samples begin again
+    ward.apply("bus", _vitals("bed-1", 20 * 250, 66), {})
+    assert ward.bed_view("bed-1")["trend"]["hr"] == [70.0, 90.0, None, 100.0, 50.0, 70.0, 65.0]  # type: ignore[index]
+    assert ward.bed_view("nobody") is None
+
+
+def test_the_alarm_history_keeps_onsets_and_ends_newest_first() -> None:
+    ward = WardState()
+    vt = _alarm("bed-1", "vt", "high")
+    brady = dict(_alarm("bed-1", "brady", "medium"), onset_sample=500)
+    ward.apply("bus", dict(vt, type="alarm", state="onset"), {"bed-1": [vt]})
+    ward.apply("bus", dict(brady, type="alarm", state="onset"), {"bed-1": [vt, brady]})
+    end = dict(vt, type="alarm", state="end", sample=900, end_reason="rhythm ended")
+    ward.apply("bus", end, {"bed-1": [brady]})
+    ward.apply("bus", None, {"bed-1": []})  # brady dropped unseen (a gap, a restarted monitor)
+    history = ward.bed_view("bed-1")["history"]  # type: ignore[index]
+    assert [(h["kind"], h["active"], h["end_sample"], h["end_reason"]) for h in history] == [
+        ("brady", False, None, None),
+        ("vt", False, 900, "rhythm ended"),
+    ]

@@ -28,6 +28,7 @@
     const tile = template.content.firstElementChild.cloneNode(true);
     tile.dataset.stream = id;
     tile.querySelector(".bed").textContent = id;
+    tile.querySelector(".bed").addEventListener("click", () => openBed(id));
     const grid = tile.querySelector("canvas.grid");
     const trace = tile.querySelector("canvas.trace");
     bed = {
@@ -124,12 +125,7 @@
       tag.className = "tag";
       tag.textContent = a.category === "technical" ? "technical" : a.priority;
       div.append(text, tag);
-      const review = document.createElement("button");
-      review.type = "button";
-      review.className = "review";
-      review.textContent = "Strip";
-      review.addEventListener("click", () => showStrip(a.id));
-      div.append(review);
+      div.append(stripButton(a.id));
       if (a.acked) {
         const by = document.createElement("span");
         by.className = "tag";
@@ -147,6 +143,15 @@
     }));
     const top = bed.alarms[0];
     if (top) bed.tile.dataset.priority = top.priority; else delete bed.tile.dataset.priority;
+  }
+
+  function stripButton(alarmId) { // opens the alarm's review strip
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "review";
+    button.textContent = "Strip";
+    button.addEventListener("click", () => showStrip(alarmId));
+    return button;
   }
 
   async function acknowledge(bedId, alarmId) {
@@ -256,9 +261,132 @@
     bed.shown = target;
   }
 
+  // --- the bed view: the live strip larger, the heart-rate trend, the alarm history with each alarm's strip ---
+  const bedView = { id: null, el: document.getElementById("bedview"), timer: null, width: 0, height: 0 };
+
+  async function openBed(id) {
+    bedView.id = id;
+    bedView.el.hidden = false;
+    bedView.el.dataset.bed = id;
+    bedView.el.querySelector(".title").textContent = id;
+    clearInterval(bedView.timer);
+    bedView.timer = setInterval(() => refreshBed(), 5000);
+    await refreshBed();
+  }
+
+  function closeBed() {
+    clearInterval(bedView.timer);
+    bedView.id = null;
+    bedView.el.hidden = true;
+  }
+
+  async function refreshBed() {
+    const id = bedView.id;
+    if (id === null) return;
+    const reply = await fetch("/api/bed", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ bed: id }),
+    });
+    if (!reply.ok || bedView.id !== id) return;
+    const view = await reply.json();
+    const hr = view.vitals && typeof view.vitals.hr === "number" ? `${Math.round(view.vitals.hr)} bpm` : "--- bpm";
+    bedView.el.querySelector(".note").textContent =
+      `lead ${view.lead || "?"} · ${hr} · ${(view.vitals && view.vitals.quality) || "no signal yet"}`;
+    drawTrend(bedView.el.querySelector("canvas.trend"), view.trend);
+    showHistory(view.history);
+    bedView.el.dataset.state = "shown";
+  }
+
+  function clock(seconds) {
+    const s = Math.max(0, Math.floor(seconds));
+    return `${Math.floor(s / 3600)}:${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  }
+
+  function showHistory(history) {
+    const body = bedView.el.querySelector(".history tbody");
+    body.replaceChildren(...history.map((h) => {
+      const row = document.createElement("tr");
+      row.dataset.alarmId = h.id;
+      row.dataset.kind = h.kind;
+      row.dataset.active = h.active ? "true" : "false";
+      const fs = h.fs || 0;
+      let ended = "active";
+      if (!h.active) {
+        ended = h.end_sample !== null && fs ? `at ${clock(h.end_sample / fs)}` : "ended";
+        if (h.end_reason) ended += ` (${h.end_reason})`;
+      }
+      const cells = [fs ? clock(h.onset_sample / fs) : "?", h.text, h.category === "technical" ? `${h.priority}, technical` : h.priority, ended];
+      row.append(...cells.map((text) => { const td = document.createElement("td"); td.textContent = text; return td; }));
+      const td = document.createElement("td");
+      td.append(stripButton(h.id));
+      row.append(td);
+      return row;
+    }));
+  }
+
+  function drawTrend(canvas, trend) {
+    const w = canvas.width = canvas.clientWidth, h = canvas.height = canvas.clientHeight;
+    const ctx = canvas.getContext("2d");
+    ctx.fillStyle = "#101418"; ctx.fillRect(0, 0, w, h);
+    const values = trend.hr, n = values.length;
+    const finite = values.filter((v) => v !== null);
+    const top = Math.max(200, ...finite.map((v) => v + 20));
+    const left = 34, bottom = h - 16, yOf = (v) => bottom - (v / top) * (bottom - 4);
+    ctx.font = "11px system-ui"; ctx.fillStyle = "#8a939d"; ctx.strokeStyle = "#2c3640";
+    ctx.beginPath();
+    for (let v = 0; v <= top; v += 40) { ctx.moveTo(left, yOf(v)); ctx.lineTo(w, yOf(v)); ctx.fillText(String(v), 2, yOf(v) + 4); }
+    ctx.stroke();
+    const span = Math.max(n, 360) * trend.step_s; // at least an hour across
+    const xOf = (i) => left + ((i + 1 + Math.max(n, 360) - n) / Math.max(n, 360)) * (w - left);
+    for (let hours = 0; hours * 3600 <= span; hours += span > 4 * 3600 ? 2 : 1) {
+      const x = w - (hours * 3600 / span) * (w - left);
+      ctx.fillText(hours === 0 ? "now" : `-${hours} h`, Math.min(x, w - 24), h - 3);
+    }
+    ctx.strokeStyle = "#7fdc7f"; ctx.lineWidth = 1.5; ctx.beginPath();
+    let pen = false;
+    values.forEach((v, i) => {
+      if (v === null) { pen = false; return; }
+      if (pen) ctx.lineTo(xOf(i), yOf(v)); else { ctx.moveTo(xOf(i), yOf(v)); pen = true; }
+    });
+    ctx.stroke();
+    canvas.dataset.points = String(finite.length);
+  }
+
+  function drawBedLive(bed) {
+    const grid = bedView.el.querySelector(".live canvas.grid"), trace = bedView.el.querySelector(".live canvas.trace");
+    const rect = trace.getBoundingClientRect();
+    const w = Math.max(1, Math.round(rect.width)), h = Math.max(1, Math.round(rect.height));
+    if (w !== bedView.width || h !== bedView.height) {
+      bedView.width = w; bedView.height = h;
+      for (const c of [grid, trace]) { c.width = w; c.height = h; }
+      drawGrid({ grid, width: w, height: h });
+    }
+    const ctx = trace.getContext("2d");
+    ctx.clearRect(0, 0, w, h);
+    if (bed.head < 0 || bed.drawn < 0) return;
+    const n = bed.n, dx = w / n, to = bed.drawn, erase = Math.round(ERASE_S * bed.fs);
+    const yOf = (v) => h * (0.5 - v / MV_RANGE);
+    ctx.strokeStyle = "#7fff7f"; ctx.lineWidth = 1.8; ctx.beginPath();
+    let pen = false;
+    for (let k = to - n + 1 + erase; k <= to; k++) {
+      const i = ((k % n) + n) % n, v = bed.values[i];
+      if (Number.isNaN(v) || (pen && i === 0)) { pen = false; if (Number.isNaN(v)) continue; }
+      if (pen) ctx.lineTo(i * dx, yOf(v)); else { ctx.moveTo(i * dx, yOf(v)); pen = true; }
+    }
+    ctx.stroke();
+    ctx.font = "bold 13px system-ui";
+    for (const [k, beat] of bed.beats) {
+      if (k > to || k <= to - n + erase) continue;
+      const x = (((k % n) + n) % n) * dx;
+      ctx.fillStyle = LABEL_COLOURS[beat.label] || "#fff";
+      ctx.fillRect(x - 1, 2, 3, 14);
+      if (beat.label !== "N") ctx.fillText(beat.label, x + 4, 15);
+    }
+  }
+
   function frame(now) {
     stats.frames++;
     for (const bed of beds.values()) draw(bed, now);
+    if (bedView.id !== null && beds.has(bedView.id)) drawBedLive(beds.get(bedView.id));
     sound();
     requestAnimationFrame(frame);
   }
@@ -334,6 +462,7 @@
   });
   document.getElementById("pause").addEventListener("click", () => fetch("/api/pause", { method: "POST" }));
   document.querySelector("#review .close").addEventListener("click", () => { document.getElementById("review").hidden = true; });
+  document.querySelector("#bedview .close").addEventListener("click", closeBed);
   connect();
   requestAnimationFrame(frame);
 })();
