@@ -5,12 +5,15 @@
    driven by playwright) and, after ``--warmup`` s, read for ``--seconds``: the latency of every strip chunk
    from the monitor's publication stamp to the first frame that draws it (the page's own record,
    ``window.ecgCentral.stats``), and the frames drawn per second. A screenshot is kept.
-2. ``cpu``: ``--cpu-streams`` (250) devices into the monitor without and then with ``--web`` (a page open),
-   each for ``--cpu-seconds`` after the warm-up: the monitor's CPU (utime + stime from /proc) in both runs,
-   and the browser's.
+2. ``cpu``: for each of ``--cpu-streams`` (250), that many devices into the monitor without and then with
+   ``--web`` (a page open, or none with ``--no-page-in-cpu``: the browser then takes no CPU from the monitor's
+   cores), each for ``--cpu-seconds`` after the warm-up: the monitor's CPU (utime + stime from /proc) in both
+   runs, and the browser's.
 
 Run: ``python benchmarks/central.py``; writes ``benchmarks/results/central.{json,png}`` (the screenshot) with
-the machine named. Goals (issue): p95 ≤ 500 ms, ≥ 20 fps at 32 beds, ≤ 10% extra monitor CPU at 250 streams.
+the machine named. Each part measured replaces its own entry in the JSON (``page``; ``cpu_page_open`` or
+``cpu_no_page`` per stream count), with the command, date and revision that measured it; the others stay.
+Goals (issue): p95 ≤ 500 ms, ≥ 20 fps at 32 beds, ≤ 10% extra monitor CPU at 250 streams.
 """
 
 from __future__ import annotations
@@ -113,8 +116,8 @@ def page_run(args: argparse.Namespace, browser: Any) -> dict[str, Any]:
     }
 
 
-def cpu_run(args: argparse.Namespace, web: bool, browser: Any) -> dict[str, Any]:
-    setup = Setup(args.cpu_streams, args.warmup + args.cpu_seconds + 30, args.data, web=web)
+def cpu_run(args: argparse.Namespace, streams: int, web: bool, browser: Any) -> dict[str, Any]:
+    setup = Setup(streams, args.warmup + args.cpu_seconds + 30, args.data, web=web)
     try:
         page = None
         if web and not args.no_page_in_cpu:
@@ -132,7 +135,7 @@ def cpu_run(args: argparse.Namespace, web: bool, browser: Any) -> dict[str, Any]
     return {
         "web": web,
         "page_open": web and not args.no_page_in_cpu,
-        "streams": args.cpu_streams,
+        "streams": streams,
         "seconds": round(t1 - t0, 1),
         "monitor_cpu_pct": round(100 * (m1 - m0) / (t1 - t0), 1),
         "browser_cpu_pct": round(100 * (b1 - b0) / (t1 - t0), 1) if web else None,
@@ -145,7 +148,7 @@ def main() -> None:
     p.add_argument("--beds", type=int, default=32)
     p.add_argument("--seconds", type=float, default=30.0)
     p.add_argument("--warmup", type=float, default=15.0)
-    p.add_argument("--cpu-streams", type=int, default=250)
+    p.add_argument("--cpu-streams", type=int, nargs="+", default=[250])
     p.add_argument("--cpu-seconds", type=float, default=60.0)
     p.add_argument("--skip-cpu", action="store_true", help="only the page measurement")
     p.add_argument("--skip-page", action="store_true", help="only the CPU measurement")
@@ -162,29 +165,46 @@ def main() -> None:
     chromium = os.environ.get("ECG_MONITOR_CHROMIUM") or shutil.which("chromium")
     if chromium is None:
         sys.exit("central.py: no chromium executable (apt-get install chromium)")
-    result: dict[str, Any] = {
-        "machine": machine(),
+    path = args.out / "central.json"
+    result: dict[str, Any] = {"machine": machine()}
+    with contextlib.suppress(OSError, ValueError):
+        kept = json.loads(path.read_text())
+        if kept.get("machine") == result["machine"]:  # parts measured on another machine are not kept
+            result = {k: v for k, v in kept.items() if k in ("page", "cpu_page_open", "cpu_no_page")} | result
+    stamp = {
         "date": time.strftime("%Y-%m-%d"),
+        "revision": _revision(),
         "command": "python benchmarks/central.py " + " ".join(sys.argv[1:]),
         "browser": "headless " + subprocess.run([chromium, "--version"], capture_output=True, text=True).stdout.strip(),
     }
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         if not args.skip_page:
-            result["page"] = page_run(args, browser)
+            result["page"] = {**stamp, **page_run(args, browser)}
             print("page", result["page"], flush=True)
         if not args.skip_cpu:
-            result["cpu"] = [cpu_run(args, False, browser), cpu_run(args, True, browser)]
-            base, web = result["cpu"]
-            result["web_extra_cpu_pct_points"] = round(web["monitor_cpu_pct"] - base["monitor_cpu_pct"], 1)
-            result["web_extra_cpu_relative_pct"] = round(
-                100 * (web["monitor_cpu_pct"] - base["monitor_cpu_pct"]) / max(base["monitor_cpu_pct"], 1e-9), 1
-            )
-            print("cpu", result["cpu"], flush=True)
+            key = "cpu_no_page" if args.no_page_in_cpu else "cpu_page_open"
+            for streams in args.cpu_streams:
+                base, web = cpu_run(args, streams, False, browser), cpu_run(args, streams, True, browser)
+                extra = web["monitor_cpu_pct"] - base["monitor_cpu_pct"]
+                result.setdefault(key, {})[str(streams)] = {
+                    **stamp,
+                    "runs": [base, web],
+                    "web_extra_cpu_pct_points": round(extra, 1),
+                    "web_extra_cpu_relative_pct": round(100 * extra / max(base["monitor_cpu_pct"], 1e-9), 1),
+                }
+                print("cpu", streams, result[key][str(streams)], flush=True)
         browser.close()
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "central.json").write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({k: v for k, v in result.items() if k != "cpu"}, indent=1))
+    path.write_text(json.dumps(result, indent=1) + "\n")
+
+
+def _revision() -> str:
+    """The commit measured (``+changes`` when the working tree differs from it)."""
+    git = ["git", "-C", str(HERE.parent)]
+    head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    return head + ("+changes" if dirty.stdout.strip() else "") if head else "unknown"
 
 
 if __name__ == "__main__":
