@@ -11,7 +11,8 @@ from chunk to chunk, then linear interpolation at the output instants. What it
 emits depends only on the samples, never on how they were chunked. A sample
 that is not finite (lost signal) makes its output values ``None``, and the
 filter starts afresh after it. :class:`WaveTap` reads each stream's new samples
-from its ring buffer and publishes whole chunks.
+from its ring buffer and publishes whole chunks; a stream's second lead (kept for
+display only) is drawn too while someone looks at it (a central station's bed view).
 """
 
 from __future__ import annotations
@@ -158,23 +159,37 @@ class _Stream(Protocol):
     @property
     def ring(self) -> _Ring: ...
 
+    @property
+    def second_ring(self) -> _Ring | None: ...
+
+    @property
+    def second_name(self) -> str: ...
+
+
+class Publish(Protocol):
+    def __call__(self, chunk: WaveChunk, lead: str, *, monitored: bool = True) -> None: ...
+
 
 class WaveTap:
     """Reads each stream's new samples from its ring buffer and hands whole chunks to ``publish`` (with the
-    name of the stream's monitored lead); a stream no longer polled is forgotten."""
+    name of the lead, and ``monitored`` False for a second lead); a stream no longer polled is forgotten.
+    ``second(stream)``: whether the stream's second lead is wanted now (None: never)."""
 
     def __init__(
         self,
-        publish: Callable[[WaveChunk, str], None],
+        publish: Publish,
         out_fs: float = 125.0,
         chunk_s: float = 0.25,
-        every_s: float = 0.1,
+        every_s: float = 0.25,
         clock: Callable[[], float] = time.monotonic,
+        second: Callable[[str], bool] | None = None,
     ) -> None:
         self.publish = publish
+        self.second = second
+        self._seconds: dict[str, WaveDecimator] = {}
         self.out_fs = out_fs
         self.chunk_s = chunk_s
-        self.every_s = every_s  # polls closer together than this do nothing (the filter's cost is per call)
+        self.every_s = every_s  # polls closer together than this do nothing (the cost is per call, per stream)
         self.clock = clock
         self._last = -math.inf
         self._streams: dict[str, WaveDecimator] = {}
@@ -188,18 +203,29 @@ class WaveTap:
         self._last = now
         n = 0
         seen = set()
+        wanted = set()
         for proc in streams:
             seen.add(proc.stream)
-            dec = self._streams.get(proc.stream)
-            if dec is None or dec.fs != proc.fs:
-                dec = self._streams[proc.stream] = WaveDecimator(proc.stream, proc.fs, self.out_fs, self.chunk_s)
-            ring = proc.ring
-            begin = ring.start if dec.end is None else max(dec.end, ring.start)
-            if ring.end <= begin:
-                continue
-            for chunk in dec.feed(begin, ring.read(begin, ring.end)[:, 0]):
+            for chunk in self._feed(self._streams, proc, proc.ring):
                 self.publish(chunk, proc.lead_name)
                 n += 1
+            second = proc.second_ring
+            if second is not None and self.second is not None and self.second(proc.stream):
+                wanted.add(proc.stream)
+                for chunk in self._feed(self._seconds, proc, second):
+                    self.publish(chunk, proc.second_name, monitored=False)
+                    n += 1
         for gone in set(self._streams) - seen:
             del self._streams[gone]
+        for gone in set(self._seconds) - wanted:  # drawn afresh from what the ring holds when wanted again
+            del self._seconds[gone]
         return n
+
+    def _feed(self, decimators: dict[str, WaveDecimator], proc: _Stream, ring: _Ring) -> list[WaveChunk]:
+        dec = decimators.get(proc.stream)
+        if dec is None or dec.fs != proc.fs:
+            dec = decimators[proc.stream] = WaveDecimator(proc.stream, proc.fs, self.out_fs, self.chunk_s)
+        begin = ring.start if dec.end is None else max(dec.end, ring.start)
+        if ring.end <= begin:
+            return []
+        return dec.feed(begin, ring.read(begin, ring.end)[:, 0])

@@ -15,10 +15,12 @@ Security, as a bedside network needs it:
 from __future__ import annotations
 
 import asyncio
+import collections
 import hmac
 import ipaddress
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -47,6 +49,8 @@ STATIC = {
 SESSION_COOKIE = "ecg_session"
 AUDIO_PAUSE_S = 120.0  # IEC 60601-1-8: an audio pause of limited time (2 min here)
 QUEUE = 4096  # messages waiting per page before the oldest are dropped (counted)
+HAND_OVER_S = 0.05  # messages published from other threads are handed to the pages this often
+VIEWED_S = 12.0  # a bed view asks for its bed every 5 s: one not asked for in this long is closed
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -96,6 +100,8 @@ class CentralServer:
         self.acks: list[dict[str, Any]] = []
         self.audio_paused_until = 0.0
         self._clients: set[asyncio.Queue[str]] = set()
+        self._waiting: collections.deque[list[dict[str, Any]]] = collections.deque()  # from other threads
+        self._viewed: dict[str, float] = {}  # bed -> when a bed view last asked for it (monotonic)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
@@ -241,7 +247,14 @@ class CentralServer:
         view = self.ward.bed_view(stream)
         if view is None:
             raise web.HTTPNotFound(text="no such bed")
+        self._viewed[stream] = time.monotonic()
+        if len(self._viewed) > 64:  # beds viewed long ago are forgotten
+            self._viewed = {s: t for s, t in self._viewed.items() if self.viewing(s)}
         return web.json_response(view)
+
+    def viewing(self, stream: str) -> bool:
+        """Whether a bed view asked for ``stream`` in the last ``VIEWED_S`` (from any thread)."""
+        return time.monotonic() - self._viewed.get(stream, -math.inf) < VIEWED_S
 
     async def _pause(self, request: web.Request) -> web.StreamResponse:
         self.audio_paused_until = self.clock() + AUDIO_PAUSE_S
@@ -251,9 +264,16 @@ class CentralServer:
     # --- feeding the pages -----------------------------------------------------------------------------
 
     def publish(self, messages: list[dict[str, Any]]) -> None:
-        """Send ``messages`` to every open page (from any thread)."""
-        if self._loop is not None and messages:
-            self._loop.call_soon_threadsafe(self._broadcast, messages)
+        """Send ``messages`` to every open page (from any thread; handed over every ``HAND_OVER_S``, so a
+        busy publisher does not wake the server for each message)."""
+        if messages:
+            self._waiting.append(messages)
+
+    async def _hand_over(self) -> None:
+        while True:
+            await asyncio.sleep(HAND_OVER_S)
+            while self._waiting:
+                self._broadcast(self._waiting.popleft())
 
     def _broadcast(self, messages: list[dict[str, Any]]) -> None:
         if not self._clients:  # no page open: nothing to encode
@@ -288,6 +308,7 @@ class CentralServer:
             sockets = getattr(site._server, "sockets", None) or []
             if sockets:
                 self.port = int(sockets[0].getsockname()[1])
+            hand_over = loop.create_task(self._hand_over())
             self._loop = loop
         except BaseException as exc:
             self._error = exc
@@ -298,6 +319,8 @@ class CentralServer:
         try:
             loop.run_forever()
         finally:
+            hand_over.cancel()
+            loop.run_until_complete(asyncio.gather(hand_over, return_exceptions=True))
             loop.run_until_complete(self._runner.cleanup())
             loop.close()
 
