@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from monitor.outputs import AlarmLog, AlarmLogSink, AlertBus, BusSink, StripRecorder, WaveTap, store_ack, store_strip
+from monitor.outputs import (
+    AlarmLog,
+    AlarmLogSink,
+    AlertBus,
+    BusSink,
+    StripRecorder,
+    WaveChunk,
+    WaveTap,
+    store_ack,
+    store_strip,
+)
 
 if TYPE_CHECKING:
     from monitor.app._monitor import Monitor
@@ -36,7 +45,13 @@ def open_outputs(m: Monitor) -> None:
         m.sinks.sinks.insert(0, BusSink(m.bus, m.locate))
         m.bus.taps.extend(m.bus_taps)
         if m.config.wave or m.bus_taps:  # strips on the wire only when asked for; in-process readers get them
-            m.wave = WaveTap(functools.partial(m.bus.wave, locate=m.locate, send=m.config.wave), clock=m.clock)
+            bus, on_wire = m.bus, m.config.wave
+
+            def publish(chunk: WaveChunk, lead: str, *, monitored: bool = True) -> None:
+                send = on_wire and monitored  # a second lead goes to the in-process readers only
+                bus.wave(chunk, lead, m.locate, send=send, monitored=monitored)
+
+            m.wave = WaveTap(publish, clock=m.clock, second=m.second_lead_for)
 
 
 class Acknowledgements:

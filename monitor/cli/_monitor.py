@@ -284,6 +284,7 @@ def _start_station(args: argparse.Namespace, monitor: Monitor) -> Station:
     alarm_log = _alarm_log_path(args.alarm_log)
     station = Station([], host, port, token=token, alarm_log=alarm_log, on_ack=monitor.acks.add).start()
     monitor.bus_taps.append(station.local_feed())
+    monitor.second_lead_for = station.viewing  # the bed view's second lead
     return station
 
 
@@ -340,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         source = parse_source(args.source, args.data_dir, offline=args.offline or None)
         source.check_lead(args.lead)
         config = MonitorConfig(
-            stream=StreamConfig(lead=args.lead),
+            stream=StreamConfig(lead=args.lead, second_lead=args.web is not None),
             replay=ReplayConfig(chunk_s=args.chunk_ms / 1000.0, speed=args.speed, loop=args.loop),
             annotations=writable_folder("--annotations", args.annotations) if args.annotations is not None else None,
             batcher=BatcherConfig(latency_budget_s=args.latency_budget_ms / 1000.0),

@@ -41,6 +41,9 @@ class StreamConfig:
     min_qrs_mv: float = 0.15
     max_gap_s: float = 60.0  # longest gap filled with missing samples; beyond it a frame starts a new segment
     restart_frames: int = 3  # consecutive frames of a new sequence that make a device restart
+    # keep a second lead (the first channel other than the monitored one) for display only: the last
+    # DISPLAY_S seconds, read by the waveform strips (a central station's bed view); never analysed
+    second_lead: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.lead, (int, str)):

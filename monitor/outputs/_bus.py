@@ -236,9 +236,17 @@ class AlertBus:
         )
         self._publish(topic_of(body), body)
 
-    def wave(self, chunk: WaveChunk, lead: str = "", locate: Locate = stream_index, *, send: bool = True) -> None:
+    def wave(
+        self,
+        chunk: WaveChunk,
+        lead: str = "",
+        locate: Locate = stream_index,
+        *,
+        send: bool = True,
+        monitored: bool = True,
+    ) -> None:
         """Publish a waveform strip on ``wave/<stream>/`` (its sample in the device's own indices); ``send``
-        False: to the in-process taps only."""
+        False: to the in-process taps only; ``monitored`` False: a second lead, shown only."""
         at = locate(chunk.stream, chunk.sample)
         body = wave_body(
             chunk.stream,
@@ -247,6 +255,7 @@ class AlertBus:
             chunk.source_fs,
             chunk.values,
             lead=lead,
+            monitored=monitored,
             boot=at.boot,
             segment=at.label,
         )

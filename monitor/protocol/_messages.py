@@ -397,11 +397,13 @@ def wave_body(
     values: Sequence[float | None],
     *,
     lead: str = "",
+    monitored: bool = True,
     boot: str | None = None,
     segment: str | None = None,
 ) -> dict[str, Any]:
     """A waveform strip body: ``values`` (mV, ``None`` where there was no signal) at ``fs``, the first at stream
-    sample ``sample`` (at ``source_fs``); ``boot`` and ``segment`` are added when ``segment`` is not None."""
+    sample ``sample`` (at ``source_fs``); ``monitored`` False (carried only then): a second lead, shown, not
+    analysed; ``boot`` and ``segment`` are added when ``segment`` is not None."""
     return {
         "type": "wave",
         "stream": stream,
@@ -411,6 +413,7 @@ def wave_body(
         "lead": lead,
         "units": "mV",
         "values": [None if v is None or not math.isfinite(v) else round(float(v), 4) for v in values],
+        **({} if monitored else {"monitored": False}),
         **_segment(boot, segment),
     }
 

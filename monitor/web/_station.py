@@ -98,6 +98,10 @@ class Station:
         """A tap that shows this process's own monitor (``ecg-monitor --web``): add it to its bus's taps."""
         return LocalFeed(self.ward, self.server.publish)
 
+    def viewing(self, stream: str) -> bool:
+        """Whether a page's bed view shows ``stream`` now (it asks for the bed every few seconds)."""
+        return self.server.viewing(stream)
+
     def _record_ack(self, alarm: dict[str, Any], stream: str, who: str, when: float) -> None:
         assert self.log is not None
         store_ack(self.log, str(alarm.get("monitor") or ""), str(alarm["id"]), stream, who, when)

@@ -4,8 +4,10 @@
 sequence-checked, alarms tracked with snapshots) and turns each into a compact message for the page, and
 gives a newly opened page the whole ward at once. Bed ids are the monitors' stream ids.
 
-For the bed view it also keeps each bed's heart-rate trend (the mean of each 10 s of signal, 8 hours of it)
-and its alarm history (the last 100 alarms: onset, end and why), both on the stream's own sample clock.
+A second lead (``monitored`` false on a wave body) is passed to the pages as it comes (``wave2``), not kept:
+it is sent only while a bed view shows the bed. For the bed view it also keeps each bed's heart-rate trend
+(the mean of each 10 s of signal, 8 hours of it) and its alarm history (the last 100 alarms: onset, end and
+why), both on the stream's own sample clock.
 """
 
 from __future__ import annotations
@@ -204,6 +206,18 @@ class WardState:
                     if kind == "alarm":
                         if body.get("state") == "end":
                             bed.ended(body)
+                    elif kind == "wave" and body.get("monitored") is False:  # a second lead: the bed view's
+                        out.append(
+                            {
+                                "t": "wave2",
+                                "bed": stream,
+                                "lead": body.get("lead", ""),
+                                "sample": body["sample"],
+                                "fs": body["fs"],
+                                "source_fs": body["source_fs"],
+                                "values": body["values"],
+                            }
+                        )
                     elif kind == "wave":
                         bed.lead = str(body.get("lead") or bed.lead)
                         msg = {

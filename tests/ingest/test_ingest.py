@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -161,3 +162,29 @@ def test_ingest_hands_over_technical_alarms_and_ended_streams_once(mitdb: Path) 
     assert alarms[0].onset == alarms[1].onset and ingest.take_technical() == []
     ingest.feed(msgs[-1])
     assert ingest.take_ended() == [ingest.streams["a"]] and ingest.take_ended() == []
+
+
+def test_a_second_lead_is_kept_for_display_at_the_monitored_leads_indices() -> None:
+    from monitor.testing import frames_of as device_frames
+
+    fs = 250.0
+    n = 5 * 250
+    two = np.stack([np.sin(np.arange(n) / 10.0), 0.5 * np.cos(np.arange(n) / 7.0)], axis=1).astype("<f4")
+    kw: dict[str, Any] = dict(stream="b", chunk=50, eos=False, channels=("V1", "II"), units=("mV", "mV"))
+    kw.update(gain=(1.0, 1.0), baseline=(0.0, 0.0))
+    frames = device_frames(two, fs, **kw)
+    frames += device_frames(two[:100], fs, seq=len(frames) + 3, start=n + 150, **kw)  # 150 samples missed
+    ingest = Ingest(StreamConfig(lead="II", second_lead=True))
+    for parts in frames:
+        ingest.feed(parts)
+    proc = ingest.streams["b"]
+    ring = proc.second_ring
+    assert ring is not None and proc.second_name == "V1" and proc.lead_name == "II"
+    assert ring.end == proc.ring.end == n + 250  # a 150-sample gap, then 100 samples
+    got = ring.read(ring.start, ring.end)[:, 0]
+    want = np.concatenate((two[:, 0], np.full(150, np.nan), two[:100, 0]))[-got.size :]
+    np.testing.assert_allclose(got, want, atol=1e-6)  # NaN where nothing came
+    assert Ingest(StreamConfig(lead="II")).streams == {}
+    plain = Ingest(StreamConfig(lead="II"))
+    plain.feed(frames[0])
+    assert plain.streams["b"].second_ring is None  # kept only when asked for

@@ -83,6 +83,8 @@ def test_the_tap_publishes_schema_valid_strips_on_the_bus(ctx: zmq.Context[zmq.S
     class Proc:
         stream = "bed-1"
         lead_name = "MLII"
+        second_ring = None
+        second_name = ""
 
         def __init__(self, fs: float) -> None:
             self.fs = fs
@@ -115,3 +117,38 @@ def test_the_tap_publishes_schema_valid_strips_on_the_bus(ctx: zmq.Context[zmq.S
     assert tap.poll([]) == 0 and not tap._streams  # a stream no longer there is forgotten
     sub.close()
     bus.close()
+
+
+def test_a_second_lead_is_drawn_only_while_wanted() -> None:
+    x = np.random.default_rng(3).standard_normal((2000, 1))
+
+    class Ring:
+        start = 0
+        end = 1000
+
+        def read(self, a: int, b: int) -> np.ndarray:
+            return x[a:b]
+
+    class Proc:
+        stream = "bed-1"
+        lead_name = "II"
+        second_name = "V1"
+        fs = 250.0
+        ring = Ring()
+        second_ring = Ring()
+
+    got: list[tuple[str, bool]] = []
+    wanted = {"bed-1": False}
+    tap = WaveTap(lambda chunk, lead, monitored=True: got.append((lead, monitored)), every_s=0.0,
+                  second=lambda s: wanted[s])  # fmt: skip
+    tap.poll([Proc()])
+    assert got and {g for g in got} == {("II", True)}
+    got.clear()
+    wanted["bed-1"] = True
+    Proc.ring.end = Proc.second_ring.end = 1500  # the same Ring: both leads advance
+    tap.poll([Proc()])
+    assert ("V1", False) in got and ("II", True) in got
+    assert sum(1 for g in got if g == ("V1", False)) > sum(1 for g in got if g == ("II", True))  # from the ring start
+    wanted["bed-1"] = False
+    tap.poll([Proc()])
+    assert not tap._seconds  # no longer wanted: forgotten

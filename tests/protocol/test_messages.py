@@ -138,7 +138,7 @@ DEVICE_FIELDS: dict[str, tuple[str, ...]] = {
 }
 OPTIONAL_FIELDS: dict[str, tuple[str, ...]] = {
     **DEVICE_FIELDS,
-    "wave": ("boot", "segment", "lead"),
+    "wave": ("boot", "segment", "lead", "monitored"),
     "status": ("snapshot_endpoint",),
 }
 SNAPSHOT_HEADER: dict[str, Any] = {

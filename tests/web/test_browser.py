@@ -132,14 +132,16 @@ def test_two_replayed_beds_are_live_with_rates_moving_strips_and_208s_ectopy_ala
     assert re.match(r"Sound paused (2:00|1:5\d)$", page.inner_text("#paused"))
     stats = page.evaluate("window.ecgCentral.stats")
     assert stats["drawnChunks"] > 0 and stats["frames"] > 10
-    # the bed view: the live strip larger, the heart-rate trend, the alarm history with each alarm's strip
+    # the bed view: both leads live, the heart-rate trend, the alarm history with each alarm's strip
     page.click('.tile[data-stream="208"] button.bed')
     view = page.locator('#bedview[data-bed="208"][data-state="shown"]')
     view.wait_for(timeout=5_000)
-    live = page.locator("#bedview .live canvas.trace")
-    first = live.screenshot()
-    page.wait_for_timeout(500)
-    assert live.screenshot() != first
+    page.locator('#bedview[data-second="V1"] .lead.second:not([hidden])').wait_for(timeout=5_000)  # 208's V1
+    for lead in ("first", "second"):  # both leads sweep
+        live = page.locator(f"#bedview .lead.{lead} canvas.trace")
+        before = live.screenshot()
+        page.wait_for_timeout(500)
+        assert live.screenshot() != before, lead
     page.locator('#bedview canvas.trend[data-points]:not([data-points="0"])').wait_for(timeout=20_000)  # a point
     rows = page.locator("#bedview .history tbody tr")
     kinds = {rows.nth(i).get_attribute("data-kind") for i in range(rows.count())}

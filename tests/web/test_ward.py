@@ -139,3 +139,10 @@ def test_the_alarm_history_keeps_onsets_and_ends_newest_first() -> None:
         ("brady", False, None, None),
         ("vt", False, 900, "rhythm ended"),
     ]
+
+
+def test_a_second_lead_goes_to_the_pages_and_is_not_kept() -> None:
+    ward = WardState()
+    out = ward.apply("bus", dict(_wave("bed-1", 0), monitored=False, lead="V1"), {})
+    assert [m["t"] for m in out] == ["wave2"] and out[0]["lead"] == "V1"
+    assert ward.snapshot()["beds"][0]["wave"] == []  # the tile's strip is the monitored lead's

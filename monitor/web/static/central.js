@@ -262,10 +262,12 @@
   }
 
   // --- the bed view: the live strip larger, the heart-rate trend, the alarm history with each alarm's strip ---
-  const bedView = { id: null, el: document.getElementById("bedview"), timer: null, width: 0, height: 0 };
+  const bedView = { id: null, el: document.getElementById("bedview"), timer: null, sizes: new Map(), second: null };
 
   async function openBed(id) {
     bedView.id = id;
+    bedView.second = null; // the second lead comes while the view is open (the monitor draws it on request)
+    bedView.el.querySelector(".lead.second").hidden = true;
     bedView.el.hidden = false;
     bedView.el.dataset.bed = id;
     bedView.el.querySelector(".title").textContent = id;
@@ -289,8 +291,8 @@
     if (!reply.ok || bedView.id !== id) return;
     const view = await reply.json();
     const hr = view.vitals && typeof view.vitals.hr === "number" ? `${Math.round(view.vitals.hr)} bpm` : "--- bpm";
-    bedView.el.querySelector(".note").textContent =
-      `lead ${view.lead || "?"} · ${hr} · ${(view.vitals && view.vitals.quality) || "no signal yet"}`;
+    bedView.el.querySelector(".note").textContent = `${hr} · ${(view.vitals && view.vitals.quality) || "no signal yet"}`;
+    bedView.el.querySelector(".lead.first .name").textContent = `${view.lead || "?"} (monitored)`;
     drawTrend(bedView.el.querySelector("canvas.trend"), view.trend);
     showHistory(view.history);
     bedView.el.dataset.state = "shown";
@@ -351,28 +353,59 @@
     canvas.dataset.points = String(finite.length);
   }
 
-  function drawBedLive(bed) {
-    const grid = bedView.el.querySelector(".live canvas.grid"), trace = bedView.el.querySelector(".live canvas.trace");
+  function addSecond(m) { // a chunk of the viewed bed's second lead, at the same sample clock as its strip
+    const bed = beds.get(m.bed);
+    if (!bed || m.fs !== bed.fs) return;
+    let second = bedView.second;
+    if (!second || second.n !== bed.n) {
+      second = bedView.second = { values: new Float32Array(bed.n).fill(NaN), n: bed.n, head: -1 };
+      const el = bedView.el.querySelector(".lead.second");
+      el.hidden = false;
+      el.querySelector(".name").textContent = m.lead || "second lead";
+    }
+    const k0 = Math.round((m.sample * m.fs) / m.source_fs);
+    for (let k = second.head + 1; k < k0 && second.head >= 0 && k < second.head + second.n; k++) second.values[k % second.n] = NaN;
+    m.values.forEach((v, i) => { second.values[(k0 + i) % second.n] = v === null ? NaN : v; });
+    second.head = Math.max(second.head, k0 + m.values.length - 1);
+    bedView.el.dataset.second = m.lead || "second";
+  }
+
+  function liveCanvas(which) { // the bed view's canvases for a lead, sized to the screen, grid drawn
+    const grid = bedView.el.querySelector(`.lead.${which} canvas.grid`);
+    const trace = bedView.el.querySelector(`.lead.${which} canvas.trace`);
     const rect = trace.getBoundingClientRect();
     const w = Math.max(1, Math.round(rect.width)), h = Math.max(1, Math.round(rect.height));
-    if (w !== bedView.width || h !== bedView.height) {
-      bedView.width = w; bedView.height = h;
+    const size = bedView.sizes.get(which);
+    if (!size || size[0] !== w || size[1] !== h) {
+      bedView.sizes.set(which, [w, h]);
       for (const c of [grid, trace]) { c.width = w; c.height = h; }
       drawGrid({ grid, width: w, height: h });
     }
     const ctx = trace.getContext("2d");
     ctx.clearRect(0, 0, w, h);
-    if (bed.head < 0 || bed.drawn < 0) return;
-    const n = bed.n, dx = w / n, to = bed.drawn, erase = Math.round(ERASE_S * bed.fs);
-    const yOf = (v) => h * (0.5 - v / MV_RANGE);
+    return { ctx, w, h };
+  }
+
+  function sweep(ctx, values, n, from, to, w, h) { // values[k % n] for k in [from, to], where the sweep puts them
+    const dx = w / n, yOf = (v) => h * (0.5 - v / MV_RANGE);
     ctx.strokeStyle = "#7fff7f"; ctx.lineWidth = 1.8; ctx.beginPath();
     let pen = false;
-    for (let k = to - n + 1 + erase; k <= to; k++) {
-      const i = ((k % n) + n) % n, v = bed.values[i];
+    for (let k = from; k <= to; k++) {
+      const i = ((k % n) + n) % n, v = values[i];
       if (Number.isNaN(v) || (pen && i === 0)) { pen = false; if (Number.isNaN(v)) continue; }
       if (pen) ctx.lineTo(i * dx, yOf(v)); else { ctx.moveTo(i * dx, yOf(v)); pen = true; }
     }
     ctx.stroke();
+  }
+
+  function drawBedLive(bed) {
+    const { ctx, w, h } = liveCanvas("first");
+    const second = bedView.second;
+    const other = second ? liveCanvas("second") : null;
+    if (bed.head < 0 || bed.drawn < 0) return;
+    const n = bed.n, dx = w / n, to = bed.drawn, erase = Math.round(ERASE_S * bed.fs);
+    sweep(ctx, bed.values, n, to - n + 1 + erase, to, w, h);
+    if (other) sweep(other.ctx, second.values, n, Math.max(to - n + 1 + erase, second.head - n + 1), Math.min(to, second.head), other.w, other.h);
     ctx.font = "bold 13px system-ui";
     for (const [k, beat] of bed.beats) {
       if (k > to || k <= to - n + erase) continue;
@@ -436,6 +469,7 @@
         }
         break;
       case "wave": addWave(ensureBed(m.bed), m, true); break;
+      case "wave2": if (m.bed === bedView.id) addSecond(m); break;
       case "beat": addBeat(ensureBed(m.bed), m); break;
       case "vitals": setVitals(ensureBed(m.bed), m); break;
       case "alarms": setAlarms(ensureBed(m.bed), m.alarms); break;
