@@ -289,6 +289,8 @@ class Monitor:
             if self.wave is not None:
                 self.wave.poll(self.ingest.streams.values())
             self.bus.serve_subscriptions()
+            for stream, alarm_id, by, at in self.bus.take_acks():  # from central stations elsewhere
+                self.acks.add({"id": alarm_id}, stream, by, at)
             if now - self._last_status >= self.config.status_interval_s:
                 self._last_status = now
                 self.bus.status(self.status())

@@ -45,8 +45,8 @@ def build_parser() -> OptionParser:
     p.option(
         "--alarm-log",
         env="ALARM_LOG",
-        help="SQLite alarm log the monitors write (on this host): the page shows its review strips and "
-        "records acknowledgements in it (default: none)",
+        help="SQLite alarm log the monitors write (on this host): the page shows its review strips (default: "
+        "none); acknowledgements go to the monitors, which keep them in their logs and publish them",
     )
     p.option("--keys", env="KEYS", help="CURVE keys folder: connect to the buses as a CURVE client")
     p.option("--key-name", env="KEY_NAME", help="this station's client key name, with --keys")

@@ -21,6 +21,13 @@ a smaller or equal one are already in it. A snapshot goes to the asking peer
 only and takes no sequence number: other subscribers see nothing of it.
 Refused requests get a header with ``error`` set and no items.
 
+Acknowledgements from a central station in another process (``ecg-central``): the same endpoint takes
+``[b"ack", body]``, body a JSON object ``{"stream", "alarm_id", "by", "at"}`` naming an alarm active now;
+the reply is ``[b"ack", {"ok": true}]`` or ``[b"ack", {"ok": false, "error": reason, "text": ...}]``
+(reasons: ``request``, ``not_active``, and with CURVE ``role`` etc.: keys of role ``bridge`` or ``monitor``
+only). An accepted one waits in :meth:`AlertBus.take_acks` for the monitor, which records it in its alarm
+log and publishes it on ``ack/<stream>/`` as it does its own page's.
+
 Sends never block: a message that would exceed a slow subscriber's queue is
 counted in ``dropped`` (reported in status) instead of stalling the monitor.
 With CURVE keys, only bridges whose public keys are authorized can subscribe,
@@ -44,8 +51,10 @@ a second segment (see :mod:`monitor.protocol`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import math
 import os
 import secrets
 import socket
@@ -110,6 +119,8 @@ class AlertBus:
 
     SNAPSHOT = b"snapshot"
     """The first frame of a snapshot request and of its reply."""
+    ACK = b"ack"
+    """The first frame of an acknowledgement request and of its reply."""
     MAX_PREFIXES = 32
     MAX_PREFIX_BYTES = 256
     REQUESTS_PER_TURN = 64
@@ -157,6 +168,9 @@ class AlertBus:
         self.snapshot_items = 0
         self.snapshots_refused: Counter[str] = Counter()
         """Refused snapshot requests by reason: request, role, unauthenticated, key_revoked, unsent."""
+        self.acks_refused: Counter[str] = Counter()
+        """Refused acknowledgement requests by reason: request, not_active, role, unauthenticated, key_revoked."""
+        self._acks: list[tuple[str, str, str, float]] = []  # accepted, for the monitor: stream, alarm, by, at
 
     @staticmethod
     def default_snapshot_endpoint(endpoint: str) -> str:
@@ -299,12 +313,20 @@ class AlertBus:
             self._answer(frames)
         return n
 
+    def take_acks(self) -> list[tuple[str, str, str, float]]:
+        """The acknowledgements accepted since the last call: ``(stream, alarm_id, by, at)``."""
+        acks, self._acks = self._acks, []
+        return acks
+
     def _answer(self, frames: list[zmq.Frame]) -> None:
         envelope = [frames[0].bytes]
         request = [f.bytes for f in frames[1:]]
         if request[:1] == [b""]:  # a REQ asker's delimiter, echoed
             envelope.append(b"")
             request = request[1:]
+        if request[:1] == [self.ACK]:
+            self._answer_ack(envelope, frames, request[1:])
+            return
         error: tuple[str, str] | None = None
         prefixes: list[str] = []
         if self._authorizer is not None:
@@ -343,6 +365,30 @@ class AlertBus:
             self.snapshots += 1
             self.snapshot_items += len(parts) // 2
 
+    def _answer_ack(self, envelope: list[bytes], frames: list[zmq.Frame], request: list[bytes]) -> None:
+        error: tuple[str, str] | None = None
+        if self._authorizer is not None:
+            reason = self._authorizer.check_role(sender_of(frames[-1]), "bridge", "monitor")
+            if reason is not None:
+                error = (reason, "acknowledgements are for keys of role bridge or monitor")
+        ack: tuple[str, str, str, float] | None = None
+        if error is None:
+            try:
+                ack = _ack_request(request)
+            except ValueError as exc:
+                error = ("request", str(exc))
+        if ack is not None and ack[1] not in self._active.get(ack[0], {}):
+            error = ("not_active", f"no active alarm {ack[1]!r} on stream {ack[0]!r}")
+        if error is None and ack is not None:
+            self._acks.append(ack)
+            reply: dict[str, Any] = {"ok": True}
+        else:
+            assert error is not None
+            self.acks_refused[error[0]] += 1
+            reply = {"ok": False, "error": error[0], "text": error[1]}
+        with contextlib.suppress(zmq.ZMQError):  # the asker left: it hears nothing (the alarm stays unacknowledged)
+            self.router.send_multipart([*envelope, self.ACK, json.dumps(reply).encode()], flags=zmq.NOBLOCK)
+
     def _prefixes(self, request: list[bytes]) -> list[str]:
         if not request or request[0] != self.SNAPSHOT:
             raise ValueError(f"a snapshot request starts with the frame {self.SNAPSHOT.decode()!r}")
@@ -364,6 +410,25 @@ class AlertBus:
     def close(self) -> None:
         self.sock.close(linger=0)
         self.router.close(linger=0)
+
+
+def _ack_request(request: list[bytes]) -> tuple[str, str, str, float]:
+    """``(stream, alarm_id, by, at)`` of an acknowledgement request's frames; ``ValueError`` saying what is wrong."""
+    if len(request) != 1 or len(request[0]) > 4096:
+        raise ValueError("an acknowledgement is one JSON object of at most 4096 bytes after the frame 'ack'")
+    try:
+        body = json.loads(request[0])
+    except ValueError:
+        raise ValueError("the acknowledgement is not JSON") from None
+    if not isinstance(body, dict):
+        raise ValueError("the acknowledgement is not a JSON object")
+    stream, alarm_id, by, at = (body.get(k) for k in ("stream", "alarm_id", "by", "at"))
+    texts = (stream, alarm_id, by)
+    if not all(isinstance(t, str) and 0 < len(t) <= 256 for t in texts):
+        raise ValueError("stream, alarm_id and by must be strings of 1 to 256 characters")
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not math.isfinite(at):
+        raise ValueError("at must be a number (Unix seconds)")
+    return str(stream), str(alarm_id), str(by)[:64], float(at)
 
 
 def _matches(topic: str, prefixes: list[str]) -> bool:

@@ -10,6 +10,7 @@ decoded or checked again.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ __all__ = ["TOPICS", "BusFeed", "LocalFeed"]
 log = logging.getLogger(__name__)
 
 #: What the central station subscribes to.
-TOPICS = ("alarm/", "vitals/", "wave/", "beat/")
+TOPICS = ("alarm/", "vitals/", "wave/", "beat/", "ack/")
 
 Publish = Callable[[list[dict[str, Any]]], None]
 
@@ -101,6 +102,28 @@ class BusFeed:
     def start(self) -> BusFeed:
         self._thread.start()
         return self
+
+    def acknowledge(self, stream: str, alarm_id: str, by: str, at: float, timeout: float = 3.0) -> str | None:
+        """Ask the monitor to record and publish an acknowledgement of its active alarm (any thread: a socket
+        of its own); None when it did, else why not."""
+        dealer = self._dealer()
+        try:
+            body = {"stream": stream, "alarm_id": alarm_id, "by": by, "at": at}
+            dealer.send_multipart([AlertBus.ACK, json.dumps(body).encode()])
+            if not dealer.poll(round(timeout * 1000), zmq.POLLIN):
+                return f"the monitor at {self._snapshot} did not answer"
+            reply = dealer.recv_multipart()
+        finally:
+            dealer.close(linger=0)
+        try:
+            answer = json.loads(reply[1]) if len(reply) == 2 and reply[0] == AlertBus.ACK else None
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            return "the monitor's answer was not understood"
+        if answer.get("ok") is True:
+            return None
+        return f"the monitor refused ({answer.get('error')}): {answer.get('text', '')}"
 
     def _run(self) -> None:
         try:

@@ -72,8 +72,10 @@ class CentralServer:
     """Serves ``ward`` at ``http://host:port/`` from its own thread (:meth:`start`, :meth:`stop`).
 
     ``on_ack(alarm, stream, who, when)`` records an acknowledgement of an active alarm (its page view: ``id``,
-    ``monitor``...), e.g. in the alarm log; ``strip(alarm_id)`` gives an alarm's review strip (``values`` at
-    ``fs`` from ``sample``, ``onset_sample``, ...) or None. :attr:`port` is the bound port (``port=0``: any).
+    ``monitor``...), e.g. in the alarm log or at its monitor, and returns None, or why it could not (the page
+    is then told, and the alarm stays unacknowledged; it runs on a worker thread); ``strip(alarm_id)`` gives an
+    alarm's review strip (``values`` at ``fs`` from ``sample``, ``onset_sample``, ...) or None. :attr:`port` is
+    the bound port (``port=0``: any).
     """
 
     def __init__(
@@ -83,7 +85,7 @@ class CentralServer:
         port: int = 8080,
         *,
         token: str | None = None,
-        on_ack: Callable[[dict[str, Any], str, str, float], None] | None = None,
+        on_ack: Callable[[dict[str, Any], str, str, float], str | None] | None = None,
         strip: Callable[[str], dict[str, Any] | None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -218,11 +220,15 @@ class CentralServer:
         except (ValueError, KeyError, TypeError):
             raise web.HTTPBadRequest(text='expected {"alarm_id": ..., "bed": ...}') from None
         when = self.clock()
-        alarm = self.ward.acknowledge(stream, alarm_id, who, when)
+        alarm = self.ward.active_alarm(stream, alarm_id)
         if alarm is None:
             raise web.HTTPNotFound(text="no such active alarm")
         if self.on_ack is not None:
-            self.on_ack(alarm, stream, who, when)
+            problem = await asyncio.get_running_loop().run_in_executor(None, self.on_ack, alarm, stream, who, when)
+            if problem is not None:
+                raise web.HTTPBadGateway(text=f"not acknowledged: {problem}")
+        if self.ward.acknowledge(stream, alarm_id, who, when) is None:
+            raise web.HTTPNotFound(text="the alarm ended")
         record = {"t": "ack", "bed": stream, "alarm_id": alarm_id, "by": who, "at": when}
         self.acks.append(record)
         self._broadcast([record, *self.ward.alarm_messages([stream])])

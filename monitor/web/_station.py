@@ -14,7 +14,7 @@ from typing import Any
 import zmq
 
 from monitor.errors import ConfigError
-from monitor.outputs import AlarmLog, read_strip, store_ack
+from monitor.outputs import AlarmLog, read_strip
 from monitor.transport import CurveConfig
 from monitor.web._feed import BusFeed, LocalFeed
 from monitor.web._server import CentralServer
@@ -55,16 +55,20 @@ class Station:
         curve: CurveConfig | None = None,
         context: zmq.Context[zmq.Socket[bytes]] | None = None,
         alarm_log: str | Path | None = None,
-        on_ack: Callable[[dict[str, Any], str, str, float], None] | None = None,
+        on_ack: Callable[[dict[str, Any], str, str, float], str | None] | None = None,
     ) -> None:
-        """``alarm_log``: review strips are read from it, acknowledgements kept in it, unless ``on_ack`` takes
-        them (the embedded monitor: it publishes them on its bus and keeps them in its log)."""
+        """``alarm_log``: review strips are read from it. An acknowledgement goes to the monitor whose alarm it
+        is (it records it in its own alarm log and publishes it on its bus), unless ``on_ack`` takes it (the
+        embedded monitor, ``--web``)."""
         self.ward = WardState()
         self.log = AlarmLog(alarm_log, run_id=f"central-{os.getpid()}-{secrets.token_hex(4)}") if alarm_log else None
-        if on_ack is None and self.log is not None:
-            on_ack = self._record_ack
         self.server = CentralServer(
-            self.ward, host, port, token=token, on_ack=on_ack, strip=self._strip if self.log is not None else None
+            self.ward,
+            host,
+            port,
+            token=token,
+            on_ack=on_ack or self._forward_ack,
+            strip=self._strip if self.log is not None else None,
         )
         self.feeds: list[BusFeed] = []
         self._endpoints = list(endpoints)
@@ -102,9 +106,14 @@ class Station:
         """Whether a page's bed view shows ``stream`` now (it asks for the bed every few seconds)."""
         return self.server.viewing(stream)
 
-    def _record_ack(self, alarm: dict[str, Any], stream: str, who: str, when: float) -> None:
-        assert self.log is not None
-        store_ack(self.log, str(alarm.get("monitor") or ""), str(alarm["id"]), stream, who, when)
+    def _forward_ack(self, alarm: dict[str, Any], stream: str, who: str, when: float) -> str | None:
+        """To the monitor that raised the alarm (the bus its bed is read from): it keeps it in its alarm log and
+        publishes it, so every station shows it."""
+        source = self.ward.source_of(stream)
+        feed = next((f for f in self.feeds if f.endpoint == source), None)
+        if feed is None:
+            return f"no monitor bus for bed {stream!r}"
+        return feed.acknowledge(stream, str(alarm["id"]), who, when)
 
     def _strip(self, alarm_id: str) -> dict[str, Any] | None:
         """An alarm's review strip for the page: decimated to 125 values a second (drawing needs no more)."""

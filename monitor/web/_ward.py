@@ -206,6 +206,9 @@ class WardState:
                     if kind == "alarm":
                         if body.get("state") == "end":
                             bed.ended(body)
+                    elif kind == "ack":  # acknowledged at any station: shown on every page
+                        if self._acknowledge(stream, body["alarm_id"], body["by"], body["at"]) is not None:
+                            out.append({"t": "alarms", "bed": stream, "alarms": bed.alarms})
                     elif kind == "wave" and body.get("monitored") is False:  # a second lead: the bed view's
                         out.append(
                             {
@@ -254,16 +257,32 @@ class WardState:
                 out.append({"t": "alarms", "bed": stream, "alarms": bed.alarms})
         return out
 
-    def acknowledge(self, stream: str, alarm_id: str, who: str, when: float) -> dict[str, Any] | None:
-        """Mark an active alarm acknowledged (it stays shown until it ends); returns it, None if not active."""
+    def source_of(self, stream: str) -> str | None:
+        """The bus a bed is read from (None for a bed never seen)."""
+        with self._lock:
+            bed = self._beds.get(stream)
+            return bed.source if bed is not None else None
+
+    def active_alarm(self, stream: str, alarm_id: str) -> dict[str, Any] | None:
+        """An active alarm's page view (``id``, ``monitor``...), None if it is not active."""
         with self._lock:
             bed = self._beds.get(stream)
             found = next((a for a in bed.alarms if a["id"] == alarm_id), None) if bed is not None else None
-            if bed is None or found is None:
-                return None
-            bed.acked[alarm_id] = {"by": who, "at": when}
-            bed.set_alarms([{k: v for k, v in a.items() if k != "acked"} for a in bed.alarms])
-            return dict(found)
+            return dict(found) if found is not None else None
+
+    def acknowledge(self, stream: str, alarm_id: str, who: str, when: float) -> dict[str, Any] | None:
+        """Mark an active alarm acknowledged (it stays shown until it ends); returns it, None if not active."""
+        with self._lock:
+            return self._acknowledge(stream, alarm_id, who, when)
+
+    def _acknowledge(self, stream: str, alarm_id: str, who: str, when: float) -> dict[str, Any] | None:
+        bed = self._beds.get(stream)
+        found = next((a for a in bed.alarms if a["id"] == alarm_id), None) if bed is not None else None
+        if bed is None or found is None:
+            return None
+        bed.acked[alarm_id] = {"by": who, "at": when}
+        bed.set_alarms([{k: v for k, v in a.items() if k != "acked"} for a in bed.alarms])
+        return dict(found)
 
     def alarm_messages(self, streams: Sequence[str]) -> list[dict[str, Any]]:
         with self._lock:
