@@ -232,3 +232,34 @@ def test_beyond_loopback_the_page_asks_for_the_token_and_refuses_a_wrong_one(bro
         page.close()
     finally:
         station.close()
+
+
+def test_the_alarm_tones_follow_iec_60601_1_8(browser: Any) -> None:
+    station = Station([], "127.0.0.1", 0).start()
+    try:
+        page = browser.new_page()
+        page.goto(station.url)
+        page.wait_for_selector('#connection[data-state="open"]', timeout=10_000)
+        tones = page.evaluate("window.ecgCentral.tones")
+        page.close()
+    finally:
+        station.close()
+    for priority, tone in tones.items():  # Table 4: the pulse
+        td = tone["td"]
+        assert (0.075 <= td <= 0.2) if priority == "high" else (0.125 <= td <= 0.25), priority
+        assert 150 <= tone["freq"] <= 1000
+        odd = [k * tone["freq"] for k in range(1, 40, 2)]  # a square wave's components
+        assert sum(300 <= f <= 4000 for f in odd) >= 4, priority
+    high, medium, low = (tones[p] for p in ("high", "medium", "low"))
+    gaps = [b - a - high["td"] for a, b in zip(high["pulses"], high["pulses"][1:], strict=False)]
+    assert len(high["pulses"]) == 10  # Table 3: the burst
+    x = gaps[0]
+    assert 0.05 <= x <= 0.125
+    for i, gap in enumerate(gaps, start=1):  # the gap after pulse i
+        want = 2 * x + high["td"] if i in (3, 8) else None if i == 5 else x
+        assert (0.35 <= gap <= 1.3) if want is None else gap == pytest.approx(want), (i, gap)
+    assert len(medium["pulses"]) == 3 and len(low["pulses"]) in (1, 2)
+    for tone in (medium, low):
+        y = [b - a - tone["td"] for a, b in zip(tone["pulses"], tone["pulses"][1:], strict=False)]
+        assert all(0.125 <= g <= 0.25 for g in y)
+    assert 2.5 <= high["tb"] <= 15 and 2.5 <= medium["tb"] <= 30 and low["tb"] > 15

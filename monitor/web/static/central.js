@@ -6,12 +6,30 @@
   const DELAY_S = 0.3; // the sweep runs this far behind the newest value, so it moves smoothly
   const MV_RANGE = 4; // millivolts from the bottom to the top of a strip (10 mm/mV at 25 mm/s: 4:1 strips of 8 s)
   const LABEL_COLOURS = { N: "#9fe29f", S: "#ffb347", V: "#ff4d4d", F: "#d98cff", Q: "#9aa0a6" };
-  const TONES = {
-    // IEC 60601-1-8 style bursts: [seconds into the burst], repeated every `every` seconds
-    high: { pulses: [0, 0.2, 0.4, 1.0, 1.2], every: 5, freq: 880 },
-    medium: { pulses: [0, 0.25, 0.5], every: 7, freq: 660 },
-    low: { pulses: [0, 0.3], every: 15, freq: 523 },
+  // Auditory alarm signals after IEC 60601-1-8 (Tables 3 and 4): a burst of pulses per priority, each pulse
+  // `td` long with rise and fall 15% of it, `ts` between pulses; high: 10 pulses (3 + 2, a pause, 3 + 2) with
+  // 2 ts + td between the 3rd and 4th (and 8th and 9th) and `pause` between the 5th and 6th; medium 3, low 2;
+  // `tb` from a burst's last pulse to the next burst. Square waves: the fundamental and at least 3 odd
+  // harmonics lie in 300-4000 Hz.
+  const TONE_TABLE = {
+    high: { n: 10, td: 0.12, ts: 0.1, pause: 0.6, tb: 5, freq: 523 }, // td 75-200 ms, ts 50-125 ms, tb 2.5-15 s
+    medium: { n: 3, td: 0.2, ts: 0.2, tb: 8, freq: 440 }, // td 125-250 ms, ts 125-250 ms, tb 2.5-30 s
+    low: { n: 2, td: 0.2, ts: 0.2, tb: 20, freq: 392 }, // as medium, tb over 15 s
   };
+  function burst(spec) { // the pulses' start times (s into the burst)
+    const starts = [0];
+    for (let i = 1; i < spec.n; i++) {
+      let gap = spec.ts;
+      if (spec.n === 10 && (i === 3 || i === 8)) gap = 2 * spec.ts + spec.td;
+      if (spec.n === 10 && i === 5) gap = spec.pause;
+      starts.push(starts[i - 1] + spec.td + gap);
+    }
+    return starts;
+  }
+  const TONES = Object.fromEntries(Object.entries(TONE_TABLE).map(([k, spec]) => {
+    const pulses = burst(spec);
+    return [k, { ...spec, pulses, every: pulses[pulses.length - 1] + spec.td + spec.tb }];
+  }));
   const beds = new Map();
   const stats = { latencies: [], frames: 0, messages: 0, drawnChunks: 0, alarmLatency: {} };
   const ward = document.getElementById("ward");
@@ -20,7 +38,7 @@
   let pausedUntil = 0; // server clock
   let audioCtx = null;
   let nextBurst = 0;
-  window.ecgCentral = { stats, beds };
+  window.ecgCentral = { stats, beds, tones: TONES };
 
   function ensureBed(id) {
     let bed = beds.get(id);
@@ -442,19 +460,20 @@
     }
     if (!top || audioCtx.currentTime < nextBurst) return;
     const tone = TONES[top];
-    for (const at of tone.pulses) beep(audioCtx.currentTime + at, tone.freq);
+    for (const at of tone.pulses) beep(audioCtx.currentTime + at, tone);
     nextBurst = audioCtx.currentTime + tone.every;
   }
 
-  function beep(at, freq) {
+  function beep(at, tone) {
     const osc = audioCtx.createOscillator(), gain = audioCtx.createGain();
-    osc.type = "square"; osc.frequency.value = freq;
+    const edge = 0.15 * tone.td; // rise and fall: 10-20% of the pulse
+    osc.type = "square"; osc.frequency.value = tone.freq;
     gain.gain.setValueAtTime(0, at);
-    gain.gain.linearRampToValueAtTime(0.15, at + 0.01);
-    gain.gain.setValueAtTime(0.15, at + 0.14);
-    gain.gain.linearRampToValueAtTime(0, at + 0.15);
+    gain.gain.linearRampToValueAtTime(0.15, at + edge);
+    gain.gain.setValueAtTime(0.15, at + tone.td - edge);
+    gain.gain.linearRampToValueAtTime(0, at + tone.td);
     osc.connect(gain).connect(audioCtx.destination);
-    osc.start(at); osc.stop(at + 0.16);
+    osc.start(at); osc.stop(at + tone.td + 0.01);
   }
 
   function handle(m) {
