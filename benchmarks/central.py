@@ -8,7 +8,8 @@
 2. ``cpu``: for each of ``--cpu-streams`` (250), that many devices into the monitor without and then with
    ``--web`` (a page open, or none with ``--no-page-in-cpu``: the browser then takes no CPU from the monitor's
    cores), each for ``--cpu-seconds`` after the warm-up: the monitor's CPU (utime + stime from /proc) in both
-   runs, and the browser's.
+   runs, and the browser's; ``--repeat`` pairs, one after the other (the extra CPU is the difference of the
+   means; runs differ by several points on this machine, so one pair says little).
 
 Run: ``python benchmarks/central.py``; writes ``benchmarks/results/central.{json,png}`` (the screenshot) with
 the machine named. Each part measured replaces its own entry in the JSON (``page``; ``cpu_page_open`` or
@@ -150,6 +151,7 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=15.0)
     p.add_argument("--cpu-streams", type=int, nargs="+", default=[250])
     p.add_argument("--cpu-seconds", type=float, default=60.0)
+    p.add_argument("--repeat", type=int, default=1, help="pairs of CPU runs (without, with --web) per stream count")
     p.add_argument("--skip-cpu", action="store_true", help="only the page measurement")
     p.add_argument("--skip-page", action="store_true", help="only the CPU measurement")
     p.add_argument(
@@ -185,13 +187,19 @@ def main() -> None:
         if not args.skip_cpu:
             key = "cpu_no_page" if args.no_page_in_cpu else "cpu_page_open"
             for streams in args.cpu_streams:
-                base, web = cpu_run(args, streams, False, browser), cpu_run(args, streams, True, browser)
-                extra = web["monitor_cpu_pct"] - base["monitor_cpu_pct"]
+                runs = [cpu_run(args, streams, web, browser) for _ in range(args.repeat) for web in (False, True)]
+                base = float(np.mean([r["monitor_cpu_pct"] for r in runs if not r["web"]]))
+                web = float(np.mean([r["monitor_cpu_pct"] for r in runs if r["web"]]))
+                cpu = [r["monitor_cpu_pct"] for r in runs]
+                pairs = [b - a for a, b in zip(cpu[::2], cpu[1::2], strict=True)]
                 result.setdefault(key, {})[str(streams)] = {
                     **stamp,
-                    "runs": [base, web],
-                    "web_extra_cpu_pct_points": round(extra, 1),
-                    "web_extra_cpu_relative_pct": round(100 * extra / max(base["monitor_cpu_pct"], 1e-9), 1),
+                    "runs": runs,
+                    "monitor_cpu_pct_without_web": round(base, 1),
+                    "monitor_cpu_pct_with_web": round(web, 1),
+                    "web_extra_cpu_pct_points": round(web - base, 1),
+                    "web_extra_cpu_relative_pct": round(100 * (web - base) / max(base, 1e-9), 1),
+                    "pair_differences_pct_points": [round(d, 1) for d in pairs],
                 }
                 print("cpu", streams, result[key][str(streams)], flush=True)
         browser.close()
