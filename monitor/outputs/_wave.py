@@ -58,11 +58,12 @@ class WaveDecimator:
         self.delay = round(0.02 * fs) if cutoff < 0.45 * fs else 0  # samples the filter's output lags its input
         self._taps = signal.firwin(2 * self.delay + 1, cutoff, fs=fs) if self.delay else None
         self._zi: NDArray[np.float64] | None = None
-        self._next: float | None = None  # position (stream sample) of the next output value
+        self._origin: float | None = None  # position (stream sample) of output 0 since the (re)start
+        self._k = 0  # the next output's number: at position origin + k * step, whatever the chunking
         self._end: int | None = None  # one past the last sample fed
         self._last: float = math.nan  # the last filtered sample (at _end - 1), nan after a lost one
         self._values: list[float | None] = []
-        self._first = 0.0  # position of _values[0]
+        self._first_k = 0  # the number of _values[0]
 
     @property
     def end(self) -> int | None:
@@ -79,27 +80,32 @@ class WaveDecimator:
             start = self._end
         if raw.size == 0:
             return []
-        if self._next is None:
-            self._next = float(start)
-            self._first = float(start)
+        if self._origin is None:
+            self._origin = float(start)
+            self._k = self._first_k = 0
         finite = np.isfinite(raw)
         y = self._filter(np.where(finite, raw, 0.0), finite)
         # y[i] is the filtered signal at sample start + i - delay; prev[0] (self._last) is the one before
         base = start - self.delay - 1  # the sample of prev[0]
         prev = np.concatenate(([self._last], y))
         top = start + raw.size - 1 - self.delay  # the last sample an output can be interpolated up to
+        last = math.floor((top - self._origin) / self.step) + 1  # one past the last output (checked below)
+        ks = np.arange(self._k, max(self._k, last + 1))
+        pos = self._origin + ks * self.step
+        keep = pos <= top
+        ks, pos = ks[keep], pos[keep]
         out: list[WaveChunk] = []
-        while self._next <= top:
-            pos = self._next
-            i = math.floor(pos)
-            frac = pos - i
-            a = prev[i - base]
-            v = a if frac == 0.0 else a + frac * (prev[i - base + 1] - a)
+        if ks.size:
+            i = np.floor(pos).astype(np.int64) - base
+            frac = pos - np.floor(pos)
+            a = prev[i]
+            b = prev[np.minimum(i + 1, prev.size - 1)]  # unused where frac is 0
+            v = np.where(frac == 0.0, a, a + frac * (b - a))
             if not self._values:
-                self._first = pos
-            self._values.append(float(v) if math.isfinite(v) else None)
-            self._next = pos + self.step
-            if len(self._values) == self.chunk:
+                self._first_k = int(ks[0])
+            self._values += [None if x != x else x for x in v.tolist()]  # NaN: no signal
+            self._k = int(ks[-1]) + 1
+            while len(self._values) >= self.chunk:
                 out.append(self._emit())
         self._last = float(y[-1])
         self._end = start + raw.size
@@ -124,13 +130,17 @@ class WaveDecimator:
         return y
 
     def _emit(self) -> WaveChunk:
-        chunk = WaveChunk(self.stream, round(self._first), self._first, self.out_fs, self.fs, tuple(self._values))
-        self._values = []
+        assert self._origin is not None
+        first = self._origin + self._first_k * self.step
+        values = tuple(self._values[: self.chunk])
+        chunk = WaveChunk(self.stream, round(first), first, self.out_fs, self.fs, values)
+        del self._values[: self.chunk]
+        self._first_k += self.chunk
         return chunk
 
     def _restart(self) -> None:
         self._zi = None
-        self._next = None
+        self._origin = None
         self._end = None
         self._last = math.nan
         self._values = []
