@@ -208,10 +208,11 @@ def main() -> None:
 
 
 def _revision() -> str:
-    """The commit measured (``+changes`` when the working tree differs from it)."""
+    """The commit measured (``+changes`` when the code differs from it; results files do not count)."""
     git = ["git", "-C", str(HERE.parent)]
     head = subprocess.run([*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
-    dirty = subprocess.run([*git, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+    status = [*git, "status", "--porcelain", "--untracked-files=no", "--", ".", ":!benchmarks/results"]
+    dirty = subprocess.run(status, capture_output=True, text=True)
     return head + ("+changes" if dirty.stdout.strip() else "") if head else "unknown"
 
 

@@ -43,6 +43,7 @@ from monitor.outputs import (
     CommandRunner,
     check_body,
     serve,
+    snapshot_dealer,
 )
 from monitor.protocol import TOPICS, is_stream_id, subscriptions
 from monitor.transport import CurveConfig, client_from_flags, secure_connect
@@ -424,19 +425,8 @@ def _snapshot_socket(
     ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, curve: CurveConfig | None
 ) -> Callable[[], zmq.Socket[bytes]]:
     """A function opening a DEALER connected to the snapshot endpoint (checked now: a bad one is an error)."""
-
-    def open_dealer() -> zmq.Socket[bytes]:
-        dealer = ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        try:
-            secure_connect(dealer, endpoint, curve)
-        except BaseException:
-            dealer.close(linger=0)
-            raise
-        return dealer
-
-    open_dealer().close(linger=0)
-    return open_dealer
+    snapshot_dealer(ctx, endpoint, curve).close(linger=0)
+    return lambda: snapshot_dealer(ctx, endpoint, curve)
 
 
 def _summary(bridge: AlertBridge, output: BridgeOutput) -> None:

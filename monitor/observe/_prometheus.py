@@ -302,13 +302,13 @@ def parse_address(spec: str, default_host: str = "127.0.0.1") -> tuple[str, int]
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
     elif ":" in host:
-        raise ConfigError(f"metrics address {spec!r}: write an IPv6 host in brackets, e.g. [::1]:9108")
+        raise ConfigError(f"address {spec!r}: write an IPv6 host in brackets, e.g. [::1]:9108")
     try:
         port = int(port_text)
     except ValueError:
-        raise ConfigError(f"metrics address {spec!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:9108") from None
+        raise ConfigError(f"address {spec!r}: expected HOST:PORT or PORT, e.g. 127.0.0.1:9108") from None
     if not 0 <= port <= 65535:
-        raise ConfigError(f"metrics address {spec!r}: port must be within 0..65535")
+        raise ConfigError(f"address {spec!r}: port must be within 0..65535")
     return host or default_host, port
 
 

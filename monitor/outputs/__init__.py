@@ -27,7 +27,7 @@ from monitor.outputs._bridge import (
 from monitor.outputs._bus import AlertBus, located_alarm_body, monitor_id
 from monitor.outputs._located import Locate, Located, stream_index
 from monitor.outputs._reviews import acks_of, read_strip, store_ack, store_strip, strip_png
-from monitor.outputs._serve import EventOutput, serve
+from monitor.outputs._serve import EventOutput, serve, snapshot_dealer
 from monitor.outputs._sink import (
     AlarmLogSink,
     AlarmRecorder,
@@ -114,6 +114,7 @@ __all__ = [
     "printable",
     "read_strip",
     "serve",
+    "snapshot_dealer",
     "store_ack",
     "store_strip",
     "stream_index",

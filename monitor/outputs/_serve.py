@@ -15,8 +15,24 @@ from typing import Protocol
 import zmq
 
 from monitor.outputs._bridge import AlertBridge, BridgeEvent, CommandRunner
+from monitor.transport import CurveConfig, secure_connect
 
-__all__ = ["EventOutput", "serve"]
+__all__ = ["EventOutput", "serve", "snapshot_dealer"]
+
+
+def snapshot_dealer(
+    ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str, curve: CurveConfig | None = None
+) -> zmq.Socket[bytes]:
+    """A DEALER connected to a monitor's snapshot endpoint (snapshots, acknowledgements); raises for a bad
+    endpoint, leaving no socket open."""
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    try:
+        secure_connect(dealer, endpoint, curve)
+    except BaseException:
+        dealer.close(linger=0)
+        raise
+    return dealer
 
 
 class EventOutput(Protocol):

@@ -18,7 +18,7 @@ from typing import Any
 
 import zmq
 
-from monitor.outputs import AlertBridge, AlertBus, BridgeEvent, CommandRunner, serve
+from monitor.outputs import AlertBridge, AlertBus, BridgeEvent, CommandRunner, serve, snapshot_dealer
 from monitor.transport import CurveConfig, secure_connect
 from monitor.web._ward import WardState
 
@@ -90,14 +90,7 @@ class BusFeed:
         self._thread = threading.Thread(target=self._run, name=f"bus {endpoint}", daemon=True)
 
     def _dealer(self) -> zmq.Socket[bytes]:
-        dealer = self.ctx.socket(zmq.DEALER)
-        dealer.setsockopt(zmq.LINGER, 0)
-        try:
-            secure_connect(dealer, self._snapshot, self._curve)
-        except BaseException:
-            dealer.close(linger=0)
-            raise
-        return dealer
+        return snapshot_dealer(self.ctx, self._snapshot, self._curve)
 
     def start(self) -> BusFeed:
         self._thread.start()

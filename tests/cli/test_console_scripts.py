@@ -65,7 +65,8 @@ def test_help_lists_every_option_with_its_default_once(prog: str, capsys: pytest
         ("ecg-monitor", ["--source", "replay:100", "--lead", " "], "--lead: empty lead in ' '"),
         ("ecg-monitor", ["--source", "replay:100", "--lead", "II,-1"], "--lead: a channel index must be >= 0"),
         ("ecg-monitor", ["--source", "replay:100", "--lead", "V" * 65], "--lead: a lead name has at most 64"),
-        ("ecg-monitor", ["--source", "replay:100", "--metrics", "x:y"], "--metrics: metrics address 'x:y'"),
+        ("ecg-monitor", ["--source", "replay:100", "--metrics", "x:y"], "--metrics: address 'x:y'"),
+        ("ecg-monitor", ["--source", "replay:100", "--web", "1:2:3"], "--web: address '1:2:3': write an IPv6"),
         ("ecg-monitor", ["--source", "replay:100", "--backend", "gpu"], "--backend: invalid choice: 'gpu'"),
         ("ecg-eval", ["--data-dir", ".", "--chunk-ms", "-5"], "--chunk-ms: must be > 0 and <= 10000 ms"),
         (
