@@ -114,12 +114,9 @@ class Monitor:
         )
         self.labels = LabelFlow(self.batcher, self.engine, self.streams, self.alarms, self.sinks, clock)
         self.bus: AlertBus | None = None
+        # in-process readers of the bus (the --web page), added before run(): every message, strips included
         self.bus_taps: list[Callable[[str, dict[str, Any]], None]] = []
-        """In-process readers of the alert bus (the ``--web`` page), added before :meth:`run`: each gets every
-        message as published, the waveform strips included (on the wire only with ``wave``)."""
-        self.second_lead_for: Callable[[str], bool] | None = None
-        """Whether a stream's second lead (kept with ``stream.second_lead``) is drawn now, for the in-process
-        readers: the ``--web`` page asks while its bed view shows the stream."""
+        self.second_lead_for: Callable[[str], bool] | None = None  # a stream's second lead drawn now (bed view)
         self.wave: WaveTap | None = None
         self.strips: StripRecorder | None = None  # alarm review strips, with an alarm log
         self.acks = Acknowledgements()  # from the central station page (--web)

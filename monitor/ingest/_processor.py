@@ -19,6 +19,7 @@ from monitor.detect import BeatAssembler, QualityTracker, TechnicalAlarm
 from monitor.errors import FrameError
 from monitor.ingest._config import MAX_ABS_MV, StreamConfig, StreamStats
 from monitor.ingest._convert import LeadConverter, choose_lead
+from monitor.ingest._display import display_lead
 from monitor.ingest._ring import RingBuffer
 from monitor.ingest._segments import SegmentTable
 from monitor.ingest._sequence import SequenceTracker
@@ -28,7 +29,6 @@ __all__ = ["CONFLICT_ALARM", "FORMAT_ALARM", "StreamProcessor"]
 
 FORMAT_ALARM = "format changed"
 CONFLICT_ALARM = "stream conflict"
-DISPLAY_S = 4.0  # seconds of the second lead kept for display (``StreamConfig.second_lead``)
 
 
 @dataclass
@@ -125,14 +125,8 @@ class StreamProcessor:
         self.origin = first.start  # first sample index seen
         self.ring = RingBuffer(round(config.buffer_s * self.fs), channels=1)
         self.ring.end = first.start
-        self.second_ring: RingBuffer | None = None  # the second lead, for display (config.second_lead)
-        self.second_name = ""
-        others = [i for i in range(len(first.channels)) if i != lead]
-        if config.second_lead and others:
-            self.second = others[0]
-            self.second_name = first.channels[self.second]
-            self.second_ring = RingBuffer(max(1, round(DISPLAY_S * self.fs)), channels=1)
-            self.second_ring.end = first.start
+        # a second lead for display only (config.second_lead)
+        self.display = display_lead(first.channels, lead, self.fs, first.start) if config.second_lead else None
         self.queued: list[NDArray[np.float64]] = []  # samples waiting for detection
         self.queued_samples = 0
         self.max_queued = max(1, round(config.max_queued_s * self.fs))
@@ -303,8 +297,8 @@ class StreamProcessor:
             self._append(np.full(piece, np.nan))
             left -= piece
         self._append(x)
-        if self.second_ring is not None:
-            self._append_second(frame, gap)
+        if self.display is not None:
+            self.display.append(frame, gap)
         st = self.stats
         st.frames += 1
         st.samples += frame.n
@@ -313,22 +307,6 @@ class StreamProcessor:
         if st.first_arrival is None:
             st.first_arrival = now
         st.last_arrival = now
-
-    def _append_second(self, frame: DataFrame, gap: int) -> None:
-        """The frame's second lead into its ring, at the same indices as the monitored lead's samples."""
-        ring = self.second_ring
-        assert ring is not None
-        try:
-            y = frame.millivolts(self.second)
-        except FrameError:  # units that are not a voltage: nothing to draw
-            y = np.full(frame.n, np.nan)
-        y[np.abs(y) > MAX_ABS_MV] = np.nan
-        if gap >= ring.capacity:  # nothing of before the gap stays
-            ring.end += gap - ring.capacity
-            gap = ring.capacity
-        if gap:
-            ring.append(np.full(gap, np.nan))
-        ring.append(y)
 
     def _append(self, x: NDArray[np.float64]) -> None:
         self.tracker.advance(x.size)

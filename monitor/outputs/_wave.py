@@ -156,6 +156,14 @@ class _Ring(Protocol):
     def read(self, start: int, stop: int) -> NDArray[np.floating]: ...
 
 
+class _Lead(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def ring(self) -> _Ring: ...
+
+
 class _Stream(Protocol):
     @property
     def stream(self) -> str: ...
@@ -170,10 +178,7 @@ class _Stream(Protocol):
     def ring(self) -> _Ring: ...
 
     @property
-    def second_ring(self) -> _Ring | None: ...
-
-    @property
-    def second_name(self) -> str: ...
+    def display(self) -> _Lead | None: ...
 
 
 class Publish(Protocol):
@@ -219,11 +224,11 @@ class WaveTap:
             for chunk in self._feed(self._streams, proc, proc.ring):
                 self.publish(chunk, proc.lead_name)
                 n += 1
-            second = proc.second_ring
+            second = proc.display
             if second is not None and self.second is not None and self.second(proc.stream):
                 wanted.add(proc.stream)
-                for chunk in self._feed(self._seconds, proc, second):
-                    self.publish(chunk, proc.second_name, monitored=False)
+                for chunk in self._feed(self._seconds, proc, second.ring):
+                    self.publish(chunk, second.name, monitored=False)
                     n += 1
         for gone in set(self._streams) - seen:
             del self._streams[gone]

@@ -178,8 +178,8 @@ def test_a_second_lead_is_kept_for_display_at_the_monitored_leads_indices() -> N
     for parts in frames:
         ingest.feed(parts)
     proc = ingest.streams["b"]
-    ring = proc.second_ring
-    assert ring is not None and proc.second_name == "V1" and proc.lead_name == "II"
+    assert proc.display is not None and proc.display.name == "V1" and proc.lead_name == "II"
+    ring = proc.display.ring
     assert ring.end == proc.ring.end == n + 250  # a 150-sample gap, then 100 samples
     got = ring.read(ring.start, ring.end)[:, 0]
     want = np.concatenate((two[:, 0], np.full(150, np.nan), two[:100, 0]))[-got.size :]
@@ -187,4 +187,4 @@ def test_a_second_lead_is_kept_for_display_at_the_monitored_leads_indices() -> N
     assert Ingest(StreamConfig(lead="II")).streams == {}
     plain = Ingest(StreamConfig(lead="II"))
     plain.feed(frames[0])
-    assert plain.streams["b"].second_ring is None  # kept only when asked for
+    assert plain.streams["b"].display is None  # kept only when asked for

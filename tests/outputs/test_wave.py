@@ -83,8 +83,7 @@ def test_the_tap_publishes_schema_valid_strips_on_the_bus(ctx: zmq.Context[zmq.S
     class Proc:
         stream = "bed-1"
         lead_name = "MLII"
-        second_ring = None
-        second_name = ""
+        display = None
 
         def __init__(self, fs: float) -> None:
             self.fs = fs
@@ -129,13 +128,16 @@ def test_a_second_lead_is_drawn_only_while_wanted() -> None:
         def read(self, a: int, b: int) -> np.ndarray:
             return x[a:b]
 
+    class Lead:
+        name = "V1"
+        ring = Ring()
+
     class Proc:
         stream = "bed-1"
         lead_name = "II"
-        second_name = "V1"
         fs = 250.0
-        ring = Ring()
-        second_ring = Ring()
+        ring = Lead.ring
+        display = Lead()
 
     got: list[tuple[str, bool]] = []
     wanted = {"bed-1": False}
@@ -145,7 +147,7 @@ def test_a_second_lead_is_drawn_only_while_wanted() -> None:
     assert got and {g for g in got} == {("II", True)}
     got.clear()
     wanted["bed-1"] = True
-    Proc.ring.end = Proc.second_ring.end = 1500  # the same Ring: both leads advance
+    Ring.end = 1500  # both leads advance
     tap.poll([Proc()])
     assert ("V1", False) in got and ("II", True) in got
     assert sum(1 for g in got if g == ("V1", False)) > sum(1 for g in got if g == ("II", True))  # from the ring start
