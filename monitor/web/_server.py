@@ -64,6 +64,16 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+async def _fields(request: web.Request, *names: str) -> list[str]:
+    """The named fields of a POSTed JSON object, as text; 400 when the body is not such an object."""
+    try:
+        body = await request.json()
+        return [str(body[name]) for name in names]
+    except (ValueError, KeyError, TypeError):
+        expected = ", ".join(f'"{name}": ...' for name in names)
+        raise web.HTTPBadRequest(text=f"expected {{{expected}}}") from None
+
+
 def _asset(name: str) -> bytes:
     return resources.files("monitor.web").joinpath("static", name).read_bytes()
 
@@ -214,11 +224,7 @@ class CentralServer:
 
     async def _ack(self, request: web.Request) -> web.StreamResponse:
         who = self.who(request) or "?"
-        try:
-            body = await request.json()
-            alarm_id, stream = str(body["alarm_id"]), str(body["bed"])
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text='expected {"alarm_id": ..., "bed": ...}') from None
+        alarm_id, stream = await _fields(request, "alarm_id", "bed")
         when = self.clock()
         alarm = self.ward.active_alarm(stream, alarm_id)
         if alarm is None:
@@ -235,10 +241,7 @@ class CentralServer:
         return web.json_response(record)
 
     async def _strip(self, request: web.Request) -> web.StreamResponse:
-        try:
-            alarm_id = str((await request.json())["alarm_id"])
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text='expected {"alarm_id": ...}') from None
+        (alarm_id,) = await _fields(request, "alarm_id")
         found = self.strip(alarm_id) if self.strip is not None else None
         if found is None:
             raise web.HTTPNotFound(text="no strip (yet) for this alarm: it is kept 10 s after the onset")
@@ -246,10 +249,7 @@ class CentralServer:
 
     async def _bed(self, request: web.Request) -> web.StreamResponse:
         """One bed in full for the bed view: vitals, active alarms, heart-rate trend, alarm history."""
-        try:
-            stream = str((await request.json())["bed"])
-        except (ValueError, KeyError, TypeError):
-            raise web.HTTPBadRequest(text='expected {"bed": ...}') from None
+        (stream,) = await _fields(request, "bed")
         view = self.ward.bed_view(stream)
         if view is None:
             raise web.HTTPNotFound(text="no such bed")
