@@ -169,16 +169,22 @@ def test_a_bridge_that_was_away_gets_what_it_missed_once(cluster: LocalCluster) 
     assert rest == ["p0.bed-2.asystole"]  # nothing more to read; the open alarm is in the bucket
 
 
+async def _handed_over(js: Any, open_kv: Any, partition: int, stream: str) -> AlarmPublisher:
+    """An old owner of ``partition`` raises an alarm on ``stream`` at sample 1000; the new owner adopts it."""
+    old = AlarmPublisher(js, open_kv, partition, "old")
+    await old.adopt(lambda stream, kind: None)
+    await old.publish([_event(stream, "onset", 1000)])
+    new = AlarmPublisher(js, open_kv, partition, "new")
+    await new.adopt(lambda stream, kind: None)
+    return new
+
+
 async def _adopt(cluster: LocalCluster) -> list[dict[str, Any]]:
     """A new owner adopts an open alarm: its later onset is not raised again, its end carries the first id."""
     async with connected(cluster.urls) as nc:
         js = nc.jetstream(timeout=10.0)
         _, open_kv = await ensure_layout(js, LAYOUT)
-        old = AlarmPublisher(js, open_kv, 1, "old")
-        await old.adopt(lambda stream, kind: None)
-        await old.publish([_event("bed-3", "onset", 1000)])
-        new = AlarmPublisher(js, open_kv, 1, "new")
-        await new.adopt(lambda stream, kind: None)  # not active after the rebuild ...
+        new = await _handed_over(js, open_kv, 1, "bed-3")  # not active after the rebuild ...
         shifted = AlarmEvent("bed-3", "asystole", "onset", 1010, 1400, 250.0, "Asystole")
         await new.publish([shifted])  # ... raised again (from a different onset): the same episode
         ended = AlarmEvent("bed-3", "asystole", "end", 1010, 5000, 250.0, "Asystole", end_reason="beats")
@@ -200,11 +206,7 @@ def test_an_adopted_alarm_gone_after_the_rebuild_is_ended(cluster: LocalCluster)
         async with connected(cluster.urls) as nc:
             js = nc.jetstream(timeout=10.0)
             _, open_kv = await ensure_layout(js, LAYOUT)
-            old = AlarmPublisher(js, open_kv, 2, "old")
-            await old.adopt(lambda stream, kind: None)
-            await old.publish([_event("bed-4", "onset", 1000)])
-            new = AlarmPublisher(js, open_kv, 2, "new")
-            await new.adopt(lambda stream, kind: None)
+            new = await _handed_over(js, open_kv, 2, "bed-4")
             assert await new.end_orphans(lambda s: 7000) == 1
             records = await _read(AlarmReader(js, "gone"), 2)
             with pytest.raises(nats.js.errors.KeyNotFoundError):

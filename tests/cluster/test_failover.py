@@ -72,17 +72,33 @@ async def _alarms(servers: list[str], durable: str, records: list[dict[str, Any]
         records += await reader.read(timeout=0.5)
 
 
+WORKER_ARGS = ("--partitions", str(PARTITIONS), "--lease-s", "2", "--silence-s", "120", "--window-s", "120")
+
+
+def _wait_shared(cluster: LocalCluster) -> None:
+    """Make the layout, then wait until workers A and B own two partitions each."""
+    asyncio.run(_publish(cluster.urls, []))
+
+    def shared() -> bool:
+        owners = Counter(lease.get("owner") for lease in asyncio.run(read_leases(cluster.urls, PARTITIONS)))
+        return owners == Counter({"A": 2, "B": 2})
+
+    wait_for(shared, 60, "two workers sharing the partitions")
+
+
+def _clinical(records: list[dict[str, Any]]) -> set[tuple[Any, ...]]:
+    """The clinical transitions read, as the embedded monitor's reference lists them."""
+    return {
+        (r["stream"], r["kind"], r["onset_sample"], r["state"])
+        for r in records
+        if r["category"] == "clinical" and r["state"] != "update"
+    }
+
+
 def test_worker_sigkill_standby_takes_over_no_alarm_lost_or_duplicated(cluster: LocalCluster) -> None:
-    args = ["--partitions", str(PARTITIONS), "--lease-s", "2", "--silence-s", "120", "--window-s", "120"]
-    workers = {name: start_worker(cluster, name, *args) for name in ("A", "B")}
+    workers = {name: start_worker(cluster, name, *WORKER_ARGS) for name in ("A", "B")}
     try:
-        asyncio.run(_publish(cluster.urls, []))  # the layout
-
-        def shared() -> bool:
-            owners = Counter(lease.get("owner") for lease in asyncio.run(read_leases(cluster.urls, PARTITIONS)))
-            return owners == Counter({"A": 2, "B": 2})
-
-        wait_for(shared, 60, "two workers sharing the partitions")
+        _wait_shared(cluster)
         devices = [frames_of(_signal(i), FS, stream=bed, chunk=125, boot="b1") for i, bed in enumerate(BEDS)]
         cut = round(31 * FS / 125)  # 31 s: 11 s into the pause, the asystole alarm is open
         asyncio.run(_publish(cluster.urls, [m for d in devices for m in d[:cut]]))
@@ -109,16 +125,9 @@ def test_worker_sigkill_standby_takes_over_no_alarm_lost_or_duplicated(cluster: 
 
         expected = {e for d in devices for e in _reference(d)}
 
-        def clinical() -> set[tuple[Any, ...]]:
-            return {
-                (r["stream"], r["kind"], r["onset_sample"], r["state"])
-                for r in records
-                if r["category"] == "clinical" and r["state"] != "update"
-            }
-
         def ended() -> bool:  # every transition of the embedded monitor has been read (later ones may still come)
             asyncio.run(_alarms(cluster.urls, "test", records))
-            return expected <= clinical()
+            return expected <= _clinical(records)
 
         wait_for(ended, 60, "every alarm transition of the embedded monitor")
     finally:
@@ -129,7 +138,7 @@ def test_worker_sigkill_standby_takes_over_no_alarm_lost_or_duplicated(cluster: 
             proc.wait(20)
     transitions = Counter((r["alarm_id"], r["state"], r["sample"]) for r in records if r["state"] != "update")
     assert max(transitions.values()) == 1, [t for t, n in transitions.items() if n > 1]  # none published twice
-    assert clinical() == expected  # the embedded monitor's episodes, none lost or extra
+    assert _clinical(records) == expected  # the embedded monitor's episodes, none lost or extra
     assert any(e[1] == "asystole" for e in expected)
 
 
@@ -194,18 +203,11 @@ def test_stream_leader_sigkill_new_leader_no_alarm_lost_or_duplicated(own_cluste
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         endpoint = f"tcp://127.0.0.1:{s.getsockname()[1]}"
-    args = ["--partitions", str(PARTITIONS), "--lease-s", "2", "--silence-s", "120", "--window-s", "120"]
-    procs = {name: start_worker(cluster, name, *args) for name in ("A", "B")}
+    procs = {name: start_worker(cluster, name, *WORKER_ARGS) for name in ("A", "B")}
     procs["gateway"] = start_role(cluster, "gateway", "g", "--partitions", str(PARTITIONS), "--ingest", endpoint)
     records: list[dict[str, Any]] = []
     try:
-        asyncio.run(_publish(cluster.urls, []))  # the layout
-
-        def shared() -> bool:
-            owners = Counter(lease.get("owner") for lease in asyncio.run(read_leases(cluster.urls, PARTITIONS)))
-            return owners == Counter({"A": 2, "B": 2})
-
-        wait_for(shared, 60, "two workers sharing the partitions")
+        _wait_shared(cluster)
         devices = [frames_of(_signal(i), FS, stream=bed, chunk=125, boot="b1") for i, bed in enumerate(BEDS)]
         interleaved = [d[i] for i in range(max(map(len, devices))) for d in devices if i < len(d)]
         cut = round(31 * FS / 125) * len(BEDS)  # 31 s: 11 s into the pause, the asystole alarm is open
@@ -234,16 +236,9 @@ def test_stream_leader_sigkill_new_leader_no_alarm_lost_or_duplicated(own_cluste
         wait_for(elected, 30, "a new leader of the alarm and frame streams")
         expected = {e for d in devices for e in _reference(d)}
 
-        def clinical() -> set[tuple[Any, ...]]:
-            return {
-                (r["stream"], r["kind"], r["onset_sample"], r["state"])
-                for r in records
-                if r["category"] == "clinical" and r["state"] != "update"
-            }
-
         def ended() -> bool:  # every transition of the embedded monitor has been read (later ones may still come)
             asyncio.run(_alarms(survivors, "bridge", records))
-            return expected <= clinical()
+            return expected <= _clinical(records)
 
         wait_for(ended, 60, "every alarm transition of the embedded monitor after the leader died")
         resumed_s = time.monotonic() - killed_at
@@ -260,7 +255,7 @@ def test_stream_leader_sigkill_new_leader_no_alarm_lost_or_duplicated(own_cluste
             proc.wait(20)
     transitions = Counter((r["alarm_id"], r["state"], r["sample"]) for r in records if r["state"] != "update")
     assert max(transitions.values()) == 1, [t for t, n in transitions.items() if n > 1]  # none published twice
-    assert clinical() == expected  # the embedded monitor's episodes, none lost or extra
+    assert _clinical(records) == expected  # the embedded monitor's episodes, none lost or extra
     assert any(e[1] == "asystole" and e[3] == "end" for e in expected)  # ended after the kill
     assert resumed_s < 60
 
